@@ -1,0 +1,45 @@
+# Everything installs into .venv from requirements.lock (exact versions), then the project itself.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch comes from the local CPU wheel (pip's find-links); the lock pins it as 2.13.0+cpu.
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/curate validate recipes/quickstart.yaml
+	$(BIN)/curate run recipes/quickstart.yaml
+	@echo ""
+	@echo "Outputs: runs/quickstart/latest/ (data/*.parquet, quarantine.jsonl, summary.json)"
+
+test: $(STAMP)
+	$(BIN)/ruff check schemas curate train flows tests benchmarks
+	$(BIN)/python -m pytest -n 2 -q schemas curate train flows tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check schemas curate train flows tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
+
+# Re-resolve the lock from pyproject's ranges (run after changing dependencies).
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet --upgrade pip
+	.lockenv/bin/pip install --quiet -e ".[dev]"
+	.lockenv/bin/pip freeze --exclude-editable | grep -v '^curate-toolkit' > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .bench

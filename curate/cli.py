@@ -1,0 +1,211 @@
+"""The ``curate`` command line: thin over the same functions the flows call.
+
+Exit codes: 0 success; 2 invalid recipe or input (message says what to fix); 1 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.convert import all_converters, get_converter
+from curate.ingest import InputError
+from curate.plan import plan
+from curate.run import QuarantineLimitError, run_recipe
+from schemas.kinds import Kind
+from schemas.recipe import recipe_json_schema
+from schemas.records import RECORD_MODELS
+from schemas.recipe_loader import RecipeError, load_recipe_file
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+
+app = typer.Typer(
+    name="curate",
+    help="""Declarative dataset curation for LLM fine-tuning.
+
+Point a YAML recipe at raw files (jsonl, json, parquet, csv, text, save_to_disk folders, gzip/zstd),
+convert them to ChatML / Alpaca / preference / KTO records, and get a dataset with every input row
+accounted for (kept or quarantined with its reason, file and row).
+
+Examples:
+
+  curate validate recipes/quickstart.yaml
+
+  curate run recipes/quickstart.yaml
+
+  curate run recipes/quickstart.yaml --json | jq .quarantined_by_reason
+
+  curate converters alpaca_to_messages
+
+  curate schema -o recipe.schema.json
+""",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _fail_recipe(e: RecipeError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"ok": False, "problems": [p.__dict__ for p in e.problems]}, indent=2))
+    else:
+        err.print(f"[red bold]recipe invalid[/]: {len(e.problems)} problem(s)")
+        for p in e.problems:
+            err.print(f"  {p}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _internal(e: BaseException, debug: bool) -> None:
+    err.print(f"[red bold]internal error[/]: {type(e).__name__}: {e}", highlight=False)
+    if debug:
+        err.print(traceback.format_exc(), markup=False, highlight=False)
+    else:
+        err.print("Re-run with --debug for the traceback, and please report it.")
+    raise typer.Exit(EXIT_INTERNAL)
+
+
+@app.command(
+    epilog="Examples:\n\n  curate validate recipes/quickstart.yaml\n\n"
+    "  curate validate my.yaml --no-peek --json   # offline: skip reading input rows"
+)
+def validate(
+    recipe: RecipeArg,
+    peek: Annotated[bool, typer.Option(help="Read the first rows of each source to check required fields.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a recipe without running it: keys, types, converter chains, options, inputs and columns.
+
+    Every problem is listed with its YAML path and line.
+    """
+    try:
+        doc = load_recipe_file(recipe)
+        p = plan(doc, peek=peek)
+    except RecipeError as e:
+        _fail_recipe(e, as_json)
+        return
+    files = {sp.spec.name: [str(f.path) for f in sp.files] for sp in p.sources}
+    if as_json:
+        print(json.dumps({"ok": True, "recipe": doc.recipe.name, "kind": doc.recipe.output.kind.value, "files": files}, indent=2))
+    else:
+        n = sum(len(v) for v in files.values())
+        out.print(f"[green]ok[/]: {doc.recipe.name} -> {doc.recipe.output.kind.value} records from "
+                  f"{len(p.sources)} source(s), {n} input file(s)")
+
+
+@app.command(
+    epilog="Examples:\n\n  curate run recipes/quickstart.yaml\n\n"
+    "  curate run recipes/quickstart.yaml --out /tmp/runs --json > summary.json\n\n"
+    "Exit codes: 0 ok (quarantined rows are not an error), 2 invalid recipe/input or too much "
+    "quarantined (limits.max_quarantined_fraction), 1 internal error."
+)
+def run(
+    recipe: RecipeArg,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")] = None,
+    as_json: JsonOpt = False,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    """Ingest, convert and validate every source; write the dataset, the quarantine and the summary."""
+    try:
+        doc = load_recipe_file(recipe)
+        result = run_recipe(doc, out_dir, show_progress=progress)
+        code = EXIT_OK
+    except RecipeError as e:
+        _fail_recipe(e, as_json)
+        return
+    except InputError as e:
+        err.print(f"[red bold]input error[/]: {e}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except QuarantineLimitError as e:
+        result, code = e.result, EXIT_INVALID
+        err.print(f"[red bold]too much quarantined[/]: {e}", highlight=False)
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as e:  # anything else is our bug: exit 1 with a clear message
+        _internal(e, debug)
+        return
+    s = result.summary
+    if as_json:
+        sys.stdout.write(orjson.dumps(s, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _print_summary(s, result.run_dir)
+    raise typer.Exit(code)
+
+
+def _print_summary(s: dict, run_dir: Path) -> None:
+    table = Table(title=f"{s['recipe']} -> {s['kind']} ({s['seconds']} s)")
+    for col in ("source", "input rows", "kept", "quarantined", "records out"):
+        table.add_column(col, justify="right" if col != "source" else "left")
+    for name, src in s["sources"].items():
+        table.add_row(name, f"{src['input_rows']:,}", f"{src['kept']:,}", f"{src['quarantined']:,}", f"{src['output_records']:,}")
+    table.add_row("[bold]total", f"{s['input_rows']:,}", f"{s['kept']:,}", f"{s['quarantined']:,}", f"{s['output_records']:,}")
+    out.print(table)
+    if s["quarantined_by_reason"]:
+        out.print("quarantined by reason: " + ", ".join(f"{k}={v}" for k, v in s["quarantined_by_reason"].items()))
+    out.print(f"balanced: input = kept + quarantined + duplicates + dropped -> {s['balanced']}")
+    out.print(f"dataset:    {run_dir / 'data'}")
+    out.print(f"quarantine: {run_dir / 'quarantine.jsonl'}")
+    out.print(f"summary:    {run_dir / 'summary.json'}")
+
+
+@app.command(epilog="Examples:\n\n  curate converters\n\n  curate converters hh_rlhf_to_preference")
+def converters(name: Annotated[str | None, typer.Argument(help="Show one converter in detail.")] = None) -> None:
+    """List converters, or show one converter's fields, options and a recipe example."""
+    if name is None:
+        table = Table(title="converters")
+        for col in ("name", "reads", "writes", "what it does"):
+            table.add_column(col)
+        for conv in all_converters().values():
+            table.add_row(conv.name, conv.input.value if conv.input else "raw", conv.output.value, conv.summary)
+        out.print(table)
+        return
+    try:
+        conv = get_converter(name)
+    except KeyError as e:
+        err.print(str(e.args[0]), highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    out.print(f"[bold]{conv.name}[/]: {conv.summary}")
+    out.print(f"reads {conv.input.value if conv.input else 'raw records'}, writes {conv.output.value} records")
+    for f in conv.fields:
+        out.print(f"  field {f.name} ({f.type}{', required' if f.required else ', optional'}): {f.doc}", highlight=False)
+    for key, info in conv.options.model_fields.items():
+        out.print(f"  option {key} = {info.default!r}", highlight=False)
+    if conv.example:
+        out.print("example:\n" + "\n".join("  " + line for line in conv.example.splitlines()), highlight=False)
+
+
+@app.command(epilog="Examples:\n\n  curate schema -o recipe.schema.json\n\n  curate schema --kind preference")
+def schema(
+    kind: Annotated[Kind | None, typer.Option(help="Print a record kind's JSON Schema instead of the recipe's.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of recipes (for editor completion) or of a record kind."""
+    data = RECORD_MODELS[kind].model_json_schema() if kind else recipe_json_schema()
+    text = json.dumps(data, indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Turn parsed records into a typed frame for a converter, rejecting rows with missing or
+wrong-typed fields.
+
+Type checks look at the JSON type of each value (a number is not text, an object is not a list):
+polars' own JSON reader would silently turn ``5`` or ``{"a": 1}`` into strings, so values are
+checked before the frame is built. The frame has ``__row`` plus one column per converter field;
+``list``/``dict``/``any`` fields become Object columns for converters that walk nested data.
+
+Example:
+    >>> from curate.convert.registry import InputField
+    >>> fields = (InputField("instruction", "str"), InputField("input", "str", required=False))
+    >>> df, rejects = extract([{"q": "Hi"}, {"q": 5}], [0, 1], fields, {"instruction": "q"})
+    >>> df.to_dicts(), rejects
+    ([{'__row': 0, 'instruction': 'Hi', 'input': None}], [(1, "wrong_type: instruction (column 'q') must be text, got int")])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from curate.convert.registry import ROW, InputField
+
+_JSON_NAMES = {str: "text", int: "int", float: "float", bool: "bool", list: "list", dict: "object"}
+_ACCEPT: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "number": (int, float),
+    "bool": (bool,),
+    "scalar": (str, int, float, bool),
+    "list": (list,),
+    "dict": (dict,),
+}
+_DTYPES: dict[str, pl.DataType] = {
+    "str": pl.String(),
+    "number": pl.Float64(),
+    "bool": pl.Boolean(),
+    "scalar": pl.String(),
+}
+_EXPECT = {"str": "text", "number": "a number", "bool": "true/false", "scalar": "text or a number",
+           "list": "a list", "dict": "an object"}
+
+
+def _type_name(v: Any) -> str:
+    return _JSON_NAMES.get(type(v), type(v).__name__)
+
+
+def _where(f: InputField, column: str) -> str:
+    return f.name if column == f.name else f"{f.name} (column {column!r})"
+
+
+def extract(
+    records: Sequence[Mapping[str, Any]],
+    rows: Sequence[int],
+    fields: Sequence[InputField],
+    columns: Mapping[str, str],
+) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    """Build the converter's input frame.
+
+    Args:
+        records: parsed input objects.
+        rows: row number of each record in its file.
+        fields: what the converter reads.
+        columns: recipe column map, converter field -> input key (identity when absent).
+
+    Returns:
+        ``(frame, rejects)`` where rejects are ``(row, "code: detail")`` for rows that lack a required
+        field or carry a value of the wrong JSON type (the first problem found per row).
+    """
+    bad: dict[int, str] = {}
+    values: dict[str, list[Any]] = {}
+    for f in fields:
+        key = columns.get(f.name, f.name)
+        vals = [r.get(key) for r in records]
+        if f.type != "any":
+            accept = _ACCEPT[f.type]
+            # bool is an int subclass in Python but not a number in JSON: compare exact types.
+            wrong = [i for i, v in enumerate(vals) if v is not None and type(v) not in accept]
+            for i in wrong:
+                bad.setdefault(i, f"wrong_type: {_where(f, key)} must be {_EXPECT[f.type]}, got {_type_name(vals[i])}")
+        if f.required:
+            for i in (i for i, v in enumerate(vals) if v is None):
+                bad.setdefault(i, f"missing_field: {_where(f, key)} is missing or null")
+        if f.type == "scalar":
+            vals = [v if v is None or type(v) is str else (str(v).lower() if type(v) is bool else str(v)) for v in vals]
+        values[f.name] = vals
+    keep = [i for i in range(len(records)) if i not in bad] if bad else range(len(records))
+    cols: dict[str, pl.Series] = {ROW: pl.Series(ROW, [rows[i] for i in keep], dtype=pl.Int64)}
+    for f in fields:
+        vals = values[f.name]
+        picked = [vals[i] for i in keep] if bad else vals
+        if f.type in _DTYPES:
+            if f.type == "number":
+                picked = [None if v is None else float(v) for v in picked]
+            cols[f.name] = pl.Series(f.name, picked, dtype=_DTYPES[f.type])
+        else:
+            cols[f.name] = pl.Series(f.name, picked, dtype=pl.Object)
+    rejects = [(rows[i], reason) for i, reason in sorted(bad.items())]
+    return pl.DataFrame(cols), rejects

@@ -1,0 +1,355 @@
+"""Streaming readers: every format yields :class:`RawBatch` es of parsed records plus read errors.
+
+A reader never raises for bad content. A line or record that cannot be read becomes an entry in
+``errors`` with its row number and a reason, so the caller can quarantine it; rows are numbered
+from 0 in file order (for line formats, row ``n`` is line ``n + 1``). Memory stays bounded by
+``batch_rows`` records and ``max_line_bytes`` per line, whatever the file size.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = p.write_bytes(b'{"a": 1}\\nnot json\\n')
+    >>> from curate.ingest.files import InputFile
+    >>> [(b.rows, b.errors[0].reason) for b in read_batches(InputFile(p, "jsonl", "none"))]
+    [([0], 'invalid_json')]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+
+from curate.ingest.files import CountingReader, InputFile, open_binary
+
+SNIPPET_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class ReadError:
+    """A row that could not be read: ``row`` (0-based), a reason code, detail text and raw snippet."""
+
+    row: int
+    reason: str
+    detail: str
+    raw: str = ""
+
+
+@dataclass
+class RawBatch:
+    """Parsed records with their row numbers, plus rows that failed to parse."""
+
+    rows: list[int] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[ReadError] = field(default_factory=list)
+    bytes_read: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.errors)
+
+
+def snippet(raw: bytes | str) -> str:
+    """A printable excerpt of a raw value for the quarantine file."""
+    text = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else raw
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+
+
+def iter_lines(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> Iterator[tuple[bytes, bool]]:
+    """Yield ``(line, too_long)`` for every newline-terminated line (and a final unterminated one).
+
+    An over-long line is yielded once as its first ``max_line_bytes`` bytes with ``too_long=True``;
+    the rest of it is skipped without being held in memory.
+    """
+    pending = b""
+    skipping = False
+    while True:
+        block = stream.read(chunk)
+        if not block:
+            break
+        if skipping:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            block, skipping = block[nl + 1 :], False
+        parts = (pending + block).split(b"\n")
+        pending = parts.pop()
+        for line in parts:
+            yield (line[:max_line_bytes], True) if len(line) > max_line_bytes else (line, False)
+        if len(pending) > max_line_bytes:
+            yield pending[:max_line_bytes], True
+            pending, skipping = b"", True
+    if pending and not skipping:
+        yield (pending[:max_line_bytes], True) if len(pending) > max_line_bytes else (pending, False)
+
+
+def _decode_json_line(line: bytes) -> tuple[Any, ReadError | None]:
+    try:
+        return orjson.loads(line), None
+    except orjson.JSONDecodeError as e:
+        msg = str(e)
+        if "utf-8" in msg.lower() or "surrogate" in msg.lower():
+            return None, ReadError(-1, "invalid_utf8", f"line is not valid UTF-8 ({msg})", snippet(line))
+        return None, ReadError(-1, "invalid_json", f"line is not valid JSON ({msg})", snippet(line))
+
+
+def _line_batches(
+    f: InputFile, batch_rows: int, max_line_bytes: int, parse_json: bool
+) -> Iterator[RawBatch]:
+    with open_binary(f) as (stream, counter):
+        batch, last, row = RawBatch(), 0, -1
+        try:
+            for row, (line, too_long) in enumerate(iter_lines(stream, max_line_bytes)):
+                if too_long:
+                    detail = f"line is longer than limits.max_line_bytes={max_line_bytes}"
+                    batch.errors.append(ReadError(row, "too_long", detail, snippet(line[:200])))
+                elif not line.strip():
+                    batch.errors.append(ReadError(row, "empty_row", "blank line", ""))
+                elif parse_json:
+                    rec, err = _decode_json_line(line)
+                    if err is not None:
+                        batch.errors.append(ReadError(row, err.reason, err.detail, err.raw))
+                    elif type(rec) is not dict:
+                        detail = f"expected a JSON object, got {type(rec).__name__}"
+                        batch.errors.append(ReadError(row, "not_an_object", detail, snippet(line)))
+                    else:
+                        batch.rows.append(row)
+                        batch.records.append(rec)
+                else:
+                    try:
+                        text = line.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        batch.errors.append(ReadError(row, "invalid_utf8", f"line is not valid UTF-8 ({e})", snippet(line)))
+                        continue
+                    batch.rows.append(row)
+                    batch.records.append({"text": text.removesuffix("\r")})
+                if batch.size >= batch_rows:
+                    batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
+                    yield batch
+                    batch = RawBatch()
+        except (OSError, EOFError, ValueError) as e:  # corrupt gzip/zstd stream: the rest is unreadable
+            batch.errors.append(
+                ReadError(row + 1, "corrupt_file", f"the rest of the file could not be decompressed/read ({e})")
+            )
+        if batch.size:
+            batch.bytes_read = counter.bytes_read - last
+            yield batch
+
+
+def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
+    import ijson  # local import: only JSON-array inputs need it
+
+    with open_binary(f) as (stream, counter):
+        head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
+        first = head.lstrip()[:1]
+        if first == b"{":  # a single object, or JSON Lines saved with a .json name
+            yield from _single_object_or_lines(f, stream, counter, batch_rows)
+            return
+        batch, row, last = RawBatch(), 0, 0
+        try:
+            for row, item in enumerate(ijson.items(stream, "item", use_float=True)):
+                if type(item) is dict:
+                    batch.rows.append(row)
+                    batch.records.append(item)
+                else:
+                    raw = snippet(orjson.dumps(item, default=str))
+                    batch.errors.append(ReadError(row, "not_an_object", f"expected a JSON object, got {type(item).__name__}", raw))
+                if batch.size >= batch_rows:
+                    batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
+                    yield batch
+                    batch = RawBatch()
+        except Exception as e:  # ijson raises its own error types; all mean "the rest is unreadable"
+            done = batch.rows[-1] + 1 if batch.rows else (batch.errors[-1].row + 1 if batch.errors else row)
+            reason = "invalid_utf8" if "utf-8" in str(e).lower() else "invalid_json"
+            batch.errors.append(
+                ReadError(done, reason, f"JSON array broken after {done} items; the rest of the file is unreadable ({e})")
+            )
+        if batch.size:
+            batch.bytes_read = counter.bytes_read - last
+            yield batch
+
+
+def _single_object_or_lines(f: InputFile, stream: IO[bytes], counter: CountingReader, batch_rows: int) -> Iterator[RawBatch]:
+    data = stream.read()
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    batch = RawBatch()
+    if isinstance(obj, dict):
+        batch.rows.append(0)
+        batch.records.append(obj)
+        batch.bytes_read = counter.bytes_read
+        yield batch
+        return
+    # Not one object: read it as JSON Lines (a common mislabelling).
+    for row, line in enumerate(data.split(b"\n")):
+        if not line.strip() and row == data.count(b"\n"):
+            break
+        if not line.strip():
+            batch.errors.append(ReadError(row, "empty_row", "blank line"))
+            continue
+        rec, err = _decode_json_line(line)
+        if err is not None:
+            batch.errors.append(ReadError(row, err.reason, err.detail, err.raw))
+        elif type(rec) is not dict:
+            batch.errors.append(ReadError(row, "not_an_object", f"expected a JSON object, got {type(rec).__name__}", snippet(line)))
+        else:
+            batch.rows.append(row)
+            batch.records.append(rec)
+        if batch.size >= batch_rows:
+            yield batch
+            batch = RawBatch()
+    batch.bytes_read = counter.bytes_read
+    if batch.size:
+        yield batch
+
+
+def _has_surrogates(values: list[str]) -> bool:
+    try:
+        for v in values:
+            v.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _csv_batches(f: InputFile, batch_rows: int, max_line_bytes: int, delimiter: str, quote: str, header: bool) -> Iterator[RawBatch]:
+    csv.field_size_limit(max_line_bytes)
+    if f.path.suffix.lower() == ".tsv" and delimiter == ",":
+        delimiter = "\t"
+    with open_binary(f) as (stream, counter):
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.reader(text, delimiter=delimiter, quotechar=quote)
+        batch, last, row = RawBatch(), 0, -1
+        try:
+            names = next(reader) if header else None
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield RawBatch(errors=[ReadError(0, "invalid_csv", f"header row unreadable ({e})")])
+            return
+        if names is not None and _has_surrogates(names):
+            yield RawBatch(errors=[ReadError(0, "invalid_utf8", "header row is not valid UTF-8")])
+            return
+        try:
+            for row, values in enumerate(reader):
+                if names is None:
+                    names = [f"column_{i}" for i in range(len(values))]
+                if not values or all(not v.strip() for v in values):
+                    batch.errors.append(ReadError(row, "empty_row", "blank CSV row"))
+                elif len(values) != len(names):
+                    detail = f"row has {len(values)} fields, the header has {len(names)}"
+                    batch.errors.append(ReadError(row, "wrong_field_count", detail, snippet(delimiter.join(values))))
+                elif _has_surrogates(values):
+                    batch.errors.append(ReadError(row, "invalid_utf8", "row is not valid UTF-8", snippet(delimiter.join(values).encode("utf-8", "surrogateescape"))))
+                else:
+                    batch.rows.append(row)
+                    batch.records.append(dict(zip(names, values, strict=True)))
+                if batch.size >= batch_rows:
+                    batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
+                    yield batch
+                    batch = RawBatch()
+        except (csv.Error, OSError, EOFError, ValueError) as e:
+            batch.errors.append(ReadError(row + 1, "invalid_csv", f"the rest of the file is unreadable ({e})"))
+        if batch.size:
+            batch.bytes_read = counter.bytes_read - last
+            yield batch
+
+
+def _parquet_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(f.path)
+    except Exception as e:  # pyarrow raises ArrowInvalid/OSError for non-parquet bytes
+        yield RawBatch(errors=[ReadError(0, "corrupt_file", f"not a readable Parquet file ({e})")], bytes_read=f.size)
+        return
+    start = 0
+    per_byte = f.size / max(pf.metadata.num_rows, 1)
+    for rg in range(pf.num_row_groups):
+        n = pf.metadata.row_group(rg).num_rows
+        try:
+            table = pf.read_row_group(rg)
+            for off in range(0, n, batch_rows):
+                part = table.slice(off, batch_rows)
+                rows = list(range(start + off, start + off + part.num_rows))
+                yield RawBatch(rows=rows, records=part.to_pylist(), bytes_read=int(part.num_rows * per_byte))
+        except Exception as e:  # a damaged row group: its rows are quarantined, the others still read
+            errors = [ReadError(start + i, "corrupt_file", f"row group {rg} unreadable ({e})") for i in range(n)]
+            yield RawBatch(errors=errors, bytes_read=int(n * per_byte))
+        start += n
+
+
+def _text_file_batch(f: InputFile, max_bytes: int) -> Iterator[RawBatch]:
+    with open_binary(f) as (stream, counter):
+        try:
+            data = stream.read(max_bytes + 1)
+        except (OSError, EOFError, ValueError) as e:
+            yield RawBatch(errors=[ReadError(0, "corrupt_file", f"file unreadable ({e})")], bytes_read=f.size)
+            return
+    if len(data) > max_bytes:
+        yield RawBatch(errors=[ReadError(0, "too_long", f"file is longer than limits.max_line_bytes={max_bytes}")], bytes_read=f.size)
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        yield RawBatch(errors=[ReadError(0, "invalid_utf8", f"file is not valid UTF-8 ({e})", snippet(data))], bytes_read=f.size)
+        return
+    if not text.strip():
+        yield RawBatch(errors=[ReadError(0, "empty_row", "file is empty")], bytes_read=f.size)
+        return
+    yield RawBatch(rows=[0], records=[{"text": text}], bytes_read=f.size)
+
+
+def _hf_disk_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        ds = load_from_disk(str(f.path))
+    except Exception as e:  # datasets raises several error types for damaged folders
+        yield RawBatch(errors=[ReadError(0, "corrupt_file", f"not a readable save_to_disk folder ({e})")])
+        return
+    splits = [ds[s] for s in ds] if isinstance(ds, DatasetDict) else [ds]
+    start = 0
+    for split in splits:
+        for chunk in split.iter(batch_size=batch_rows):
+            cols = list(chunk)
+            n = len(chunk[cols[0]]) if cols else 0
+            records = [dict(zip(cols, vals, strict=True)) for vals in zip(*(chunk[c] for c in cols), strict=True)]
+            yield RawBatch(rows=list(range(start, start + n)), records=records)
+            start += n
+
+
+def read_batches(
+    f: InputFile,
+    *,
+    batch_rows: int = 50_000,
+    max_line_bytes: int = 8_000_000,
+    text_unit: str = "line",
+    csv_delimiter: str = ",",
+    csv_quote: str = '"',
+    csv_header: bool = True,
+) -> Iterator[RawBatch]:
+    """Stream ``f`` as batches of at most ``batch_rows`` rows (records + read errors)."""
+    if f.format == "jsonl":
+        yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=True)
+    elif f.format == "json":
+        yield from _json_array_batches(f, batch_rows)
+    elif f.format == "text":
+        if text_unit == "file":
+            yield from _text_file_batch(f, max_line_bytes)
+        else:
+            yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=False)
+    elif f.format == "csv":
+        yield from _csv_batches(f, batch_rows, max_line_bytes, csv_delimiter, csv_quote, csv_header)
+    elif f.format == "parquet":
+        yield from _parquet_batches(f, batch_rows)
+    elif f.format == "hf_disk":
+        yield from _hf_disk_batches(f, batch_rows)
+    else:
+        raise ValueError(f"unknown format {f.format!r}")

@@ -1,0 +1,111 @@
+"""Run outputs: dataset Parquet files, the quarantine and rejected-record files, the summary.
+
+A run writes everything into a hidden staging folder ``DIR/NAME/.RUN_ID.partial`` and renames it
+to ``DIR/NAME/RUN_ID`` only when complete, then points ``DIR/NAME/latest`` at it; a crash leaves
+no half-written run where readers look.
+
+Layout of a finished run::
+
+    runs/quickstart/20261122T101500Z-3f2a/
+      data/part-00000.parquet     records in the output kind's Arrow schema
+      quarantine.jsonl            one line per quarantined input row: source, uri, row, reason, raw
+      rejected_records.jsonl      records rejected from rows that still produced other records
+      summary.json                the accounting summary
+      recipe.yaml                 the recipe as given (secrets stay ${ENV} references)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC timestamp plus random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class RunWriter:
+    """Streams records and audit rows into a staging folder; :meth:`commit` publishes it atomically."""
+
+    def __init__(self, root: Path, name: str, schema: pa.Schema, rows_per_file: int, run_id: str | None = None):
+        self.run_id = run_id or new_run_id()
+        self.parent = root / name
+        self.final = self.parent / self.run_id
+        self.staging = self.parent / f".{self.run_id}.partial"
+        (self.staging / "data").mkdir(parents=True, exist_ok=False)
+        self.schema = schema
+        self.rows_per_file = rows_per_file
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_file = 0
+        self.files: list[Path] = []
+        self._quarantine = (self.staging / "quarantine.jsonl").open("wb")
+        self._rejected = (self.staging / "rejected_records.jsonl").open("wb")
+
+    def write_records(self, df: pl.DataFrame) -> None:
+        """Append records (already in the output schema's column order and types)."""
+        table = df.to_arrow().cast(self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None or self._rows_in_file >= self.rows_per_file:
+                self._roll()
+            assert self._writer is not None
+            take = min(self.rows_per_file - self._rows_in_file, table.num_rows - offset)
+            self._writer.write_table(table.slice(offset, take))
+            self._rows_in_file += take
+            offset += take
+
+    def _roll(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        path = self.staging / "data" / f"part-{len(self.files):05d}.parquet"
+        self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.files.append(path)
+        self._rows_in_file = 0
+
+    def write_quarantine(self, entries: list[dict[str, Any]]) -> None:
+        self._quarantine.write(b"".join(orjson.dumps(e) + b"\n" for e in entries))
+
+    def write_rejected(self, entries: list[dict[str, Any]]) -> None:
+        self._rejected.write(b"".join(orjson.dumps(e) + b"\n" for e in entries))
+
+    def write_text(self, name: str, text: str) -> None:
+        (self.staging / name).write_text(text, encoding="utf-8")
+
+    def write_json(self, name: str, data: Any) -> None:
+        (self.staging / name).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+    def _close_files(self) -> None:
+        if self._writer is None:  # an empty run still gets a readable, empty dataset file
+            self._roll()
+        assert self._writer is not None
+        self._writer.close()
+        self._quarantine.close()
+        self._rejected.close()
+
+    def commit(self) -> Path:
+        """Close files, rename staging -> final, and repoint ``latest``; return the final folder."""
+        self._close_files()
+        os.replace(self.staging, self.final)
+        link = self.parent / "latest"
+        tmp = self.parent / f".latest.{self.run_id}"
+        tmp.symlink_to(self.run_id, target_is_directory=True)
+        os.replace(tmp, link)
+        return self.final
+
+    def abort(self) -> None:
+        """Drop the staging folder (used when the run fails)."""
+        for f in (self._quarantine, self._rejected):
+            f.close()
+        if self._writer is not None:
+            self._writer.close()
+        shutil.rmtree(self.staging, ignore_errors=True)

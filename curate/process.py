@@ -1,0 +1,134 @@
+"""One batch through conversion and validation, with an outcome for every input row.
+
+:func:`process_batch` is the unit both ``curate run`` and the flows call per batch: raw batch in,
+contract records (with ``id`` and ``source``) plus quarantine entries out. Every input row of the
+batch is either kept (it produced at least one valid record) or quarantined with the first reason
+found; records rejected from rows that still produced others are reported separately.
+
+Example:
+    >>> from curate.ingest import RawBatch
+    >>> from curate.convert import get_converter
+    >>> from schemas.kinds import Kind
+    >>> b = RawBatch(rows=[0, 1], records=[{"instruction": "Hi", "output": "Hello"}, {"instruction": "Hi"}])
+    >>> out = process_batch(b, [get_converter("alpaca_to_messages")], [None], {}, Kind.SFT,
+    ...                     SourceInfo("demo", "file:///d.jsonl", "ab"), max_chars=1000)
+    >>> out.records.height, [q["reason"] for q in out.quarantine]
+    (1, ['missing_field'])
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import polars as pl
+from pydantic import BaseModel
+
+from curate.convert import Converter
+from curate.convert.registry import ROW
+from curate.ingest import RawBatch, extract
+from curate.ingest.readers import snippet
+from schemas.ids import identity_expr
+from schemas.kinds import Kind, content_schema, polars_schema
+from schemas.validate import check_rules
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Provenance of a file: source name, URI and content hash."""
+
+    name: str
+    uri: str
+    sha256: str
+
+
+@dataclass
+class BatchOutcome:
+    records: pl.DataFrame
+    input_rows: int
+    kept_rows: int
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def quarantined_by_reason(self) -> Counter[str]:
+        return Counter(q["reason"] for q in self.quarantine)
+
+    @property
+    def rejected_by_reason(self) -> Counter[str]:
+        return Counter(r["reason"] for r in self.rejected)
+
+
+def split_reason(reason: str) -> tuple[str, str]:
+    """``"code: detail"`` -> ``("code", "detail")``."""
+    code, _, detail = reason.partition(": ")
+    return code, detail
+
+
+def conform(df: pl.DataFrame, kind: Kind) -> pl.DataFrame:
+    """Add missing optional content columns as nulls and cast to the contract types (keeps ``__row``)."""
+    schema = content_schema(kind)
+    cols = [pl.col(ROW)]
+    for name, dtype in schema.items():
+        cols.append(pl.col(name).cast(dtype) if name in df.columns else pl.lit(None, dtype=dtype).alias(name))
+    return df.select(cols)
+
+
+def finalize(df: pl.DataFrame, kind: Kind, src: SourceInfo) -> pl.DataFrame:
+    """Attach ``id`` and ``source`` and order columns as the contract says."""
+    source = pl.struct(
+        pl.lit(src.name).alias("name"),
+        pl.lit(src.uri).alias("uri"),
+        pl.lit(src.sha256).alias("sha256"),
+        pl.col(ROW).alias("row"),
+    ).alias("source")
+    return df.with_columns(identity_expr(kind), source).select(list(polars_schema(kind)))
+
+
+def process_batch(
+    batch: RawBatch,
+    chain: Sequence[Converter],
+    options: Sequence[BaseModel | None],
+    columns: Mapping[str, str],
+    kind: Kind,
+    src: SourceInfo,
+    max_chars: int,
+) -> BatchOutcome:
+    """Convert and validate one batch; see the module docstring."""
+    reasons: dict[int, str] = {e.row: f"{e.reason}: {e.detail}" for e in batch.errors}
+    raw_of: dict[int, str] = {e.row: e.raw for e in batch.errors}
+    frame, rejects = extract(batch.records, batch.rows, chain[0].fields, columns)
+    rejected_frames: list[pl.DataFrame] = [pl.DataFrame(rejects, schema=[ROW, "reason"], orient="row")]
+    for conv, opts in zip(chain, options, strict=True):
+        res = conv(frame, opts)
+        rejected_frames.append(res.rejected)
+        frame = res.ok
+    frame = conform(frame, kind)
+    invalid = check_rules(frame, kind, max_chars)
+    rejected_frames.append(frame.filter(invalid.is_not_null()).select(ROW, invalid.filter(invalid.is_not_null()).alias("reason")))
+    frame = frame.filter(invalid.is_null())
+
+    kept = set(frame[ROW].unique().to_list())
+    rejected_all = pl.concat([f.cast({ROW: pl.Int64, "reason": pl.String}) for f in rejected_frames])
+    partial: list[dict[str, Any]] = []
+    for row, reason in rejected_all.iter_rows():
+        if row in kept:
+            code, detail = split_reason(reason)
+            partial.append({"source": src.name, "uri": src.uri, "row": row, "reason": code, "detail": detail})
+        else:
+            reasons.setdefault(row, reason)
+
+    record_of = dict(zip(batch.rows, batch.records, strict=True))
+    quarantine = []
+    for row in sorted(set(batch.rows) - kept | set(reasons) - kept):
+        # A converter that returned neither a record nor a reason would lose the row silently;
+        # name it so the defect is visible instead.
+        code, detail = split_reason(reasons.get(row, "internal_no_reason: the converter produced no record and no reason"))
+        raw = raw_of.get(row)
+        if raw is None and row in record_of:
+            raw = snippet(orjson.dumps(record_of[row], default=str))
+        quarantine.append({"source": src.name, "uri": src.uri, "row": row, "reason": code, "detail": detail, "raw": raw or ""})
+    return BatchOutcome(finalize(frame, kind, src), batch.size, len(kept), quarantine, partial)

@@ -1,0 +1,136 @@
+"""``curate run``: ingest, convert and validate every source, write the dataset and the account.
+
+:func:`run_recipe` is a plain function (no orchestrator): plan the recipe, stream each input file
+in batches through :func:`curate.process.process_batch`, write records and quarantine as they
+come, then publish the run folder atomically with its ``summary.json``.
+
+Example:
+    >>> # run_recipe(load_recipe_file("recipes/quickstart.yaml")).summary["balanced"]  -> True
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate import __version__
+from curate.accounting import Ledger
+from curate.ingest import read_batches, sha256_of
+from curate.outputs import RunWriter
+from curate.plan import Plan, plan
+from curate.process import SourceInfo, process_batch
+from curate.progress import byte_progress
+from schemas.kinds import arrow_schema
+from schemas.recipe_loader import LoadedRecipe
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+class QuarantineLimitError(RuntimeError):
+    """More of the input was quarantined than ``limits.max_quarantined_fraction`` allows.
+
+    The run was still published (for audit); ``result`` holds it.
+    """
+
+    def __init__(self, message: str, result: RunResult):
+        super().__init__(message)
+        self.result = result
+
+
+def code_version() -> dict[str, str | None]:
+    """Package version and, when run from a git checkout, the commit."""
+    commit = None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        commit = out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {"package": __version__, "git_commit": commit, "python": platform.python_version()}
+
+
+def execute(p: Plan, writer: RunWriter, ledger: Ledger, show_progress: bool | None = None) -> None:
+    """Stream every file of every source through conversion into ``writer``, tallying in ``ledger``."""
+    recipe = p.recipe
+    kind, lim = recipe.output.kind, recipe.limits
+    total = sum(f.size for sp in p.sources for f in sp.files)
+    rows = 0
+    with byte_progress(total, f"curate {recipe.name}", show_progress) as bar:
+        task = bar.tasks[0].id
+        for sp in p.sources:
+            for f in sp.files:
+                info = SourceInfo(sp.spec.name, f.uri, sha256_of(f.path))
+                ledger.add_file(info.name, info.uri, info.sha256, f.format, f.compression)
+                batches = read_batches(
+                    f, batch_rows=lim.batch_rows, max_line_bytes=lim.max_line_bytes, text_unit=sp.spec.text_unit,
+                    csv_delimiter=sp.spec.csv.delimiter, csv_quote=sp.spec.csv.quote, csv_header=sp.spec.csv.header,
+                )
+                for batch in batches:
+                    out = process_batch(batch, sp.chain, sp.options, sp.spec.columns, kind, info, lim.max_chars)
+                    writer.write_records(out.records)
+                    writer.write_quarantine(out.quarantine)
+                    writer.write_rejected(out.rejected)
+                    ledger.record(info.name, info.uri, input_rows=out.input_rows, kept=out.kept_rows,
+                                  output_records=out.records.height, quarantined=out.quarantined_by_reason,
+                                  records_rejected=out.rejected_by_reason)
+                    rows += out.input_rows
+                    bar.update(task, advance=batch.bytes_read, rows=rows)
+
+
+def run_recipe(doc: LoadedRecipe, out_dir: Path | None = None, show_progress: bool | None = None) -> RunResult:
+    """Run a loaded recipe; returns the published run folder and its summary.
+
+    Raises:
+        RecipeError: the recipe or its inputs are invalid (nothing is written).
+        QuarantineLimitError: too much input was quarantined (the run is still published for audit).
+    """
+    p = plan(doc)
+    recipe = p.recipe
+    root = out_dir if out_dir is not None else Path(recipe.output.dir)
+    writer = RunWriter(root, recipe.name, arrow_schema(recipe.output.kind), recipe.output.rows_per_file)
+    ledger = Ledger()
+    started = time.time()
+    try:
+        execute(p, writer, ledger, show_progress)
+    except BaseException:
+        writer.abort()
+        raise
+    seconds = time.time() - started
+    summary = ledger.summary()
+    summary.update(
+        run_id=writer.run_id,
+        recipe=recipe.name,
+        kind=recipe.output.kind.value,
+        seconds=round(seconds, 3),
+        rows_per_second=round(summary["input_rows"] / seconds, 1) if seconds > 0 else None,
+        code_version=code_version(),
+        outputs={
+            "dir": str(writer.final),
+            "data": [f"data/{f.name}" for f in writer.files] or ["data/part-00000.parquet"],
+            "quarantine": "quarantine.jsonl",
+            "rejected_records": "rejected_records.jsonl",
+        },
+    )
+    if not summary["balanced"]:  # an accounting bug must never pass as a successful run
+        writer.abort()
+        raise AssertionError(f"accounting does not balance: {summary}")
+    writer.write_json("summary.json", summary)
+    writer.write_text("recipe.yaml", doc.text)
+    final = writer.commit()
+    frac = summary["quarantined"] / summary["input_rows"] if summary["input_rows"] else 0.0
+    result = RunResult(final, summary)
+    if frac > recipe.limits.max_quarantined_fraction:
+        raise QuarantineLimitError(
+            f"{summary['quarantined']} of {summary['input_rows']} input rows ({frac:.1%}) were quarantined, over "
+            f"limits.max_quarantined_fraction={recipe.limits.max_quarantined_fraction}; see {final / 'quarantine.jsonl'}",
+            result,
+        )
+    return result

@@ -1,0 +1,197 @@
+"""Recipe models: the declarative description of a curation run (YAML on disk).
+
+Every model rejects unknown keys. Secrets are written as ``${ENV_VAR}`` references and stay
+references in the model (and therefore in every manifest and log): they are resolved with
+:func:`resolve_secrets` only at the moment of use.
+
+Example (YAML):
+    name: quickstart
+    output: {kind: sft, dir: runs}
+    sources:
+      - name: alpaca_sample
+        path: data/raw/alpaca_*.jsonl
+        convert: alpaca_to_messages
+        columns: {instruction: prompt, output: response}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from schemas.kinds import Kind
+
+SECRET_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_SECRET_KEY = re.compile(r"(key|secret|token|password|credential)", re.IGNORECASE)
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+Format = Literal["auto", "jsonl", "json", "parquet", "csv", "text", "hf_disk"]
+Compression = Literal["auto", "none", "gzip", "zstd"]
+
+
+class StrictModel(BaseModel):
+    """Base for recipe models: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CsvOptions(StrictModel):
+    """How CSV files are read. All values are read as text."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    quote: str = Field('"', min_length=1, max_length=1)
+    header: bool = True
+
+
+class SourceSpec(StrictModel):
+    """One input: files, how to read them, and how to convert their rows."""
+
+    name: str = Field(pattern=_NAME, description="Short unique name; appears in provenance and reports.")
+    path: str | list[str] = Field(
+        description="File, directory, or glob (relative to the recipe's folder), or a list of them."
+    )
+    format: Format = Field("auto", description="Input format; `auto` picks by file extension.")
+    compression: Compression = Field("auto", description="`auto` detects gzip/zstd by extension and magic bytes.")
+    convert: str | list[str] = Field(
+        description="Converter name, or a chain (e.g. [hh_rlhf_to_preference, preference_to_kto]). "
+        "`curate converters` lists them."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Converter field -> column in the input, where the names differ."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the first converter (see `curate converters NAME`)."
+    )
+    chain_options: list[dict[str, Any]] = Field(
+        default_factory=list, description="Options of the later converters of a chain, in order."
+    )
+    text_unit: Literal["line", "file"] = Field("line", description="Plain text: a document per line or per file.")
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="fsspec options for remote paths; secrets as ${ENV_VAR}."
+    )
+
+    @property
+    def steps(self) -> list[str]:
+        """The converter chain as a list."""
+        return [self.convert] if isinstance(self.convert, str) else list(self.convert)
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    @field_validator("convert")
+    @classmethod
+    def _non_empty_chain(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and not v:
+            raise ValueError("convert needs at least one converter name")
+        return v
+
+    @field_validator("storage_options")
+    @classmethod
+    def _secrets_are_refs(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if _SECRET_KEY.search(key) and not SECRET_REF.match(value):
+                raise ValueError(
+                    f"storage_options.{key} looks like a secret: write it as an environment reference, "
+                    f"e.g. {key}: ${{{key.upper()}}}, and export {key.upper()} before running"
+                )
+        return v
+
+
+class Limits(StrictModel):
+    """Bounds that turn absurd input into quarantined rows instead of crashes."""
+
+    max_chars: int = Field(200_000, gt=0, description="Longest text value kept (characters).")
+    max_line_bytes: int = Field(8_000_000, gt=0, description="Longest JSONL/text line read (bytes).")
+    batch_rows: int = Field(50_000, gt=0, description="Rows per streamed batch (memory vs. speed).")
+    max_quarantined_fraction: float = Field(
+        1.0, ge=0, le=1, description="Fail the run (exit 2) when more of the input than this is quarantined."
+    )
+
+
+class OutputSpec(StrictModel):
+    """Where and in which record kind the run writes its dataset."""
+
+    kind: Kind = Field(description="Record kind of the output: text, sft, alpaca, preference or kto.")
+    dir: str = Field("runs", description="Run outputs go to DIR/NAME/RUN_ID (relative to the working directory).")
+    rows_per_file: int = Field(1_000_000, gt=0, description="Rows per output Parquet file.")
+
+
+_LATER = {
+    "dedup": "deduplication (exact and MinHash near-dup)",
+    "filters": "quality filters",
+    "feedback": "AI feedback (RLAIF)",
+    "annotation": "Argilla annotation",
+    "publish": "versioned publishing",
+    "train": "training",
+    "eval": "evaluation",
+}
+
+
+class Recipe(StrictModel):
+    """A curation recipe. Stages run in this order: sources (ingest+convert), then the later stages."""
+
+    version: Literal[1] = Field(1, description="Recipe format version.")
+    name: str = Field(pattern=_NAME, description="Dataset name.")
+    description: str = ""
+    output: OutputSpec
+    limits: Limits = Field(default_factory=Limits)
+    sources: list[SourceSpec] = Field(min_length=1)
+    dedup: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["dedup"])
+    filters: list[Any] | None = Field(None, description="Reserved: " + _LATER["filters"])
+    feedback: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["feedback"])
+    annotation: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["annotation"])
+    publish: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["publish"])
+    train: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["train"])
+    eval: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["eval"])
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, v: list[SourceSpec]) -> list[SourceSpec]:
+        names = [s.name for s in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    @field_validator(*_LATER)
+    @classmethod
+    def _not_yet(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None:
+            raise ValueError(
+                f"the {_LATER[info.field_name]} stage is not available in this version yet; "
+                "remove this section to run the recipe"
+            )
+        return v
+
+
+def resolve_secrets(values: dict[str, str]) -> dict[str, str]:
+    """Replace ``${VAR}`` references by the environment's values; a missing variable is an error.
+
+    Example:
+        >>> os.environ["DEMO_TOKEN"] = "s3cr3t"
+        >>> resolve_secrets({"token": "${DEMO_TOKEN}", "region": "eu"})
+        {'token': 's3cr3t', 'region': 'eu'}
+    """
+    out = {}
+    for key, value in values.items():
+        m = SECRET_REF.match(value)
+        if m:
+            if m.group(1) not in os.environ:
+                raise KeyError(f"{key} refers to ${{{m.group(1)}}}, which is not set: export {m.group(1)}=...")
+            out[key] = os.environ[m.group(1)]
+        else:
+            out[key] = value
+    return out
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """JSON Schema of the recipe format, for editor completion (``# yaml-language-server: $schema=...``)."""
+    schema = Recipe.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "curate recipe"
+    return schema

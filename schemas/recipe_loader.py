@@ -1,0 +1,157 @@
+"""Load a YAML recipe into :class:`schemas.recipe.Recipe`, reporting every problem at once.
+
+Each problem names the YAML path (``sources[0].format``), its line in the file, and what to do.
+
+Example:
+    >>> text = "name: demo\\noutput: {kind: sft}\\nsources:\\n  - {name: a, path: x.jsonl, convert: text, colour: red}\\n"
+    >>> try:
+    ...     load_recipe_text(text, "demo.yaml")
+    ... except RecipeError as e:
+    ...     print(e.problems[0])
+    demo.yaml:4: sources[0].colour: unknown key (remove it or check its spelling)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from schemas.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a recipe."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; ``problems`` lists everything found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest node of ``loc`` that exists in the YAML tree."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    if line is None and isinstance(root, CommentedMap):
+        line = root.lc.line + 1
+    return line
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """``('sources', 0, 'format')`` -> ``sources[0].format``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (remove it or check its spelling)"
+    if kind == "missing":
+        return "required key is missing (add it)"
+    if kind == "literal_error" or kind == "enum":
+        return f"{msg}; got {err.get('input')!r}"
+    return msg.removeprefix("Value error, ")
+
+
+def _loc(err: dict[str, Any]) -> tuple[Any, ...]:
+    # pydantic adds union branch names (e.g. 'str', 'list[str]') to locations; they are not YAML keys.
+    return tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in {"str", "function-after"})))
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A validated recipe with the YAML tree it came from, to place later problems on lines."""
+
+    recipe: Recipe
+    file: str
+    text: str
+    root: Any
+
+    def problem(self, loc: tuple[Any, ...], message: str) -> Problem:
+        """A :class:`Problem` at the YAML path ``loc`` of this recipe."""
+        return Problem(self.file, line_of(self.root, loc), format_loc(loc), message)
+
+
+def load_recipe_text(text: str, file: str = "<recipe>") -> Recipe:
+    """Parse and validate recipe YAML text; raise :class:`RecipeError` with all problems."""
+    return load_recipe_doc(text, file).recipe
+
+
+def load_recipe_doc(text: str, file: str = "<recipe>") -> LoadedRecipe:
+    """Like :func:`load_recipe_text`, keeping the YAML tree for line numbers."""
+    yaml = YAML(typ="rt")
+    try:
+        root = yaml.load(text)
+    except MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        raise RecipeError([Problem(file, line, "", f"not valid YAML: {e.problem}")]) from None
+    if not isinstance(root, CommentedMap):
+        raise RecipeError([Problem(file, 1, "", "a recipe must be a YAML mapping (name:, output:, sources:)")])
+    try:
+        return LoadedRecipe(Recipe.model_validate(_plain(root)), file, text, root)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = _loc(err)
+            problems.append(Problem(file, line_of(root, loc), format_loc(loc), _message(err)))
+        raise RecipeError(problems) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Load the recipe file at ``path``."""
+    return load_recipe_file(path).recipe
+
+
+def read_recipe_text(path: str | Path) -> str:
+    """The text of a recipe file, or a :class:`RecipeError` saying why it cannot be read."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError([Problem(str(p), None, "", "file not found")]) from None
+    except UnicodeDecodeError:
+        raise RecipeError([Problem(str(p), None, "", "not UTF-8 text")]) from None
+    return text
+
+
+def load_recipe_file(path: str | Path) -> LoadedRecipe:
+    """Load the recipe file at ``path`` keeping its YAML tree (see :class:`LoadedRecipe`)."""
+    return load_recipe_doc(read_recipe_text(path), str(path))
