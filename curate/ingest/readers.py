@@ -149,9 +149,10 @@ def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
         if first == b"{":  # a single object, or JSON Lines saved with a .json name
             yield from _single_object_or_lines(f, stream, counter, batch_rows)
             return
-        batch, row, last = RawBatch(), 0, 0
+        batch, last, done = RawBatch(), 0, 0
         try:
             for row, item in enumerate(ijson.items(stream, "item", use_float=True)):
+                done = row + 1
                 if type(item) is dict:
                     batch.rows.append(row)
                     batch.records.append(item)
@@ -163,7 +164,6 @@ def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
                     yield batch
                     batch = RawBatch()
         except Exception as e:  # ijson raises its own error types; all mean "the rest is unreadable"
-            done = batch.rows[-1] + 1 if batch.rows else (batch.errors[-1].row + 1 if batch.errors else row)
             reason = "invalid_utf8" if "utf-8" in str(e).lower() else "invalid_json"
             batch.errors.append(
                 ReadError(done, reason, f"JSON array broken after {done} items; the rest of the file is unreadable ({e})")

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from schemas.ids import with_ids
+from schemas.kinds import MESSAGES, Kind, arrow_schema, polars_schema
+from schemas.records import RECORD_MODELS
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_pydantic_models_and_arrow_schemas_agree(kind: Kind) -> None:
+    model_fields = list(RECORD_MODELS[kind].model_fields)
+    assert model_fields == list(polars_schema(kind))
+    assert arrow_schema(kind).names == model_fields
+    assert arrow_schema(kind).metadata[b"curate.kind"] == kind.value.encode()
+
+
+def test_ids_are_stable_and_normalized() -> None:
+    df = pl.DataFrame({"text": ["Caf\u00e9 ", "Cafe\u0301", "other"]})
+    ids = with_ids(df, Kind.TEXT)["id"].to_list()
+    assert ids[0] == ids[1]  # NFC + strip
+    assert ids[0] != ids[2]
+    # the same content always hashes to the same id (pinned so a change in hashing is noticed)
+    assert ids[2] == with_ids(pl.DataFrame({"text": ["other"]}), Kind.TEXT)["id"][0]
+    assert len(ids[0]) == 32
+
+
+def test_ids_depend_on_kind_and_roles() -> None:
+    a = pl.DataFrame({"messages": [[{"role": "user", "content": "x"}]]}, schema={"messages": MESSAGES})
+    b = pl.DataFrame({"messages": [[{"role": "assistant", "content": "x"}]]}, schema={"messages": MESSAGES})
+    assert with_ids(a, Kind.SFT)["id"][0] != with_ids(b, Kind.SFT)["id"][0]
+    t = pl.DataFrame({"text": ["x"]})
+    assert with_ids(t, Kind.TEXT)["id"][0] != with_ids(a, Kind.SFT)["id"][0]
+
+
+def test_scores_do_not_change_preference_identity() -> None:
+    base = {
+        "prompt": [[{"role": "user", "content": "q"}]],
+        "chosen": [[{"role": "assistant", "content": "a"}]],
+        "rejected": [[{"role": "assistant", "content": "b"}]],
+    }
+    schema = {"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "margin": pl.Float64}
+    one = pl.DataFrame({**base, "margin": [0.1]}, schema=schema)
+    two = pl.DataFrame({**base, "margin": [0.9]}, schema=schema)
+    assert with_ids(one, Kind.PREFERENCE)["id"][0] == with_ids(two, Kind.PREFERENCE)["id"][0]

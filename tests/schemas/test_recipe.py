@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from schemas.recipe import recipe_json_schema, resolve_secrets
+from schemas.recipe_loader import RecipeError, load_recipe_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """
+name: demo
+output: {kind: sft}
+sources:
+  - name: a
+    path: data/*.jsonl
+    convert: alpaca_to_messages
+"""
+
+
+def test_minimal_recipe_loads_with_defaults() -> None:
+    r = load_recipe_text(GOOD)
+    assert r.output.dir == "runs"
+    assert r.sources[0].steps == ["alpaca_to_messages"]
+    assert r.limits.max_chars > 0
+
+
+def test_all_problems_reported_at_once_with_lines() -> None:
+    text = """name: demo
+output:
+  kind: sft
+  colour: blue
+limits: {max_chars: 0}
+sources:
+  - name: a
+    path: x.jsonl
+    format: yaml
+    convert: text
+"""
+    with pytest.raises(RecipeError) as e:
+        load_recipe_text(text, "r.yaml")
+    got = {(p.path, p.line) for p in e.value.problems}
+    assert got == {("output.colour", 4), ("limits.max_chars", 5), ("sources[0].format", 9)}
+    assert "unknown key" in str(e.value)
+
+
+def test_yaml_syntax_error_names_line() -> None:
+    with pytest.raises(RecipeError) as e:
+        load_recipe_text("name: x\nsources: [\n", "bad.yaml")
+    assert e.value.problems[0].line is not None
+    assert "not valid YAML" in e.value.problems[0].message
+
+
+def test_literal_secrets_are_rejected_and_references_kept() -> None:
+    text = GOOD + "    storage_options: {aws_secret_access_key: hunter2}\n"
+    with pytest.raises(RecipeError) as e:
+        load_recipe_text(text)
+    assert "${AWS_SECRET_ACCESS_KEY}" in str(e.value)
+    assert "hunter2" not in str(e.value)
+    ok = load_recipe_text(GOOD + "    storage_options: {aws_secret_access_key: '${MY_KEY}'}\n")
+    assert ok.sources[0].storage_options["aws_secret_access_key"] == "${MY_KEY}"
+    assert "${MY_KEY}" in ok.model_dump_json()
+
+
+def test_resolve_secrets_requires_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    with pytest.raises(KeyError, match="NOPE_NOT_SET"):
+        resolve_secrets({"token": "${NOPE_NOT_SET}"})
+
+
+def test_later_stages_are_refused_clearly() -> None:
+    with pytest.raises(RecipeError) as e:
+        load_recipe_text(GOOD + "dedup: {method: minhash}\n")
+    assert "not available in this version" in str(e.value)
+
+
+def test_shipped_json_schema_is_current() -> None:
+    shipped = json.loads((ROOT / "recipes" / "recipe.schema.json").read_text())
+    assert shipped == recipe_json_schema(), "regenerate: curate schema -o recipes/recipe.schema.json"
+
+
+def test_every_shipped_recipe_validates() -> None:
+    from curate.plan import plan
+    from schemas.recipe_loader import load_recipe_file
+
+    recipes = sorted((ROOT / "recipes").glob("*.yaml"))
+    assert recipes, "no recipes shipped"
+    for path in recipes:
+        plan(load_recipe_file(path), peek=True)
