@@ -31,7 +31,7 @@ from curate.convert import Converter
 from curate.convert.registry import ROW
 from curate.ingest import RawBatch, extract
 from curate.ingest.readers import snippet
-from schemas.ids import identity_expr
+from schemas.ids import id_series
 from schemas.kinds import Kind, content_schema, polars_schema
 from schemas.validate import check_rules
 
@@ -85,7 +85,7 @@ def finalize(df: pl.DataFrame, kind: Kind, src: SourceInfo) -> pl.DataFrame:
         pl.lit(src.sha256).alias("sha256"),
         pl.col(ROW).alias("row"),
     ).alias("source")
-    return df.with_columns(identity_expr(kind), source).select(list(polars_schema(kind)))
+    return df.with_columns(id_series(df, kind), source).select(list(polars_schema(kind)))
 
 
 def process_batch(

@@ -28,34 +28,50 @@ _MSG_SEP = "\x1e"
 _ROLE_SEP = "\x1f"
 
 
-def normalized_text(expr: pl.Expr) -> pl.Expr:
-    """NFC-normalize and strip a string expression (nulls become the empty string)."""
-    return expr.fill_null("").str.normalize("NFC").str.strip_chars()
+def _stripped(expr: pl.Expr) -> pl.Expr:
+    return expr.fill_null("").str.strip_chars()
 
 
 def _encode(name: str, dtype: pl.DataType) -> pl.Expr:
     col = pl.col(name)
     if dtype == MESSAGES:
-        msg = (
-            pl.element().struct.field("role").fill_null("")
-            + _ROLE_SEP
-            + normalized_text(pl.element().struct.field("content"))
-        )
+        msg = pl.element().struct.field("role").fill_null("") + _ROLE_SEP + _stripped(pl.element().struct.field("content"))
         return col.list.eval(msg).list.join(_MSG_SEP).fill_null("")
     if dtype == pl.Boolean():
         return col.cast(pl.String).fill_null("")
-    return normalized_text(col)
+    return _stripped(col)
 
 
-def identity_expr(kind: Kind) -> pl.Expr:
-    """Expression computing the ``id`` of each row of a frame holding ``kind``'s content columns."""
+def canonical_expr(kind: Kind) -> pl.Expr:
+    """The identity content of each row as one string (stripped, before Unicode normalization)."""
     schema = content_schema(kind)
     parts = [pl.lit(kind.value)] + [_encode(c, schema[c]) for c in IDENTITY_COLUMNS[kind]]
-    canonical = pl.concat_str(parts, separator=_FIELD_SEP)
+    return pl.concat_str(parts, separator=_FIELD_SEP).alias("__canonical")
+
+
+def nfc(texts: pl.Series) -> pl.Series:
+    """NFC-normalize a string Series, touching only non-ASCII values (ASCII is already NFC).
+
+    Normalization is the costliest step of hashing; most training text is ASCII, so this keeps
+    ids cheap. Separators are control characters, which never compose, so normalizing the joined
+    string equals joining the normalized parts.
+    """
+    non_ascii = texts.str.len_bytes() != texts.str.len_chars()
+    if not non_ascii.any():
+        return texts
+    idx = non_ascii.arg_true()
+    return texts.scatter(idx, texts.gather(idx).str.normalize("NFC"))
+
+
+def id_series(df: pl.DataFrame, kind: Kind) -> pl.Series:
+    """The ``id`` of every row of ``df`` (a frame holding ``kind``'s identity columns)."""
+    canonical = nfc(df.select(canonical_expr(kind)).to_series())
     # polars' own hash() is not stable across versions; polars-hash's SHA-256 is.
-    return canonical.chash.sha2_256().str.slice(0, ID_HEX_CHARS).alias("id")
+    return canonical.to_frame().select(
+        pl.first().chash.sha2_256().str.slice(0, ID_HEX_CHARS).alias("id")
+    ).to_series()
 
 
 def with_ids(df: pl.DataFrame, kind: Kind) -> pl.DataFrame:
     """Return ``df`` with an ``id`` column (replacing any existing one) computed from its content."""
-    return df.with_columns(identity_expr(kind))
+    return df.with_columns(id_series(df, kind))

@@ -11,12 +11,7 @@ from __future__ import annotations
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from curate.convert.messages import (
-    messages_expr,
-    messages_series,
-    normalize_turns,
-    with_optional_system,
-)
+from curate.convert.messages import messages_column, messages_series, normalize_turns
 from curate.convert.registry import ROW, ConvertResult, InputField, converter
 from schemas.kinds import Kind
 
@@ -52,11 +47,12 @@ def alpaca_to_messages(df: pl.DataFrame, opts: AlpacaOptions) -> ConvertResult:
     inp = pl.col("input").fill_null("") if "input" in df.columns else pl.lit("")
     has_input = inp.str.strip_chars().str.len_chars() > 0
     user = pl.when(has_input).then(pl.col("instruction") + opts.joiner + inp).otherwise(pl.col("instruction"))
-    msgs = messages_expr([("user", user), ("assistant", pl.col("output"))])
     system = pl.col("system") if "system" in df.columns else pl.lit(opts.system, dtype=pl.String)
     if "system" in df.columns and opts.system is not None:
         system = system.fill_null(opts.system)
-    out = df.select(ROW, with_optional_system(msgs, system).alias("messages"))
+    has_system = system.is_not_null() & (system.str.strip_chars().str.len_chars() > 0)
+    turns = [("system", system, has_system), ("user", user, None), ("assistant", pl.col("output"), None)]
+    out = df.select(ROW).with_columns(messages_column(df, turns))
     return ConvertResult(out)
 
 
@@ -110,7 +106,9 @@ class ShareGPTOptions(BaseModel):
     roles: dict[str, str] = {}
 
 
-def _turns_to_messages(df: pl.DataFrame, field: str, role_key: str, content_key: str, roles: dict[str, str]) -> ConvertResult:
+def _turns_to_messages(
+    df: pl.DataFrame, field: str, role_key: str, content_key: str, roles: dict[str, str]
+) -> ConvertResult:
     msgs, reasons = normalize_turns(
         df[field].to_list(), role_key=role_key, content_key=content_key, role_map=roles, field=field
     )

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from schemas.kinds import MESSAGES, ROLES
 
@@ -37,6 +39,52 @@ def with_optional_system(messages: pl.Expr, system: pl.Expr) -> pl.Expr:
     has = system.is_not_null() & (system.str.strip_chars().str.len_chars() > 0)
     with_sys = pl.concat_list([pl.concat_list([message_expr("system", system)]), messages]).cast(MESSAGES)
     return pl.when(has).then(with_sys).otherwise(messages)
+
+
+def messages_column(
+    df: pl.DataFrame,
+    turns: Sequence[tuple[str | pl.Expr, pl.Expr, pl.Expr | None]],
+    name: str = "messages",
+) -> pl.Series:
+    """A message-list column built from per-row turns, assembled directly as an Arrow list array.
+
+    ``turns`` are ``(role, content, present)``; ``present`` (or ``None`` for always) says whether
+    the turn exists in a row, so optional turns (a system prompt) need no second list. This is
+    several times faster than ``pl.concat_list`` of structs, which dominates conversion time on
+    large inputs.
+
+    Example:
+        >>> df = pl.DataFrame({"s": ["be brief", None], "q": ["hi", "yo"], "a": ["hello", "hey"]})
+        >>> col = messages_column(df, [("system", pl.col("s"), pl.col("s").is_not_null()),
+        ...                            ("user", pl.col("q"), None), ("assistant", pl.col("a"), None)])
+        >>> [len(m) for m in col.to_list()], col.to_list()[1][0]
+        ([3, 2], {'role': 'user', 'content': 'yo'})
+    """
+    n, k = df.height, len(turns)
+    exprs: list[pl.Expr] = []
+    for i, (role, content, present) in enumerate(turns):
+        role_expr = pl.lit(role, dtype=pl.String) if isinstance(role, str) else role.cast(pl.String)
+        exprs += [
+            role_expr.alias(f"r{i}"),
+            content.cast(pl.String).alias(f"c{i}"),
+            (pl.lit(True) if present is None else present.fill_null(False)).alias(f"p{i}"),
+        ]
+    wide = df.select(exprs)
+    # column-major stack of the k turns, then reorder to row-major (row 0's turns, row 1's, ...)
+    order = np.arange(k * n, dtype=np.int64).reshape(k, n).T.ravel()
+    flat = pl.DataFrame(
+        {
+            "role": pl.concat([wide[f"r{i}"] for i in range(k)]),
+            "content": pl.concat([wide[f"c{i}"] for i in range(k)]),
+            "present": pl.concat([wide[f"p{i}"] for i in range(k)]),
+        }
+    )[order]
+    present = flat["present"].to_numpy().reshape(n, k)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(present.sum(axis=1), out=offsets[1:])
+    values = flat.filter(pl.col("present")).select(pl.struct("role", "content").alias("m")).to_series().to_arrow()
+    arr = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values)
+    return pl.Series(name, arr).cast(MESSAGES)
 
 
 def single_turn(role: str, content: pl.Expr) -> pl.Expr:
