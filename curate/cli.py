@@ -167,8 +167,9 @@ def converters(name: Annotated[str | None, typer.Argument(help="Show one convert
     """List converters, or show one converter's fields, options and a recipe example."""
     if name is None:
         table = Table(title="converters")
-        for col in ("name", "reads", "writes", "what it does"):
-            table.add_column(col)
+        for col in ("name", "reads", "writes"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("what it does")
         for conv in all_converters().values():
             table.add_row(conv.name, conv.input.value if conv.input else "raw", conv.output.value, conv.summary)
         out.print(table)
