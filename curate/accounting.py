@@ -120,8 +120,15 @@ class Ledger:
             for entry in files.values():
                 st.add(entry.tally)
                 all_balanced &= entry.tally.balanced
-                file_rows.append({"uri": entry.uri, "sha256": entry.sha256, "format": entry.format,
-                                  "compression": entry.compression, **entry.tally.as_dict()})
+                file_rows.append(
+                    {
+                        "uri": entry.uri,
+                        "sha256": entry.sha256,
+                        "format": entry.format,
+                        "compression": entry.compression,
+                        **entry.tally.as_dict(),
+                    }
+                )
             sources[name] = {**st.as_dict(), "files": file_rows}
         total = self.totals()
         out = total.as_dict()

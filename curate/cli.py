@@ -22,8 +22,8 @@ from curate.plan import plan
 from curate.run import QuarantineLimitError, run_recipe
 from schemas.kinds import Kind
 from schemas.recipe import recipe_json_schema
-from schemas.records import RECORD_MODELS
 from schemas.recipe_loader import RecipeError, load_recipe_file
+from schemas.records import RECORD_MODELS
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 
@@ -99,11 +99,17 @@ def validate(
         return
     files = {sp.spec.name: [str(f.path) for f in sp.files] for sp in p.sources}
     if as_json:
-        print(json.dumps({"ok": True, "recipe": doc.recipe.name, "kind": doc.recipe.output.kind.value, "files": files}, indent=2))
+        print(
+            json.dumps(
+                {"ok": True, "recipe": doc.recipe.name, "kind": doc.recipe.output.kind.value, "files": files}, indent=2
+            )
+        )
     else:
         n = sum(len(v) for v in files.values())
-        out.print(f"[green]ok[/]: {doc.recipe.name} -> {doc.recipe.output.kind.value} records from "
-                  f"{len(p.sources)} source(s), {n} input file(s)")
+        out.print(
+            f"[green]ok[/]: {doc.recipe.name} -> {doc.recipe.output.kind.value} records from "
+            f"{len(p.sources)} source(s), {n} input file(s)"
+        )
 
 
 @app.command(
@@ -114,9 +120,13 @@ def validate(
 )
 def run(
     recipe: RecipeArg,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")
+    ] = None,
     as_json: JsonOpt = False,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
+    ] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False,
 ) -> None:
     """Ingest, convert and validate every source; write the dataset, the quarantine and the summary."""
@@ -151,8 +161,12 @@ def _print_summary(s: dict, run_dir: Path) -> None:
     for col in ("source", "input rows", "kept", "quarantined", "records out"):
         table.add_column(col, justify="right" if col != "source" else "left")
     for name, src in s["sources"].items():
-        table.add_row(name, f"{src['input_rows']:,}", f"{src['kept']:,}", f"{src['quarantined']:,}", f"{src['output_records']:,}")
-    table.add_row("[bold]total", f"{s['input_rows']:,}", f"{s['kept']:,}", f"{s['quarantined']:,}", f"{s['output_records']:,}")
+        table.add_row(
+            name, f"{src['input_rows']:,}", f"{src['kept']:,}", f"{src['quarantined']:,}", f"{src['output_records']:,}"
+        )
+    table.add_row(
+        "[bold]total", f"{s['input_rows']:,}", f"{s['kept']:,}", f"{s['quarantined']:,}", f"{s['output_records']:,}"
+    )
     out.print(table)
     if s["quarantined_by_reason"]:
         out.print("quarantined by reason: " + ", ".join(f"{k}={v}" for k, v in s["quarantined_by_reason"].items()))
@@ -182,7 +196,9 @@ def converters(name: Annotated[str | None, typer.Argument(help="Show one convert
     out.print(f"[bold]{conv.name}[/]: {conv.summary}")
     out.print(f"reads {conv.input.value if conv.input else 'raw records'}, writes {conv.output.value} records")
     for f in conv.fields:
-        out.print(f"  field {f.name} ({f.type}{', required' if f.required else ', optional'}): {f.doc}", highlight=False)
+        out.print(
+            f"  field {f.name} ({f.type}{', required' if f.required else ', optional'}): {f.doc}", highlight=False
+        )
     for key, info in conv.options.model_fields.items():
         out.print(f"  option {key} = {info.default!r}", highlight=False)
     if conv.example:
@@ -191,7 +207,9 @@ def converters(name: Annotated[str | None, typer.Argument(help="Show one convert
 
 @app.command(epilog="Examples:\n\n  curate schema -o recipe.schema.json\n\n  curate schema --kind preference")
 def schema(
-    kind: Annotated[Kind | None, typer.Option(help="Print a record kind's JSON Schema instead of the recipe's.")] = None,
+    kind: Annotated[
+        Kind | None, typer.Option(help="Print a record kind's JSON Schema instead of the recipe's.")
+    ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Print the JSON Schema of recipes (for editor completion) or of a record kind."""

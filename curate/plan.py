@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ class Plan:
     sources: list[SourcePlan]
 
 
-def _chain(doc: LoadedRecipe, i: int, spec: SourceSpec, problems: list[Problem]) -> tuple[list[Converter], list[BaseModel]]:
+def _chain(
+    doc: LoadedRecipe, i: int, spec: SourceSpec, problems: list[Problem]
+) -> tuple[list[Converter], list[BaseModel]]:
     loc: tuple[Any, ...] = ("sources", i, "convert")
     chain: list[Converter] = []
     for step, name in enumerate(spec.steps):
@@ -60,22 +63,38 @@ def _chain(doc: LoadedRecipe, i: int, spec: SourceSpec, problems: list[Problem])
         except KeyError:
             near = [n for n in all_converters() if name.split("_")[0] in n]
             hint = f"; did you mean {', '.join(near)}?" if near else "; `curate converters` lists them"
-            problems.append(doc.problem(loc if isinstance(spec.convert, str) else (*loc, step), f"unknown converter {name!r}{hint}"))
+            problems.append(
+                doc.problem(loc if isinstance(spec.convert, str) else (*loc, step), f"unknown converter {name!r}{hint}")
+            )
     if len(chain) != len(spec.steps):
         return [], []
     if chain[0].input is not None:
-        problems.append(doc.problem(loc, f"{chain[0].name} converts {chain[0].input} records, so it cannot read raw input; "
-                                         "put a raw converter first"))
-    for prev, nxt in zip(chain, chain[1:], strict=False):
+        problems.append(
+            doc.problem(
+                loc,
+                f"{chain[0].name} converts {chain[0].input} records, so it cannot read raw input; "
+                "put a raw converter first",
+            )
+        )
+    for prev, nxt in itertools.pairwise(chain):
         if nxt.input != prev.output:
-            problems.append(doc.problem(loc, f"{prev.name} produces {prev.output} records but {nxt.name} reads "
-                                             f"{nxt.input or 'raw'} records"))
+            problems.append(
+                doc.problem(
+                    loc, f"{prev.name} produces {prev.output} records but {nxt.name} reads {nxt.input or 'raw'} records"
+                )
+            )
     want = doc.recipe.output.kind
     if chain[-1].output != want:
-        problems.append(doc.problem(loc, f"{chain[-1].name} produces {chain[-1].output} records, but output.kind is {want}"))
+        problems.append(
+            doc.problem(loc, f"{chain[-1].name} produces {chain[-1].output} records, but output.kind is {want}")
+        )
     if len(spec.chain_options) > len(chain) - 1:
-        problems.append(doc.problem(("sources", i, "chain_options"), f"{len(spec.chain_options)} entries for "
-                                                                      f"{len(chain) - 1} later converter(s)"))
+        problems.append(
+            doc.problem(
+                ("sources", i, "chain_options"),
+                f"{len(spec.chain_options)} entries for {len(chain) - 1} later converter(s)",
+            )
+        )
     options: list[BaseModel] = []
     raw_opts = [spec.options, *spec.chain_options] + [{}] * max(0, len(chain) - 1 - len(spec.chain_options))
     for step, (conv, opts) in enumerate(zip(chain, raw_opts, strict=False)):
@@ -90,8 +109,12 @@ def _chain(doc: LoadedRecipe, i: int, spec: SourceSpec, problems: list[Problem])
     known = {f.name for f in chain[0].fields}
     for key in spec.columns:
         if key not in known:
-            problems.append(doc.problem(("sources", i, "columns", key), f"{chain[0].name} has no field {key!r}; "
-                                                                         f"its fields are {', '.join(sorted(known))}"))
+            problems.append(
+                doc.problem(
+                    ("sources", i, "columns", key),
+                    f"{chain[0].name} has no field {key!r}; its fields are {', '.join(sorted(known))}",
+                )
+            )
     return chain, options
 
 
@@ -103,8 +126,15 @@ def _peek(doc: LoadedRecipe, sp: SourcePlan, problems: list[Problem]) -> None:
     seen: set[str] = set()
     n = 0
     lim = doc.recipe.limits
-    for batch in read_batches(f, batch_rows=PEEK_ROWS, max_line_bytes=lim.max_line_bytes, text_unit=sp.spec.text_unit,
-                              csv_delimiter=sp.spec.csv.delimiter, csv_quote=sp.spec.csv.quote, csv_header=sp.spec.csv.header):
+    for batch in read_batches(
+        f,
+        batch_rows=PEEK_ROWS,
+        max_line_bytes=lim.max_line_bytes,
+        text_unit=sp.spec.text_unit,
+        csv_delimiter=sp.spec.csv.delimiter,
+        csv_quote=sp.spec.csv.quote,
+        csv_header=sp.spec.csv.header,
+    ):
         for rec in batch.records:
             seen.update(rec)
         n += len(batch.records)
@@ -115,11 +145,13 @@ def _peek(doc: LoadedRecipe, sp: SourcePlan, problems: list[Problem]) -> None:
         col = sp.spec.columns.get(fld.name, fld.name)
         if fld.required and col not in seen:
             cols = ", ".join(sorted(seen)[:12])
-            problems.append(doc.problem(
-                ("sources", sp.index, "columns"),
-                f"{sp.chain[0].name} needs field {fld.name!r} from column {col!r}, which the first {n} rows of "
-                f"{f.path.name} do not have (columns: {cols}); map it: columns: {{{fld.name}: <column>}}",
-            ))
+            problems.append(
+                doc.problem(
+                    ("sources", sp.index, "columns"),
+                    f"{sp.chain[0].name} needs field {fld.name!r} from column {col!r}, which the first {n} rows of "
+                    f"{f.path.name} do not have (columns: {cols}); map it: columns: {{{fld.name}: <column>}}",
+                )
+            )
 
 
 def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool = True, peek: bool = False) -> Plan:

@@ -105,11 +105,15 @@ def process_batch(
     for conv, opts in zip(chain, options, strict=True):
         res = conv(frame, opts)
         rejected_frames.append(res.rejected)
-        frame = res.ok
-    frame = conform(frame, kind)
-    invalid = check_rules(frame, kind, max_chars)
-    rejected_frames.append(frame.filter(invalid.is_not_null()).select(ROW, invalid.filter(invalid.is_not_null()).alias("reason")))
-    frame = frame.filter(invalid.is_null())
+        # Validate every step's output, not only the last: a defect in an intermediate kind (an
+        # identical preference pair) must not slip through a fan-out such as preference -> KTO.
+        frame = conform(res.ok, conv.output)
+        invalid = check_rules(frame, conv.output, max_chars)
+        bad = invalid.is_not_null()
+        rejected_frames.append(frame.filter(bad).select(ROW, invalid.filter(bad).alias("reason")))
+        frame = frame.filter(~bad)
+    if chain[-1].output != kind:
+        raise ValueError(f"the chain ends in {chain[-1].output} records, not {kind}")
 
     kept = set(frame[ROW].unique().to_list())
     rejected_all = pl.concat([f.cast({ROW: pl.Int64, "reason": pl.String}) for f in rejected_frames])
@@ -126,9 +130,13 @@ def process_batch(
     for row in sorted(set(batch.rows) - kept | set(reasons) - kept):
         # A converter that returned neither a record nor a reason would lose the row silently;
         # name it so the defect is visible instead.
-        code, detail = split_reason(reasons.get(row, "internal_no_reason: the converter produced no record and no reason"))
+        code, detail = split_reason(
+            reasons.get(row, "internal_no_reason: the converter produced no record and no reason")
+        )
         raw = raw_of.get(row)
         if raw is None and row in record_of:
             raw = snippet(orjson.dumps(record_of[row], default=str))
-        quarantine.append({"source": src.name, "uri": src.uri, "row": row, "reason": code, "detail": detail, "raw": raw or ""})
+        quarantine.append(
+            {"source": src.name, "uri": src.uri, "row": row, "reason": code, "detail": detail, "raw": raw or ""}
+        )
     return BatchOutcome(finalize(frame, kind, src), batch.size, len(kept), quarantine, partial)

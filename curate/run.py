@@ -49,8 +49,9 @@ def code_version() -> dict[str, str | None]:
     """Package version and, when run from a git checkout, the commit."""
     commit = None
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         commit = out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired):
         pass
@@ -70,17 +71,28 @@ def execute(p: Plan, writer: RunWriter, ledger: Ledger, show_progress: bool | No
                 info = SourceInfo(sp.spec.name, f.uri, sha256_of(f.path))
                 ledger.add_file(info.name, info.uri, info.sha256, f.format, f.compression)
                 batches = read_batches(
-                    f, batch_rows=lim.batch_rows, max_line_bytes=lim.max_line_bytes, text_unit=sp.spec.text_unit,
-                    csv_delimiter=sp.spec.csv.delimiter, csv_quote=sp.spec.csv.quote, csv_header=sp.spec.csv.header,
+                    f,
+                    batch_rows=lim.batch_rows,
+                    max_line_bytes=lim.max_line_bytes,
+                    text_unit=sp.spec.text_unit,
+                    csv_delimiter=sp.spec.csv.delimiter,
+                    csv_quote=sp.spec.csv.quote,
+                    csv_header=sp.spec.csv.header,
                 )
                 for batch in batches:
                     out = process_batch(batch, sp.chain, sp.options, sp.spec.columns, kind, info, lim.max_chars)
                     writer.write_records(out.records)
                     writer.write_quarantine(out.quarantine)
                     writer.write_rejected(out.rejected)
-                    ledger.record(info.name, info.uri, input_rows=out.input_rows, kept=out.kept_rows,
-                                  output_records=out.records.height, quarantined=out.quarantined_by_reason,
-                                  records_rejected=out.rejected_by_reason)
+                    ledger.record(
+                        info.name,
+                        info.uri,
+                        input_rows=out.input_rows,
+                        kept=out.kept_rows,
+                        output_records=out.records.height,
+                        quarantined=out.quarantined_by_reason,
+                        records_rejected=out.rejected_by_reason,
+                    )
                     rows += out.input_rows
                     bar.update(task, advance=batch.bytes_read, rows=rows)
 
@@ -130,7 +142,8 @@ def run_recipe(doc: LoadedRecipe, out_dir: Path | None = None, show_progress: bo
     if frac > recipe.limits.max_quarantined_fraction:
         raise QuarantineLimitError(
             f"{summary['quarantined']} of {summary['input_rows']} input rows ({frac:.1%}) were quarantined, over "
-            f"limits.max_quarantined_fraction={recipe.limits.max_quarantined_fraction}; see {final / 'quarantine.jsonl'}",
+            f"limits.max_quarantined_fraction={recipe.limits.max_quarantined_fraction}; "
+            f"see {final / 'quarantine.jsonl'}",
             result,
         )
     return result

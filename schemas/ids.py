@@ -35,7 +35,11 @@ def _stripped(expr: pl.Expr) -> pl.Expr:
 def _encode(name: str, dtype: pl.DataType) -> pl.Expr:
     col = pl.col(name)
     if dtype == MESSAGES:
-        msg = pl.element().struct.field("role").fill_null("") + _ROLE_SEP + _stripped(pl.element().struct.field("content"))
+        msg = (
+            pl.element().struct.field("role").fill_null("")
+            + _ROLE_SEP
+            + _stripped(pl.element().struct.field("content"))
+        )
         return col.list.eval(msg).list.join(_MSG_SEP).fill_null("")
     if dtype == pl.Boolean():
         return col.cast(pl.String).fill_null("")
@@ -67,9 +71,7 @@ def id_series(df: pl.DataFrame, kind: Kind) -> pl.Series:
     """The ``id`` of every row of ``df`` (a frame holding ``kind``'s identity columns)."""
     canonical = nfc(df.select(canonical_expr(kind)).to_series())
     # polars' own hash() is not stable across versions; polars-hash's SHA-256 is.
-    return canonical.to_frame().select(
-        pl.first().chash.sha2_256().str.slice(0, ID_HEX_CHARS).alias("id")
-    ).to_series()
+    return canonical.to_frame().select(pl.first().chash.sha2_256().str.slice(0, ID_HEX_CHARS).alias("id")).to_series()
 
 
 def with_ids(df: pl.DataFrame, kind: Kind) -> pl.DataFrame:

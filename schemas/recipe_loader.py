@@ -3,7 +3,8 @@
 Each problem names the YAML path (``sources[0].format``), its line in the file, and what to do.
 
 Example:
-    >>> text = "name: demo\\noutput: {kind: sft}\\nsources:\\n  - {name: a, path: x.jsonl, convert: text, colour: red}\\n"
+    >>> text = ("name: demo\\noutput: {kind: sft}\\nsources:\\n"
+    ...         "  - {name: a, path: x.jsonl, convert: text, colour: red}\\n")
     >>> try:
     ...     load_recipe_text(text, "demo.yaml")
     ... except RecipeError as e:

@@ -80,7 +80,10 @@ def rules(kind: Kind, max_chars: int) -> list[Rule]:
         out.append((pl.col("chosen") == pl.col("rejected"), "identical_pair: chosen equals rejected"))
         judge_kind = pl.col("judge").struct.field("kind")
         out.append(
-            (judge_kind.is_not_null() & ~judge_kind.is_in(JUDGE_KINDS), "bad_judge: judge.kind must be human/ai/dataset")
+            (
+                judge_kind.is_not_null() & ~judge_kind.is_in(JUDGE_KINDS),
+                "bad_judge: judge.kind must be human/ai/dataset",
+            )
         )
     elif kind is Kind.KTO:
         out += _message_rules("prompt", max_chars, None, "user")

@@ -9,6 +9,6 @@ from curate.convert import (  # noqa: F401  (registers converters)
     ratings,
     render,
 )
-from curate.convert.registry import ConvertResult, Converter, all_converters, get_converter
+from curate.convert.registry import Converter, ConvertResult, all_converters, get_converter
 
 __all__ = ["ConvertResult", "Converter", "all_converters", "get_converter"]

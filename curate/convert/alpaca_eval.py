@@ -62,10 +62,13 @@ def preference_reason(raw: pl.Expr) -> pl.Expr:
         InputField("instruction", "str", doc="the prompt, given as a user message"),
         InputField("output_1", "str", doc="first output"),
         InputField("output_2", "str", doc="second output"),
-        InputField("preference", "scalar", doc="1..2: below 1.5 output_1 wins, above 1.5 output_2; 1.5 tie; 0 none"),
+        InputField(
+            "preference",
+            "scalar",
+            nullable=True,
+            doc="1..2: below 1.5 output_1 wins, above 1.5 output_2; 1.5 tie; 0 none",
+        ),
         InputField("annotator", "scalar", required=False, doc="the judge's name (judge.model)"),
-        InputField("generator_1", "scalar", required=False, doc="model of output_1 (informational, not stored)"),
-        InputField("generator_2", "scalar", required=False, doc="model of output_2 (informational, not stored)"),
     ),
     options=AlpacaEvalOptions,
     example="convert: alpaca_eval_to_preference\noptions: {judge_model: alpaca_eval_gpt4}",
@@ -80,8 +83,10 @@ def alpaca_eval_to_preference(df: pl.DataFrame, opts: AlpacaEvalOptions) -> Conv
     annotator = pl.col("annotator").cast(pl.String) if "annotator" in df.columns else pl.lit(None, dtype=pl.String)
     annotator = annotator.fill_null(pl.lit(opts.judge_model, dtype=pl.String))
     if opts.judge_kind == "human":
-        annotators = pl.when(annotator.is_null()).then(pl.lit(None, dtype=pl.List(pl.String))).otherwise(
-            pl.concat_list(annotator)
+        annotators = (
+            pl.when(annotator.is_null())
+            .then(pl.lit(None, dtype=pl.List(pl.String)))
+            .otherwise(pl.concat_list(annotator))
         )
         judge = judge_expr("human", annotators=annotators)
     else:

@@ -46,7 +46,7 @@ def parse_transcript(text: pl.Expr, strip: bool = True) -> tuple[pl.Expr, pl.Exp
         pl.element()
         .str.splitn(_ROLE, 2)
         .struct.rename_fields(["role", "content"])
-        .struct.with_fields(pl.field("role").replace_strict(ROLE_MAP, return_dtype=pl.String), content)
+        .struct.with_fields(pl.field("role").replace_strict(ROLE_MAP, default=None, return_dtype=pl.String), content)
     )
     return parts.list.slice(1).list.eval(turn).cast(MESSAGES), parts.list.first()
 

@@ -75,7 +75,9 @@ def _role(value: Any) -> str | None:
     return OASST_ROLES.get(value) if isinstance(value, str) else None
 
 
-def flatten_trees(rows: Sequence[int], trees: Sequence[Any], *, skip_deleted: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+def flatten_trees(
+    rows: Sequence[int], trees: Sequence[Any], *, skip_deleted: bool
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Flatten OASST trees into message rows (:data:`NODE_SCHEMA`) and rejected trees (``__row``, ``reason``).
 
     A tree with a malformed message (not an object, unknown role, non-text ``text``, non-numeric
@@ -165,8 +167,11 @@ def path_messages(nodes: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
         .join(nodes.select(pl.col("nid").alias("path"), "role", "text"), on="path")
     )
     msg = pl.struct(pl.col("role").alias("role"), pl.col("text").alias("content"))
-    return steps.sort("nid", "step").group_by("nid", maintain_order=True).agg(msg.alias("messages")).with_columns(
-        pl.col("messages").cast(MESSAGES)
+    return (
+        steps.sort("nid", "step")
+        .group_by("nid", maintain_order=True)
+        .agg(msg.alias("messages"))
+        .with_columns(pl.col("messages").cast(MESSAGES))
     )
 
 
@@ -210,9 +215,10 @@ def oasst_to_preference(df: pl.DataFrame, opts: OasstPairOptions) -> ConvertResu
     pairs = (
         ranked.join(ranked.drop(ROW), on="parent", suffix="_b")
         .filter(pl.col("rank") < pl.col("rank_b"))
-        .sort([ROW, "parent", (pl.col("rank_b") - pl.col("rank")), "rank", "pos", "pos_b"], descending=[
-            False, False, True, False, False, False
-        ])
+        .sort(
+            [ROW, "parent", (pl.col("rank_b") - pl.col("rank")), "rank", "pos", "pos_b"],
+            descending=[False, False, True, False, False, False],
+        )
     )
     if opts.max_pairs_per_parent is not None:
         pairs = pairs.filter(pl.int_range(pl.len()).over("parent") < opts.max_pairs_per_parent)
@@ -256,19 +262,10 @@ def oasst_to_messages(df: pl.DataFrame, opts: OasstMessagesOptions) -> ConvertRe
     nodes, rejected = flatten_trees(df[ROW].to_list(), df["prompt"].to_list(), skip_deleted=opts.skip_deleted)
     steps = nodes.select("nid", "role", "depth", pl.col("path").alias("anc")).explode("anc")
     if opts.mode == "best_path":
-        best = (
-            nodes.filter(pl.col("parent").is_not_null())
-            .sort("parent", "rank", "pos", nulls_last=True)
-            .group_by("parent", maintain_order=True)
-            .agg(pl.col("nid").first().alias("anc"))
-            .select("anc", pl.lit(True).alias("best"))
-        )
-        is_root = pl.col("anc").is_in(nodes.filter(pl.col("parent").is_null())["nid"].implode())
-        on_best = (
-            steps.join(best, on="anc", how="left")
-            .group_by("nid")
-            .agg((pl.col("best").fill_null(False) | is_root).all().alias("on_best"))
-        )
+        # a message is on the best path when it and all its ancestors are their parent's best reply
+        best_reply = ((pl.int_range(pl.len()).over("parent") == 0) | pl.col("parent").is_null()).alias("best_reply")
+        ranked = nodes.sort("parent", "rank", "pos", nulls_last=True).select(pl.col("nid").alias("anc"), best_reply)
+        on_best = steps.join(ranked, on="anc").group_by("nid").agg(pl.col("best_reply").all().alias("on_best"))
         targets = (
             nodes.join(on_best, on="nid")
             .filter(pl.col("on_best") & (pl.col("role") == "assistant"))

@@ -77,8 +77,9 @@ def normalize_rated(
     ``completions`` wins when a row has it; otherwise ``responses`` and ``ratings`` are zipped.
 
     Example:
-        >>> normalize_rated([[{"text": "a", "rating": 5}, {"text": "b", "score": "N/A"}]], None, None)
-        ([[('a', 5.0)]], [None])
+        >>> rows = [[{"text": "a", "rating": 5}, {"response": "b", "score": "2"}, {"text": "c", "rating": "N/A"}]]
+        >>> normalize_rated(rows, None, None)
+        ([[('a', 5.0), ('b', 2.0)]], [None])
     """
     n = len(completions if completions is not None else responses if responses is not None else ratings or [])
     comps = completions if completions is not None else [None] * n
@@ -157,7 +158,9 @@ def ratings_to_preference(df: pl.DataFrame, opts: RatingsOptions) -> ConvertResu
     )
     item_type = pl.List(pl.Struct({"text": pl.String, "score": pl.Float64}))
     rows = df.select(ROW, "prompt").with_columns(
-        pl.Series("__items", [None if r is None else [{"text": t, "score": s} for t, s in r] for r in items], item_type),
+        pl.Series(
+            "__items", [None if r is None else [{"text": t, "score": s} for t, s in r] for r in items], item_type
+        ),
         pl.Series("__reason", reasons, pl.String),
     )
     long = (

@@ -48,6 +48,8 @@ class InputField:
     type: FieldType
     required: bool = True
     doc: str = ""
+    nullable: bool = False
+    """With ``required``: the key must be present but ``null`` is a meaningful value (passed on)."""
 
 
 @dataclass

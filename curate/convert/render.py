@@ -3,10 +3,10 @@
 ``chatml`` is rendered with polars expressions; ``tokenizer`` applies a local tokenizer's own chat
 template (``transformers``, imported only when used) once per row.
 
-Examples (recipe snippets):
-    convert: messages_to_text             # ChatML: <|im_start|>user\\nhi<|im_end|>\\n...
-    convert: messages_to_text
-    options: {template: tokenizer, tokenizer: models/my-tokenizer}
+Examples (recipe snippets; it is chained after a converter that gives conversations):
+    convert: [alpaca_to_messages, messages_to_text]       # ChatML: <|im_start|>user\\nhi<|im_end|>\\n...
+    convert: [sharegpt_to_messages, messages_to_text]
+    chain_options: [{template: tokenizer, tokenizer: models/my-tokenizer}]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def load_tokenizer(path: str) -> Any:
     output=Kind.TEXT,
     summary="Conversations -> text through ChatML or a local tokenizer's chat template",
     options=RenderOptions,
-    example="convert: [alpaca_to_messages, messages_to_text]\noptions: {template: chatml}",
+    example="convert: [alpaca_to_messages, messages_to_text]\nchain_options: [{template: chatml}]",
 )
 def messages_to_text(df: pl.DataFrame, opts: RenderOptions) -> ConvertResult:
     """``[{user: "hi"}, {assistant: "hello"}]`` ->

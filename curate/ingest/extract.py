@@ -10,8 +10,10 @@ Example:
     >>> from curate.convert.registry import InputField
     >>> fields = (InputField("instruction", "str"), InputField("input", "str", required=False))
     >>> df, rejects = extract([{"q": "Hi"}, {"q": 5}], [0, 1], fields, {"instruction": "q"})
-    >>> df.to_dicts(), rejects
-    ([{'__row': 0, 'instruction': 'Hi', 'input': None}], [(1, "wrong_type: instruction (column 'q') must be text, got int")])
+    >>> df.to_dicts()
+    [{'__row': 0, 'instruction': 'Hi', 'input': None}]
+    >>> rejects
+    [(1, "wrong_type: instruction (column 'q') must be text, got int")]
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ _DTYPES: dict[str, pl.DataType] = {
     "bool": pl.Boolean(),
     "scalar": pl.String(),
 }
-_EXPECT = {"str": "text", "number": "a number", "bool": "true/false", "scalar": "text or a number",
-           "list": "a list", "dict": "an object"}
+_EXPECT = {
+    "str": "text",
+    "number": "a number",
+    "bool": "true/false",
+    "scalar": "text or a number",
+    "list": "a list",
+    "dict": "an object",
+}
 
 
 def _type_name(v: Any) -> str:
@@ -79,7 +87,10 @@ def extract(
             wrong = [i for i, v in enumerate(vals) if v is not None and type(v) not in accept]
             for i in wrong:
                 bad.setdefault(i, f"wrong_type: {_where(f, key)} must be {_EXPECT[f.type]}, got {_type_name(vals[i])}")
-        if f.required:
+        if f.required and f.nullable:
+            for i in (i for i, r in enumerate(records) if key not in r):
+                bad.setdefault(i, f"missing_field: {_where(f, key)} is missing")
+        elif f.required:
             for i in (i for i, v in enumerate(vals) if v is None):
                 bad.setdefault(i, f"missing_field: {_where(f, key)} is missing or null")
         if f.type == "scalar":

@@ -97,9 +97,7 @@ def _decode_json_line(line: bytes) -> tuple[Any, ReadError | None]:
         return None, ReadError(-1, "invalid_json", f"line is not valid JSON ({msg})", snippet(line))
 
 
-def _line_batches(
-    f: InputFile, batch_rows: int, max_line_bytes: int, parse_json: bool
-) -> Iterator[RawBatch]:
+def _line_batches(f: InputFile, batch_rows: int, max_line_bytes: int, parse_json: bool) -> Iterator[RawBatch]:
     with open_binary(f) as (stream, counter):
         batch, last, row = RawBatch(), 0, -1
         try:
@@ -123,7 +121,9 @@ def _line_batches(
                     try:
                         text = line.decode("utf-8")
                     except UnicodeDecodeError as e:
-                        batch.errors.append(ReadError(row, "invalid_utf8", f"line is not valid UTF-8 ({e})", snippet(line)))
+                        batch.errors.append(
+                            ReadError(row, "invalid_utf8", f"line is not valid UTF-8 ({e})", snippet(line))
+                        )
                         continue
                     batch.rows.append(row)
                     batch.records.append({"text": text.removesuffix("\r")})
@@ -158,7 +158,9 @@ def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
                     batch.records.append(item)
                 else:
                     raw = snippet(orjson.dumps(item, default=str))
-                    batch.errors.append(ReadError(row, "not_an_object", f"expected a JSON object, got {type(item).__name__}", raw))
+                    batch.errors.append(
+                        ReadError(row, "not_an_object", f"expected a JSON object, got {type(item).__name__}", raw)
+                    )
                 if batch.size >= batch_rows:
                     batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                     yield batch
@@ -166,14 +168,18 @@ def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
         except Exception as e:  # ijson raises its own error types; all mean "the rest is unreadable"
             reason = "invalid_utf8" if "utf-8" in str(e).lower() else "invalid_json"
             batch.errors.append(
-                ReadError(done, reason, f"JSON array broken after {done} items; the rest of the file is unreadable ({e})")
+                ReadError(
+                    done, reason, f"JSON array broken after {done} items; the rest of the file is unreadable ({e})"
+                )
             )
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
             yield batch
 
 
-def _single_object_or_lines(f: InputFile, stream: IO[bytes], counter: CountingReader, batch_rows: int) -> Iterator[RawBatch]:
+def _single_object_or_lines(
+    f: InputFile, stream: IO[bytes], counter: CountingReader, batch_rows: int
+) -> Iterator[RawBatch]:
     data = stream.read()
     try:
         obj = orjson.loads(data)
@@ -197,7 +203,9 @@ def _single_object_or_lines(f: InputFile, stream: IO[bytes], counter: CountingRe
         if err is not None:
             batch.errors.append(ReadError(row, err.reason, err.detail, err.raw))
         elif type(rec) is not dict:
-            batch.errors.append(ReadError(row, "not_an_object", f"expected a JSON object, got {type(rec).__name__}", snippet(line)))
+            batch.errors.append(
+                ReadError(row, "not_an_object", f"expected a JSON object, got {type(rec).__name__}", snippet(line))
+            )
         else:
             batch.rows.append(row)
             batch.records.append(rec)
@@ -218,7 +226,9 @@ def _has_surrogates(values: list[str]) -> bool:
     return False
 
 
-def _csv_batches(f: InputFile, batch_rows: int, max_line_bytes: int, delimiter: str, quote: str, header: bool) -> Iterator[RawBatch]:
+def _csv_batches(
+    f: InputFile, batch_rows: int, max_line_bytes: int, delimiter: str, quote: str, header: bool
+) -> Iterator[RawBatch]:
     csv.field_size_limit(max_line_bytes)
     if f.path.suffix.lower() == ".tsv" and delimiter == ",":
         delimiter = "\t"
@@ -246,7 +256,14 @@ def _csv_batches(f: InputFile, batch_rows: int, max_line_bytes: int, delimiter: 
                     detail = f"row has {len(values)} fields, the header has {len(names)}"
                     batch.errors.append(ReadError(row, "wrong_field_count", detail, snippet(delimiter.join(values))))
                 elif _has_surrogates(values):
-                    batch.errors.append(ReadError(row, "invalid_utf8", "row is not valid UTF-8", snippet(delimiter.join(values).encode("utf-8", "surrogateescape"))))
+                    batch.errors.append(
+                        ReadError(
+                            row,
+                            "invalid_utf8",
+                            "row is not valid UTF-8",
+                            snippet(delimiter.join(values).encode("utf-8", "surrogateescape")),
+                        )
+                    )
                 else:
                     batch.rows.append(row)
                     batch.records.append(dict(zip(names, values, strict=True)))
@@ -286,19 +303,24 @@ def _parquet_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
 
 
 def _text_file_batch(f: InputFile, max_bytes: int) -> Iterator[RawBatch]:
-    with open_binary(f) as (stream, counter):
+    with open_binary(f) as (stream, _counter):
         try:
             data = stream.read(max_bytes + 1)
         except (OSError, EOFError, ValueError) as e:
             yield RawBatch(errors=[ReadError(0, "corrupt_file", f"file unreadable ({e})")], bytes_read=f.size)
             return
     if len(data) > max_bytes:
-        yield RawBatch(errors=[ReadError(0, "too_long", f"file is longer than limits.max_line_bytes={max_bytes}")], bytes_read=f.size)
+        yield RawBatch(
+            errors=[ReadError(0, "too_long", f"file is longer than limits.max_line_bytes={max_bytes}")],
+            bytes_read=f.size,
+        )
         return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        yield RawBatch(errors=[ReadError(0, "invalid_utf8", f"file is not valid UTF-8 ({e})", snippet(data))], bytes_read=f.size)
+        yield RawBatch(
+            errors=[ReadError(0, "invalid_utf8", f"file is not valid UTF-8 ({e})", snippet(data))], bytes_read=f.size
+        )
         return
     if not text.strip():
         yield RawBatch(errors=[ReadError(0, "empty_row", "file is empty")], bytes_read=f.size)

@@ -17,8 +17,9 @@ CURATE = [sys.executable, "-m", "curate.cli"]
 
 
 def curate(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CURATE, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CURATE, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
 
 
 RECIPE = """
@@ -43,7 +44,7 @@ def project(tmp_path: Path) -> Path:
         "{broken\n"
         '{"instruction": "Say hi", "input": "politely", "output": "Hello!"}\n'
     )
-    (tmp_path / "faq.csv").write_text('question,answer\nWhat is 1+1?,2\nbad,row,extra\n')
+    (tmp_path / "faq.csv").write_text("question,answer\nWhat is 1+1?,2\nbad,row,extra\n")
     (tmp_path / "recipe.yaml").write_text(RECIPE.format(out=tmp_path / "runs"))
     return tmp_path
 
@@ -62,9 +63,14 @@ def test_run_json_summary_and_outputs(project: Path) -> None:
     assert data.height == 3
     assert data["messages"][1].to_list()[0]["content"] == "Say hi\n\npolitely"
     q = [json.loads(line) for line in (run_dir / "quarantine.jsonl").read_text().splitlines()]
-    assert {(x["source"], x["row"], x["reason"]) for x in q} == {("tasks", 1, "invalid_json"), ("faq", 1, "wrong_field_count")}
+    assert {(x["source"], x["row"], x["reason"]) for x in q} == {
+        ("tasks", 1, "invalid_json"),
+        ("faq", 1, "wrong_field_count"),
+    }
     # the secret is a reference everywhere it is written
-    written = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*") if p.suffix in {".json", ".yaml", ".jsonl"})
+    written = "".join(
+        p.read_text(errors="replace") for p in run_dir.rglob("*") if p.suffix in {".json", ".yaml", ".jsonl"}
+    )
     assert "tok-123-secret" not in written and "${DEMO_SECRET_TOKEN}" in written
     assert not list((project / "runs" / "mixed").glob(".*partial"))
 
@@ -88,8 +94,9 @@ def test_validate_reports_all_problems_exit_2(tmp_path: Path) -> None:
 
 def test_validate_peek_finds_unmapped_columns(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"prompt": "q", "response": "a"}\n')
-    (tmp_path / "r.yaml").write_text("name: x\noutput: {kind: sft}\nsources:\n"
-                                     "  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n")
+    (tmp_path / "r.yaml").write_text(
+        "name: x\noutput: {kind: sft}\nsources:\n  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n"
+    )
     res = curate("validate", "r.yaml", cwd=tmp_path)
     assert res.returncode == 2
     assert "columns: {instruction: <column>}" in res.stderr
@@ -100,7 +107,8 @@ def test_quarantine_limit_fails_with_exit_2_but_keeps_outputs(tmp_path: Path) ->
     (tmp_path / "a.jsonl").write_text('{"instruction": "q", "output": "a"}\nnope\nnope\n')
     (tmp_path / "r.yaml").write_text(
         f"name: x\noutput: {{kind: sft, dir: {tmp_path / 'runs'}}}\nlimits: {{max_quarantined_fraction: 0.5}}\n"
-        "sources:\n  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n")
+        "sources:\n  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n"
+    )
     res = curate("run", "r.yaml", "--json", cwd=tmp_path)
     assert res.returncode == 2
     assert "max_quarantined_fraction" in res.stderr

@@ -16,8 +16,12 @@ pytestmark = pytest.mark.integration
 def run_cli(recipe: str, tmp_path: Path) -> dict:
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe, encoding="utf-8")
-    res = subprocess.run([sys.executable, "-m", "curate.cli", "run", str(path), "--json", "--out", str(tmp_path / "runs")],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "curate.cli", "run", str(path), "--json", "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["balanced"] is True
@@ -35,12 +39,15 @@ def _ranked_pairs(node: dict) -> int:
 def test_oasst_trees_to_preferences_and_conversations(shared_file, tmp_path: Path) -> None:
     src = shared_file("oasst_en_100_tree.jsonl")
     trees = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
-    summary = run_cli(f"""
+    summary = run_cli(
+        f"""
 name: oasst_pairs
 output: {{kind: preference}}
 sources:
   - {{name: oasst, path: {src}, convert: oasst_to_preference}}
-""", tmp_path)
+""",
+        tmp_path,
+    )
     assert summary["input_rows"] == len(trees) == 100
     with_pairs = sum(1 for t in trees if _ranked_pairs(t["prompt"]) > 0)
     assert summary["kept"] == with_pairs
@@ -51,12 +58,15 @@ sources:
     assert data["chosen"].list.first().struct.field("role").unique().to_list() == ["assistant"]
     assert data["source"].struct.field("sha256").n_unique() == 1
 
-    summary = run_cli(f"""
+    summary = run_cli(
+        f"""
 name: oasst_sft
 output: {{kind: sft}}
 sources:
   - {{name: oasst, path: {src}, convert: oasst_to_messages, options: {{mode: best_path}}}}
-""", tmp_path)
+""",
+        tmp_path,
+    )
     assert summary["input_rows"] == 100
     assert summary["kept"] + summary["quarantined"] == 100
     assert summary["kept"] >= 90  # nearly every tree has at least one assistant reply
@@ -66,12 +76,15 @@ def test_alpaca_eval_annotations_to_preferences(shared_file, tmp_path: Path) -> 
     src = shared_file("alpaca_eval_alpaca7b_vs_davinci003_gpt4_annotations.json")
     rows = json.loads(src.read_text())
     decided = [r for r in rows if r.get("preference") is not None and float(r["preference"]) in (1.0, 2.0)]
-    summary = run_cli(f"""
+    summary = run_cli(
+        f"""
 name: ae_pairs
 output: {{kind: preference}}
 sources:
   - {{name: judge, path: {src}, convert: alpaca_eval_to_preference}}
-""", tmp_path)
+""",
+        tmp_path,
+    )
     assert summary["input_rows"] == len(rows) == 805
     assert summary["kept"] == len(decided)
     data = pl.read_parquet(Path(summary["outputs"]["dir"]) / "data")
@@ -85,13 +98,16 @@ sources:
 def test_alpaca_eval_outputs_to_conversations(shared_file, tmp_path: Path) -> None:
     gpt4 = shared_file("alpaca_eval_gpt4_outputs.json")
     a7b = shared_file("alpaca_eval_alpaca7b_outputs.json")
-    summary = run_cli(f"""
+    summary = run_cli(
+        f"""
 name: ae_sft
 output: {{kind: sft}}
 sources:
   - {{name: gpt4, path: {gpt4}, convert: alpaca_to_messages}}
   - {{name: alpaca7b, path: {a7b}, convert: alpaca_to_messages}}
-""", tmp_path)
+""",
+        tmp_path,
+    )
     assert summary["input_rows"] == 805 * 2
     for name in ("gpt4", "alpaca7b"):
         s = summary["sources"][name]

@@ -56,7 +56,7 @@ def _jsonl_line(case: str, text: str) -> bytes:
 def _run(folder: Path, filename: str, fmt: str, extra: str = "") -> tuple[dict, pl.DataFrame, list[dict]]:
     recipe = f"""
 name: fuzz
-output: {{kind: sft, dir: {folder / 'runs'}}}
+output: {{kind: sft, dir: {folder / "runs"}}}
 limits: {{max_line_bytes: 2000, batch_rows: 3}}
 sources:
   - name: s
@@ -83,8 +83,10 @@ def _check(summary: dict, data: pl.DataFrame, quarantine: list[dict], expected: 
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases=st.lists(st.tuples(st.sampled_from(sorted(JSONL_CASES)), TEXT), min_size=1, max_size=25),
-       compress=st.booleans())
+@given(
+    cases=st.lists(st.tuples(st.sampled_from(sorted(JSONL_CASES)), TEXT), min_size=1, max_size=25),
+    compress=st.booleans(),
+)
 def test_fuzzed_jsonl(cases: list[tuple[str, str]], compress: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -99,13 +101,21 @@ JSON_CASES = {"good": None, "not_object": "not_an_object", "wrong_type": "wrong_
 
 
 @settings(max_examples=20, deadline=None)
-@given(cases=st.lists(st.tuples(st.sampled_from(sorted(JSON_CASES)), TEXT), min_size=1, max_size=20),
-       truncate=st.booleans())
+@given(
+    cases=st.lists(st.tuples(st.sampled_from(sorted(JSON_CASES)), TEXT), min_size=1, max_size=20),
+    truncate=st.booleans(),
+)
 def test_fuzzed_json_array(cases: list[tuple[str, str]], truncate: bool) -> None:
     items = []
     for c, t in cases:
-        items.append({"good": {"instruction": t, "output": t}, "not_object": t,
-                      "wrong_type": {"instruction": {"t": t}, "output": t}, "missing": {"output": t}}[c])
+        items.append(
+            {
+                "good": {"instruction": t, "output": t},
+                "not_object": t,
+                "wrong_type": {"instruction": {"t": t}, "output": t},
+                "missing": {"output": t},
+            }[c]
+        )
     expected: list[str | None] = [JSON_CASES[c] for c, _ in cases]
     text = json.dumps(items)
     if truncate:  # a file cut off mid-way: the remainder is one quarantined row

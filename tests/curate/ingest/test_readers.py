@@ -39,7 +39,7 @@ def test_compressed_jsonl(tmp_path: Path, suffix: str, opener) -> None:
     p.write_bytes(opener(b"".join(json.dumps({"i": i}).encode() + b"\n" for i in range(5))))
     f = discover([str(p)], "auto", tmp_path)[0]
     assert (f.format, f.compression) == ("jsonl", "gzip" if suffix == ".gz" else "zstd")
-    rows, recs, errs = _read(p, "auto")
+    rows, _recs, errs = _read(p, "auto")
     assert rows == list(range(5)) and not errs
 
 
@@ -62,7 +62,7 @@ def test_truncated_gzip_quarantines_the_rest(tmp_path: Path) -> None:
 def test_overlong_line_is_cut_and_reported(tmp_path: Path) -> None:
     p = tmp_path / "a.jsonl"
     p.write_bytes(b'{"a": 1}\n{"a": "' + b"x" * 5000 + b'"}\n{"a": 3}\n')
-    rows, recs, errs = _read(p, "auto", max_line_bytes=100)
+    rows, _recs, errs = _read(p, "auto", max_line_bytes=100)
     assert rows == [0, 2] and errs == {1: "too_long"}
 
 
@@ -78,9 +78,9 @@ def test_json_array_and_broken_array(tmp_path: Path) -> None:
     p = tmp_path / "a.json"
     p.write_text(json.dumps([{"a": 1}, 5, {"a": 2}]))
     rows, recs, errs = _read(p, "auto")
-    assert rows == [0, 2] and errs == {1: "not_an_object"}
+    assert rows == [0, 2] and recs == [{"a": 1}, {"a": 2}] and errs == {1: "not_an_object"}
     p.write_text('[{"a": 1}, {"a": 2}, {"a": ')
-    rows, recs, errs = _read(p, "auto")
+    rows, _recs, errs = _read(p, "auto")
     assert rows == [0, 1] and errs == {2: "invalid_json"}
 
 
@@ -93,7 +93,7 @@ def test_json_file_holding_json_lines(tmp_path: Path) -> None:
 def test_csv_ragged_and_multiline(tmp_path: Path) -> None:
     p = tmp_path / "a.csv"
     p.write_text('q,a\nhi,"multi\nline"\nx,y,z\n,\nok,fine\n')
-    rows, recs, errs = _read(p, "auto")
+    _rows, recs, errs = _read(p, "auto")
     assert recs == [{"q": "hi", "a": "multi\nline"}, {"q": "ok", "a": "fine"}]
     assert errs == {1: "wrong_field_count", 2: "empty_row"}
 
@@ -104,7 +104,7 @@ def test_parquet_and_text_and_hf_disk(tmp_path: Path) -> None:
     assert _read(pq, "auto")[1] == [{"text": "a"}, {"text": "b"}, {"text": "c"}]
     txt = tmp_path / "b.txt"
     txt.write_text("one\n\ntwo\n")
-    rows, recs, errs = _read(txt, "auto")
+    _rows, recs, errs = _read(txt, "auto")
     assert recs == [{"text": "one"}, {"text": "two"}] and errs == {1: "empty_row"}
     f = InputFile(txt, "text", "none")
     whole = [r for b in read_batches(f, text_unit="file") for r in b.records]
