@@ -68,7 +68,8 @@ class RunWriter:
         if self._writer is not None:
             self._writer.close()
         path = self.staging / "data" / f"part-{len(self.files):05d}.parquet"
-        self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        # Dictionary encoding only wastes time on high-cardinality text; zstd compresses without it.
+        self._writer = pq.ParquetWriter(path, self.schema, compression="zstd", use_dictionary=False)
         self.files.append(path)
         self._rows_in_file = 0
 

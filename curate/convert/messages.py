@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from schemas.kinds import MESSAGES, ROLES
 
@@ -46,12 +45,12 @@ def messages_column(
     turns: Sequence[tuple[str | pl.Expr, pl.Expr, pl.Expr | None]],
     name: str = "messages",
 ) -> pl.Series:
-    """A message-list column built from per-row turns, assembled directly as an Arrow list array.
+    """A message-list column built from per-row turns, assembled as fixed-size lists.
 
     ``turns`` are ``(role, content, present)``; ``present`` (or ``None`` for always) says whether
     the turn exists in a row, so optional turns (a system prompt) need no second list. This is
-    several times faster than ``pl.concat_list`` of structs, which dominates conversion time on
-    large inputs.
+    several times faster than ``pl.concat_list`` of structs (slow in polars 2.x), which otherwise
+    dominates conversion time on large inputs.
 
     Example:
         >>> df = pl.DataFrame({"s": ["be brief", None], "q": ["hi", "yo"], "a": ["hello", "hey"]})
@@ -69,22 +68,37 @@ def messages_column(
             content.cast(pl.String).alias(f"c{i}"),
             (pl.lit(True) if present is None else present.fill_null(False)).alias(f"p{i}"),
         ]
-    wide = df.select(exprs)
-    # column-major stack of the k turns, then reorder to row-major (row 0's turns, row 1's, ...)
+    if n == 0:
+        return pl.Series(name, [], dtype=MESSAGES)
+    wide = df.select(exprs).with_columns(pl.col(f"p{i}").cast(pl.Boolean) for i in range(k))
+    used = [i for i in range(k) if wide[f"p{i}"].any()]  # a turn no row has is left out entirely
+    if len(used) < k:
+        wide = wide.select(c for i in used for c in (f"r{i}", f"c{i}", f"p{i}")).rename(
+            {f"{x}{i}": f"{x}{j}" for j, i in enumerate(used) for x in "rcp"}
+        )
+        k = len(used)
+    if k == 0:
+        return pl.Series(name, [[]] * n, dtype=MESSAGES)
+    # column-major stack of the k turns, reordered row-major, then reshaped into fixed-size lists
     order = np.arange(k * n, dtype=np.int64).reshape(k, n).T.ravel()
     flat = pl.DataFrame(
         {
-            "role": pl.concat([wide[f"r{i}"] for i in range(k)]),
-            "content": pl.concat([wide[f"c{i}"] for i in range(k)]),
-            "present": pl.concat([wide[f"p{i}"] for i in range(k)]),
+            "role": pl.concat([wide[f"r{i}"] for i in range(k)]).gather(order),
+            "content": pl.concat([wide[f"c{i}"] for i in range(k)]).gather(order),
         }
-    )[order]
-    present = flat["present"].to_numpy().reshape(n, k)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(present.sum(axis=1), out=offsets[1:])
-    values = flat.filter(pl.col("present")).select(pl.struct("role", "content").alias("m")).to_series().to_arrow()
-    arr = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values)
-    return pl.Series(name, arr).cast(MESSAGES)
+    ).to_struct("m")
+    present = np.column_stack([wide[f"p{i}"].to_numpy() for i in range(k)])
+    fixed = flat.reshape((n, k))
+    lists = fixed.cast(pl.List(fixed.dtype.inner)).alias(name)  # type: ignore[union-attr]
+    if present.all():
+        return lists.cast(MESSAGES)
+    lead = present.argmax(axis=1)
+    if (present == (np.arange(k) >= lead[:, None])).all() and present.any(axis=1).all():
+        # absent turns only at the start (an optional system prompt): a per-row offset suffices
+        return lists.to_frame().select(pl.col(name).list.slice(pl.lit(pl.Series(lead)))).to_series().cast(MESSAGES)
+    masked = flat.to_frame().select(pl.when(pl.Series(present.ravel())).then(pl.col("m"))).to_series()
+    fixed = masked.reshape((n, k))
+    return fixed.cast(pl.List(fixed.dtype.inner)).list.drop_nulls().alias(name).cast(MESSAGES)  # type: ignore[union-attr]
 
 
 def single_turn(role: str, content: pl.Expr) -> pl.Expr:

@@ -34,6 +34,7 @@ _ACCEPT: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "dict": (dict,),
 }
+_ACCEPT_OR_NONE = {k: frozenset((*v, type(None))) for k, v in _ACCEPT.items()}
 _DTYPES: dict[str, pl.DataType] = {
     "str": pl.String(),
     "number": pl.Float64(),
@@ -81,16 +82,18 @@ def extract(
     for f in fields:
         key = columns.get(f.name, f.name)
         vals = [r.get(key) for r in records]
-        if f.type != "any":
+        # Whole-column checks run at C speed; rows are only scanned when a column has a problem.
+        if f.type != "any" and not set(map(type, vals)) <= _ACCEPT_OR_NONE[f.type]:
             accept = _ACCEPT[f.type]
             # bool is an int subclass in Python but not a number in JSON: compare exact types.
             wrong = [i for i, v in enumerate(vals) if v is not None and type(v) not in accept]
             for i in wrong:
                 bad.setdefault(i, f"wrong_type: {_where(f, key)} must be {_EXPECT[f.type]}, got {_type_name(vals[i])}")
         if f.required and f.nullable:
-            for i in (i for i, r in enumerate(records) if key not in r):
-                bad.setdefault(i, f"missing_field: {_where(f, key)} is missing")
-        elif f.required:
+            if None in vals:
+                for i in (i for i, r in enumerate(records) if key not in r):
+                    bad.setdefault(i, f"missing_field: {_where(f, key)} is missing")
+        elif f.required and None in vals:
             for i in (i for i, v in enumerate(vals) if v is None):
                 bad.setdefault(i, f"missing_field: {_where(f, key)} is missing or null")
         if f.type == "scalar":

@@ -59,11 +59,14 @@ def snippet(raw: bytes | str) -> str:
     return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
 
 
-def iter_lines(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> Iterator[tuple[bytes, bool]]:
-    """Yield ``(line, too_long)`` for every newline-terminated line (and a final unterminated one).
+def iter_line_blocks(
+    stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23
+) -> Iterator[tuple[list[bytes], set[int]]]:
+    """Yield blocks of lines ``(lines, too_long)``, ``too_long`` holding indices of over-long lines.
 
-    An over-long line is yielded once as its first ``max_line_bytes`` bytes with ``too_long=True``;
-    the rest of it is skipped without being held in memory.
+    Every newline-terminated line (and a final unterminated one) appears once, in order. An
+    over-long line appears as its first ``max_line_bytes`` bytes; the rest of it is skipped
+    without being held in memory.
     """
     pending = b""
     skipping = False
@@ -76,15 +79,28 @@ def iter_lines(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> 
             if nl < 0:
                 continue
             block, skipping = block[nl + 1 :], False
-        parts = (pending + block).split(b"\n")
-        pending = parts.pop()
-        for line in parts:
-            yield (line[:max_line_bytes], True) if len(line) > max_line_bytes else (line, False)
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        too_long = (
+            {i for i, line in enumerate(lines) if len(line) > max_line_bytes} if len(block) > max_line_bytes else set()
+        )
         if len(pending) > max_line_bytes:
-            yield pending[:max_line_bytes], True
+            too_long.add(len(lines))
+            lines.append(pending)
             pending, skipping = b"", True
+        for i in too_long:
+            lines[i] = lines[i][:max_line_bytes]
+        if lines:
+            yield lines, too_long
     if pending and not skipping:
-        yield (pending[:max_line_bytes], True) if len(pending) > max_line_bytes else (pending, False)
+        yield [pending[:max_line_bytes]], ({0} if len(pending) > max_line_bytes else set())
+
+
+def iter_lines(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> Iterator[tuple[bytes, bool]]:
+    """Line by line view of :func:`iter_line_blocks`: ``(line, too_long)``."""
+    for lines, too_long in iter_line_blocks(stream, max_line_bytes, chunk):
+        for i, line in enumerate(lines):
+            yield line, i in too_long
 
 
 def _decode_json_line(line: bytes) -> tuple[Any, ReadError | None]:
@@ -97,43 +113,75 @@ def _decode_json_line(line: bytes) -> tuple[Any, ReadError | None]:
         return None, ReadError(-1, "invalid_json", f"line is not valid JSON ({msg})", snippet(line))
 
 
+def _parse_line(line: bytes, row: int, too_long: bool, parse_json: bool, max_line_bytes: int, out: RawBatch) -> None:
+    """Careful path: classify one line into a record or a read error."""
+    if too_long:
+        detail = f"line is longer than limits.max_line_bytes={max_line_bytes}"
+        out.errors.append(ReadError(row, "too_long", detail, snippet(line[:200])))
+    elif not line.strip():
+        out.errors.append(ReadError(row, "empty_row", "blank line", ""))
+    elif parse_json:
+        rec, err = _decode_json_line(line)
+        if err is not None:
+            out.errors.append(ReadError(row, err.reason, err.detail, err.raw))
+        elif type(rec) is not dict:
+            detail = f"expected a JSON object, got {type(rec).__name__}"
+            out.errors.append(ReadError(row, "not_an_object", detail, snippet(line)))
+        else:
+            out.rows.append(row)
+            out.records.append(rec)
+    else:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            out.errors.append(ReadError(row, "invalid_utf8", f"line is not valid UTF-8 ({e})", snippet(line)))
+            return
+        out.rows.append(row)
+        out.records.append({"text": text.removesuffix("\r")})
+
+
+def _parse_lines(
+    lines: list[bytes], first_row: int, too_long: set[int], parse_json: bool, max_line_bytes: int, out: RawBatch
+) -> None:
+    """Parse a run of lines into ``out``. Clean runs take a fast path (C-level map, no per-line
+    Python); a run with any defect is re-read line by line to classify each row."""
+    if not too_long and all(map(bytes.strip, lines)):
+        try:
+            if parse_json:
+                recs = list(map(orjson.loads, lines))
+                clean = set(map(type, recs)) == {dict}
+            else:
+                recs = [{"text": t.removesuffix("\r")} for t in map(bytes.decode, lines)]
+                clean = True
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
+            clean = False
+        if clean:
+            out.rows.extend(range(first_row, first_row + len(lines)))
+            out.records.extend(recs)
+            return
+    for i, line in enumerate(lines):
+        _parse_line(line, first_row + i, i in too_long, parse_json, max_line_bytes, out)
+
+
 def _line_batches(f: InputFile, batch_rows: int, max_line_bytes: int, parse_json: bool) -> Iterator[RawBatch]:
     with open_binary(f) as (stream, counter):
-        batch, last, row = RawBatch(), 0, -1
+        batch, last, row = RawBatch(), 0, 0  # row: number of lines consumed so far
         try:
-            for row, (line, too_long) in enumerate(iter_lines(stream, max_line_bytes)):
-                if too_long:
-                    detail = f"line is longer than limits.max_line_bytes={max_line_bytes}"
-                    batch.errors.append(ReadError(row, "too_long", detail, snippet(line[:200])))
-                elif not line.strip():
-                    batch.errors.append(ReadError(row, "empty_row", "blank line", ""))
-                elif parse_json:
-                    rec, err = _decode_json_line(line)
-                    if err is not None:
-                        batch.errors.append(ReadError(row, err.reason, err.detail, err.raw))
-                    elif type(rec) is not dict:
-                        detail = f"expected a JSON object, got {type(rec).__name__}"
-                        batch.errors.append(ReadError(row, "not_an_object", detail, snippet(line)))
-                    else:
-                        batch.rows.append(row)
-                        batch.records.append(rec)
-                else:
-                    try:
-                        text = line.decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        batch.errors.append(
-                            ReadError(row, "invalid_utf8", f"line is not valid UTF-8 ({e})", snippet(line))
-                        )
-                        continue
-                    batch.rows.append(row)
-                    batch.records.append({"text": text.removesuffix("\r")})
-                if batch.size >= batch_rows:
-                    batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
-                    yield batch
-                    batch = RawBatch()
+            for lines, too_long in iter_line_blocks(stream, max_line_bytes):
+                start = 0
+                while start < len(lines):
+                    take = min(batch_rows - batch.size, len(lines) - start)
+                    part_long = {i - start for i in too_long if start <= i < start + take}
+                    _parse_lines(lines[start : start + take], row, part_long, parse_json, max_line_bytes, batch)
+                    start += take
+                    row += take
+                    if batch.size >= batch_rows:
+                        batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
+                        yield batch
+                        batch = RawBatch()
         except (OSError, EOFError, ValueError) as e:  # corrupt gzip/zstd stream: the rest is unreadable
             batch.errors.append(
-                ReadError(row + 1, "corrupt_file", f"the rest of the file could not be decompressed/read ({e})")
+                ReadError(row, "corrupt_file", f"the rest of the file could not be decompressed/read ({e})")
             )
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
