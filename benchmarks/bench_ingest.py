@@ -70,8 +70,21 @@ _VOCAB = _WORDS.split()
 _NON_ASCII = ("café", "naïve", "résumé", "über", "jalapeño", "déjà", "São", "Zürich")
 _NON_ASCII_P = 0.00045  # per word: about 5% of rows carry a non-ASCII character
 _VERBS = (
-    "Explain", "Describe", "Summarize", "Write", "List", "Give", "Suggest", "Rewrite", "Classify",
-    "Compare", "Translate", "Outline", "Draft", "Identify", "Convert",
+    "Explain",
+    "Describe",
+    "Summarize",
+    "Write",
+    "List",
+    "Give",
+    "Suggest",
+    "Rewrite",
+    "Classify",
+    "Compare",
+    "Translate",
+    "Outline",
+    "Draft",
+    "Identify",
+    "Convert",
 )
 
 
@@ -167,9 +180,18 @@ def child(recipe: str, out: str, profile: str | None) -> None:
         result = run_recipe(doc, Path(out), show_progress=False)
     seconds = time.perf_counter() - t0
     s = result.summary
-    print(json.dumps({"seconds": seconds, "input_rows": s["input_rows"], "kept": s["kept"],
-                      "output_records": s["output_records"], "quarantined": s["quarantined"],
-                      "balanced": s["balanced"]}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "input_rows": s["input_rows"],
+                "kept": s["kept"],
+                "output_records": s["output_records"],
+                "quarantined": s["quarantined"],
+                "balanced": s["balanced"],
+            }
+        )
+    )
 
 
 def run_once(recipe: Path, out: Path, profile: str | None = None) -> dict[str, float | int]:
@@ -230,20 +252,25 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)  # keep disk use to one run's output
     rps = statistics.median(r["rows_per_second"] for r in runs)
     rss = statistics.median(r["peak_rss_mb"] for r in runs)
-    print(json.dumps({
-        "benchmark": "ingest_alpaca_to_messages",
-        "rows": args.rows,
-        "input_bytes": data.stat().st_size,
-        "rows_per_second_median": round(rps, 1),
-        "peak_rss_mb_median": round(rss, 1),
-        "seconds_median": statistics.median(r["seconds"] for r in runs),
-        "runs": runs,
-        "goal_rows_per_second": GOAL_ROWS_PER_S,
-        "goal_peak_rss_mb": GOAL_PEAK_RSS_MB,
-        "ratio_vs_goal": round(rps / GOAL_ROWS_PER_S, 3),
-        "meets_goal": rps >= GOAL_ROWS_PER_S and rss <= GOAL_PEAK_RSS_MB,
-        "threads": 1,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest_alpaca_to_messages",
+                "rows": args.rows,
+                "input_bytes": data.stat().st_size,
+                "rows_per_second_median": round(rps, 1),
+                "peak_rss_mb_median": round(rss, 1),
+                "seconds_median": statistics.median(r["seconds"] for r in runs),
+                "runs": runs,
+                "goal_rows_per_second": GOAL_ROWS_PER_S,
+                "goal_peak_rss_mb": GOAL_PEAK_RSS_MB,
+                "ratio_vs_goal": round(rps / GOAL_ROWS_PER_S, 3),
+                "meets_goal": rps >= GOAL_ROWS_PER_S and rss <= GOAL_PEAK_RSS_MB,
+                "threads": 1,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import orjson
 
-from curate.ingest.files import CountingReader, InputFile, open_binary
+from curate.ingest.files import InputFile, open_binary
 
 SNIPPET_CHARS = 1000
 
@@ -188,14 +188,22 @@ def _line_batches(f: InputFile, batch_rows: int, max_line_bytes: int, parse_json
             yield batch
 
 
-def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
+def _json_array_batches(f: InputFile, batch_rows: int, max_line_bytes: int) -> Iterator[RawBatch]:
     import ijson  # local import: only JSON-array inputs need it
 
     with open_binary(f) as (stream, counter):
         head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
-        first = head.lstrip()[:1]
-        if first == b"{":  # a single object, or JSON Lines saved with a .json name
-            yield from _single_object_or_lines(f, stream, counter, batch_rows)
+        if head.lstrip()[:1] == b"{":  # one object, or JSON Lines saved with a .json name
+            first = stream.readline(max_line_bytes + 1)
+            try:
+                obj = orjson.loads(first)
+            except orjson.JSONDecodeError:  # a pretty-printed (or broken) single object
+                yield from _single_object(f, max_line_bytes)
+                return
+            if stream.read(1 << 16).strip():  # more content after a complete first line
+                yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=True)
+            else:
+                yield RawBatch(rows=[0], records=[obj], bytes_read=counter.bytes_read)
             return
         batch, last, done = RawBatch(), 0, 0
         try:
@@ -206,9 +214,8 @@ def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
                     batch.records.append(item)
                 else:
                     raw = snippet(orjson.dumps(item, default=str))
-                    batch.errors.append(
-                        ReadError(row, "not_an_object", f"expected a JSON object, got {type(item).__name__}", raw)
-                    )
+                    detail = f"expected a JSON object, got {type(item).__name__}"
+                    batch.errors.append(ReadError(row, "not_an_object", detail, raw))
                 if batch.size >= batch_rows:
                     batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                     yield batch
@@ -225,44 +232,19 @@ def _json_array_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
             yield batch
 
 
-def _single_object_or_lines(
-    f: InputFile, stream: IO[bytes], counter: CountingReader, batch_rows: int
-) -> Iterator[RawBatch]:
-    data = stream.read()
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        obj = None
-    batch = RawBatch()
-    if isinstance(obj, dict):
-        batch.rows.append(0)
-        batch.records.append(obj)
-        batch.bytes_read = counter.bytes_read
-        yield batch
-        return
-    # Not one object: read it as JSON Lines (a common mislabelling).
-    for row, line in enumerate(data.split(b"\n")):
-        if not line.strip() and row == data.count(b"\n"):
-            break
-        if not line.strip():
-            batch.errors.append(ReadError(row, "empty_row", "blank line"))
-            continue
-        rec, err = _decode_json_line(line)
+def _single_object(f: InputFile, max_bytes: int) -> Iterator[RawBatch]:
+    """A file holding one JSON object (possibly pretty-printed over many lines): one row."""
+    with open_binary(f) as (stream, counter):
+        data = stream.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            detail = f"a single JSON object longer than limits.max_line_bytes={max_bytes}"
+            yield RawBatch(errors=[ReadError(0, "too_long", detail)], bytes_read=f.size)
+            return
+        rec, err = _decode_json_line(data)
         if err is not None:
-            batch.errors.append(ReadError(row, err.reason, err.detail, err.raw))
-        elif type(rec) is not dict:
-            batch.errors.append(
-                ReadError(row, "not_an_object", f"expected a JSON object, got {type(rec).__name__}", snippet(line))
-            )
+            yield RawBatch(errors=[ReadError(0, err.reason, err.detail, err.raw)], bytes_read=counter.bytes_read)
         else:
-            batch.rows.append(row)
-            batch.records.append(rec)
-        if batch.size >= batch_rows:
-            yield batch
-            batch = RawBatch()
-    batch.bytes_read = counter.bytes_read
-    if batch.size:
-        yield batch
+            yield RawBatch(rows=[0], records=[rec], bytes_read=counter.bytes_read)
 
 
 def _has_surrogates(values: list[str]) -> bool:
@@ -409,7 +391,7 @@ def read_batches(
     if f.format == "jsonl":
         yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=True)
     elif f.format == "json":
-        yield from _json_array_batches(f, batch_rows)
+        yield from _json_array_batches(f, batch_rows, max_line_bytes)
     elif f.format == "text":
         if text_unit == "file":
             yield from _text_file_batch(f, max_line_bytes)

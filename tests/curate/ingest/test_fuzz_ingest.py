@@ -156,3 +156,33 @@ def test_fuzzed_parquet(outputs: list[str | None]) -> None:
         pl.DataFrame({"instruction": ["q"] * len(outputs), "output": outputs}).write_parquet(folder / "in.parquet")
         summary, data, quarantine = _run(folder, "in.parquet", "parquet")
         _check(summary, data, quarantine, expected)
+
+
+TEXT_CASES = {"good": None, "blank": "empty_row", "invalid_utf8": "invalid_utf8", "too_long": "too_long"}
+
+
+@settings(max_examples=20, deadline=None)
+@given(cases=st.lists(st.tuples(st.sampled_from(sorted(TEXT_CASES)), TEXT), min_size=1, max_size=25))
+def test_fuzzed_plain_text(cases: list[tuple[str, str]]) -> None:
+    def line(case: str, text: str) -> bytes:
+        return {
+            "good": text.replace("\n", " ").replace("\r", " ").encode(),
+            "blank": b" \t",
+            "invalid_utf8": b"caf\xe9",
+            "too_long": b"w" * 3000,
+        }[case]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "in.txt").write_bytes(b"\n".join(line(c, t) for c, t in cases))
+        recipe = f"""
+name: fuzz
+output: {{kind: text, dir: {folder / "runs"}}}
+limits: {{max_line_bytes: 2000, batch_rows: 4}}
+sources:
+  - {{name: s, path: in.txt, convert: text}}
+"""
+        res = run_recipe(load_recipe_doc(recipe, str(folder / "recipe.yaml")), show_progress=False)
+        data = pl.read_parquet(res.run_dir / "data")
+        quarantine = [json.loads(x) for x in (res.run_dir / "quarantine.jsonl").read_text().splitlines()]
+        _check(res.summary, data, quarantine, [TEXT_CASES[c] for c, _ in cases])

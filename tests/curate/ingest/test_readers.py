@@ -131,3 +131,16 @@ def test_discover_errors(tmp_path: Path) -> None:
     (tmp_path / "b.jsonl").write_text("{}\n")
     (tmp_path / "a.jsonl").write_text("{}\n")
     assert [f.path.name for f in discover(["*.jsonl", "a.jsonl"], "auto", tmp_path)] == ["a.jsonl", "b.jsonl"]
+
+
+def test_json_single_object_forms(tmp_path: Path) -> None:
+    p = tmp_path / "a.json"
+    p.write_text('{"a": 1}\n')
+    assert _read(p, "auto")[1] == [{"a": 1}]
+    p.write_text('{\n  "a": 1,\n  "b": [1, 2]\n}\n')  # pretty-printed: still one row
+    assert _read(p, "auto")[1] == [{"a": 1, "b": [1, 2]}]
+    p.write_text('{\n  "a": 1,\n')  # broken pretty-printed object: one quarantined row
+    assert _read(p, "auto")[2] == {0: "invalid_json"}
+    p.write_text('{"a": 1}\nnot json\n{"a": 2}\n')  # JSON Lines under a .json name, streamed line by line
+    rows, recs, errs = _read(p, "auto")
+    assert rows == [0, 2] and recs == [{"a": 1}, {"a": 2}] and errs == {1: "invalid_json"}
