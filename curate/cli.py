@@ -97,7 +97,7 @@ def validate(
     except RecipeError as e:
         _fail_recipe(e, as_json)
         return
-    files = {sp.spec.name: [str(f.path) for f in sp.files] for sp in p.sources}
+    files = {sp.spec.name: [f.uri for f in sp.files] for sp in p.sources}
     if as_json:
         print(
             json.dumps(

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from curate.convert import Converter, all_converters, get_converter
 from curate.ingest import InputError, InputFile, discover, read_batches
-from schemas.recipe import Recipe, SourceSpec
+from schemas.recipe import Recipe, SourceSpec, resolve_secrets
 from schemas.recipe_loader import LoadedRecipe, Problem, RecipeError
 
 PEEK_ROWS = 100
@@ -149,7 +149,7 @@ def _peek(doc: LoadedRecipe, sp: SourcePlan, problems: list[Problem]) -> None:
                 doc.problem(
                     ("sources", sp.index, "columns"),
                     f"{sp.chain[0].name} needs field {fld.name!r} from column {col!r}, which the first {n} rows of "
-                    f"{f.path.name} do not have (columns: {cols}); map it: columns: {{{fld.name}: <column>}}",
+                    f"{f.name} do not have (columns: {cols}); map it: columns: {{{fld.name}: <column>}}",
                 )
             )
 
@@ -164,7 +164,10 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
         sp = SourcePlan(i, spec, chain, options)
         if check_files:
             try:
-                sp.files = discover(spec.paths, spec.format, base, spec.compression)
+                options = resolve_secrets(spec.storage_options)
+                sp.files = discover(spec.paths, spec.format, base, spec.compression, options)
+            except KeyError as e:
+                problems.append(doc.problem(("sources", i, "storage_options"), str(e.args[0])))
             except InputError as e:
                 problems.append(doc.problem(("sources", i, "path"), str(e)))
         if peek:

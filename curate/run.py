@@ -68,7 +68,7 @@ def execute(p: Plan, writer: RunWriter, ledger: Ledger, show_progress: bool | No
         task = bar.tasks[0].id
         for sp in p.sources:
             for f in sp.files:
-                info = SourceInfo(sp.spec.name, f.uri, sha256_of(f.path))
+                info = SourceInfo(sp.spec.name, f.uri, sha256_of(f))
                 ledger.add_file(info.name, info.uri, info.sha256, f.format, f.compression)
                 batches = read_batches(
                     f,

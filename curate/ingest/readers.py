@@ -260,7 +260,7 @@ def _csv_batches(
     f: InputFile, batch_rows: int, max_line_bytes: int, delimiter: str, quote: str, header: bool
 ) -> Iterator[RawBatch]:
     csv.field_size_limit(max_line_bytes)
-    if f.path.suffix.lower() == ".tsv" and delimiter == ",":
+    if f.name.lower().removesuffix(".gz").removesuffix(".zst").endswith(".tsv") and delimiter == ",":
         delimiter = "\t"
     with open_binary(f) as (stream, counter):
         text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
@@ -312,7 +312,7 @@ def _parquet_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(f.path)
+        pf = pq.ParquetFile(f.path if f.fs is None else f.open_raw())
     except Exception as e:  # pyarrow raises ArrowInvalid/OSError for non-parquet bytes
         yield RawBatch(errors=[ReadError(0, "corrupt_file", f"not a readable Parquet file ({e})")], bytes_read=f.size)
         return
@@ -362,7 +362,10 @@ def _hf_disk_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
     from datasets import DatasetDict, load_from_disk
 
     try:
-        ds = load_from_disk(str(f.path))
+        if f.fs is None:
+            ds = load_from_disk(str(f.path))
+        else:
+            ds = load_from_disk(f.uri, storage_options=f.fs.storage_options)
     except Exception as e:  # datasets raises several error types for damaged folders
         yield RawBatch(errors=[ReadError(0, "corrupt_file", f"not a readable save_to_disk folder ({e})")])
         return
