@@ -18,7 +18,7 @@ from rich.table import Table
 
 from curate.convert import all_converters, get_converter
 from curate.ingest import InputError
-from curate.plan import plan
+from curate.plan import load_and_plan
 from curate.run import QuarantineLimitError, run_recipe
 from schemas.kinds import Kind
 from schemas.recipe import recipe_json_schema
@@ -52,8 +52,8 @@ Examples:
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -92,8 +92,7 @@ def validate(
     Every problem is listed with its YAML path and line.
     """
     try:
-        doc = load_recipe_file(recipe)
-        p = plan(doc, peek=peek)
+        p = load_and_plan(recipe, peek=peek)
     except RecipeError as e:
         _fail_recipe(e, as_json)
         return
@@ -101,13 +100,13 @@ def validate(
     if as_json:
         print(
             json.dumps(
-                {"ok": True, "recipe": doc.recipe.name, "kind": doc.recipe.output.kind.value, "files": files}, indent=2
+                {"ok": True, "recipe": p.recipe.name, "kind": p.recipe.output.kind.value, "files": files}, indent=2
             )
         )
     else:
         n = sum(len(v) for v in files.values())
         out.print(
-            f"[green]ok[/]: {doc.recipe.name} -> {doc.recipe.output.kind.value} records from "
+            f"[green]ok[/]: {p.recipe.name} -> {p.recipe.output.kind.value} records from "
             f"{len(p.sources)} source(s), {n} input file(s)"
         )
 

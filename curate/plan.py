@@ -20,16 +20,29 @@ Example:
 from __future__ import annotations
 
 import itertools
+import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
 
 from curate.convert import Converter, all_converters, get_converter
 from curate.ingest import InputError, InputFile, discover, read_batches
+from schemas.kinds import Kind
 from schemas.recipe import Recipe, SourceSpec, resolve_secrets
-from schemas.recipe_loader import LoadedRecipe, Problem, RecipeError
+from schemas.recipe_loader import (
+    LoadedRecipe,
+    Problem,
+    RecipeError,
+    format_loc,
+    line_of,
+    load_recipe_file,
+    read_recipe_text,
+    to_plain,
+)
 
 PEEK_ROWS = 100
 
@@ -53,24 +66,29 @@ class Plan:
 
 
 def _chain(
-    doc: LoadedRecipe, i: int, spec: SourceSpec, problems: list[Problem]
+    where: Callable[[tuple[Any, ...], str], Problem],
+    i: int,
+    spec: SourceSpec,
+    want: Kind | None,
+    problems: list[Problem],
 ) -> tuple[list[Converter], list[BaseModel]]:
+    """Check one source's converter chain, options and column map (``want``: the output kind)."""
     loc: tuple[Any, ...] = ("sources", i, "convert")
     chain: list[Converter] = []
     for step, name in enumerate(spec.steps):
         try:
             chain.append(get_converter(name))
         except KeyError:
-            near = [n for n in all_converters() if name.split("_")[0] in n]
+            near = difflib.get_close_matches(name, list(all_converters()), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(near)}?" if near else "; `curate converters` lists them"
             problems.append(
-                doc.problem(loc if isinstance(spec.convert, str) else (*loc, step), f"unknown converter {name!r}{hint}")
+                where(loc if isinstance(spec.convert, str) else (*loc, step), f"unknown converter {name!r}{hint}")
             )
     if len(chain) != len(spec.steps):
         return [], []
     if chain[0].input is not None:
         problems.append(
-            doc.problem(
+            where(
                 loc,
                 f"{chain[0].name} converts {chain[0].input} records, so it cannot read raw input; "
                 "put a raw converter first",
@@ -79,18 +97,15 @@ def _chain(
     for prev, nxt in itertools.pairwise(chain):
         if nxt.input != prev.output:
             problems.append(
-                doc.problem(
+                where(
                     loc, f"{prev.name} produces {prev.output} records but {nxt.name} reads {nxt.input or 'raw'} records"
                 )
             )
-    want = doc.recipe.output.kind
-    if chain[-1].output != want:
-        problems.append(
-            doc.problem(loc, f"{chain[-1].name} produces {chain[-1].output} records, but output.kind is {want}")
-        )
+    if want is not None and chain[-1].output != want:
+        problems.append(where(loc, f"{chain[-1].name} produces {chain[-1].output} records, but output.kind is {want}"))
     if len(spec.chain_options) > len(chain) - 1:
         problems.append(
-            doc.problem(
+            where(
                 ("sources", i, "chain_options"),
                 f"{len(spec.chain_options)} entries for {len(chain) - 1} later converter(s)",
             )
@@ -105,12 +120,12 @@ def _chain(
             for err in e.errors():
                 key = ".".join(str(p) for p in err["loc"])
                 msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append(doc.problem((*opt_loc, *err["loc"]), f"{conv.name} option {key}: {msg}"))
+                problems.append(where((*opt_loc, *err["loc"]), f"{conv.name} option {key}: {msg}"))
     known = {f.name for f in chain[0].fields}
     for key in spec.columns:
         if key not in known:
             problems.append(
-                doc.problem(
+                where(
                     ("sources", i, "columns", key),
                     f"{chain[0].name} has no field {key!r}; its fields are {', '.join(sorted(known))}",
                 )
@@ -141,17 +156,23 @@ def _peek(doc: LoadedRecipe, sp: SourcePlan, problems: list[Problem]) -> None:
         break
     if n == 0:
         return
-    for fld in sp.chain[0].fields:
-        col = sp.spec.columns.get(fld.name, fld.name)
-        if fld.required and col not in seen:
-            cols = ", ".join(sorted(seen)[:12])
-            problems.append(
-                doc.problem(
-                    ("sources", sp.index, "columns"),
-                    f"{sp.chain[0].name} needs field {fld.name!r} from column {col!r}, which the first {n} rows of "
-                    f"{f.name} do not have (columns: {cols}); map it: columns: {{{fld.name}: <column>}}",
-                )
+    missing = [
+        (fld.name, sp.spec.columns.get(fld.name, fld.name))
+        for fld in sp.chain[0].fields
+        if fld.required and sp.spec.columns.get(fld.name, fld.name) not in seen
+    ]
+    if missing:
+        rows = "first row" if n == 1 else f"first {n} rows"
+        verb = "does" if n == 1 else "do"
+        needs = ", ".join(f"{name!r} (column {col!r})" for name, col in missing)
+        fix = ", ".join(f"{name}: <column>" for name, _ in missing)
+        problems.append(
+            doc.problem(
+                ("sources", sp.index, "columns"),
+                f"{sp.chain[0].name} needs {needs}, which the {rows} of {f.name} {verb} not have "
+                f"(columns: {', '.join(sorted(seen)[:12])}); map them: columns: {{{fix}}}",
             )
+        )
 
 
 def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool = True, peek: bool = False) -> Plan:
@@ -160,7 +181,7 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
     problems: list[Problem] = []
     sources: list[SourcePlan] = []
     for i, spec in enumerate(doc.recipe.sources):
-        chain, options = _chain(doc, i, spec, problems)
+        chain, options = _chain(doc.problem, i, spec, doc.recipe.output.kind, problems)
         sp = SourcePlan(i, spec, chain, options)
         if check_files:
             try:
@@ -176,3 +197,37 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
     if problems:
         raise RecipeError(problems)
     return Plan(doc.recipe, base, sources)
+
+
+def _partial_problems(path: Path) -> list[Problem]:
+    """Chain checks for the sources that are valid on their own, when the recipe as a whole is not.
+
+    So a recipe with a typo in ``output`` still gets its unknown converter reported in the same run.
+    """
+    text = read_recipe_text(path)
+    try:
+        root = YAML(typ="rt").load(text)
+        raw_sources = root.get("sources") if isinstance(root, dict) else None
+    except Exception:  # the YAML error itself is already reported by the loader
+        return []
+    if not isinstance(raw_sources, list):
+        return []
+    raw_kind = root.get("output", {}).get("kind") if isinstance(root.get("output"), dict) else None
+    want = Kind(raw_kind) if raw_kind in {k.value for k in Kind} else None
+    out: list[Problem] = []
+    for i, raw in enumerate(raw_sources):
+        try:
+            spec = SourceSpec.model_validate(to_plain(raw))
+        except ValidationError:
+            continue  # its own problems are already listed
+        _chain(lambda loc, msg: Problem(str(path), line_of(root, loc), format_loc(loc), msg), i, spec, want, out)
+    return out
+
+
+def load_and_plan(path: str | Path, *, peek: bool = False, check_files: bool = True) -> Plan:
+    """Load a recipe file and plan it; a RecipeError lists every problem found in either step."""
+    try:
+        doc = load_recipe_file(path)
+    except RecipeError as e:
+        raise RecipeError(e.problems + _partial_problems(Path(path))) from None
+    return plan(doc, peek=peek, check_files=check_files)

@@ -48,11 +48,12 @@ class RecipeError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def _plain(node: Any) -> Any:
+def to_plain(node: Any) -> Any:
+    """ruamel's round-trip nodes as plain dicts/lists."""
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): to_plain(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [to_plain(v) for v in node]
     return node
 
 
@@ -127,7 +128,7 @@ def load_recipe_doc(text: str, file: str = "<recipe>") -> LoadedRecipe:
     if not isinstance(root, CommentedMap):
         raise RecipeError([Problem(file, 1, "", "a recipe must be a YAML mapping (name:, output:, sources:)")])
     try:
-        return LoadedRecipe(Recipe.model_validate(_plain(root)), file, text, root)
+        return LoadedRecipe(Recipe.model_validate(to_plain(root)), file, text, root)
     except ValidationError as e:
         problems = []
         for err in e.errors():

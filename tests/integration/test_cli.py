@@ -136,3 +136,15 @@ def test_schema_command_writes_json_schema(tmp_path: Path) -> None:
     assert "sources" in schema["properties"]
     kind = json.loads(curate("schema", "--kind", "preference", cwd=tmp_path).stdout)
     assert "chosen" in kind["properties"]
+
+
+def test_structural_and_chain_problems_in_one_report(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "name: x\noutput: {kind: sft, colour: red}\nsources:\n"
+        "  - {name: a, path: a.jsonl, convert: sharegpt_to_mesages}\n"
+    )
+    res = curate("validate", "r.yaml", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "r.yaml:2: output.colour: unknown key" in res.stderr
+    assert "r.yaml:4: sources[0].convert: unknown converter 'sharegpt_to_mesages'" in res.stderr
+    assert "did you mean sharegpt_to_messages" in res.stderr
