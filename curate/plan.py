@@ -19,8 +19,8 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import difflib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path

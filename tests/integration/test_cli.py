@@ -99,7 +99,7 @@ def test_validate_peek_finds_unmapped_columns(tmp_path: Path) -> None:
     )
     res = curate("validate", "r.yaml", cwd=tmp_path)
     assert res.returncode == 2
-    assert "columns: {instruction: <column>}" in res.stderr
+    assert "map them: columns: {instruction: <column>, output: <column>}" in res.stderr
     assert curate("validate", "r.yaml", "--no-peek", cwd=tmp_path).returncode == 0
 
 
