@@ -53,16 +53,18 @@ def _jsonl_line(case: str, text: str) -> bytes:
     }[case]
 
 
-def _run(folder: Path, filename: str, fmt: str, extra: str = "") -> tuple[dict, pl.DataFrame, list[dict]]:
+def _run(
+    folder: Path, filename: str, fmt: str, extra: str = "", kind: str = "sft", convert: str = "alpaca_to_messages"
+) -> tuple[dict, pl.DataFrame, list[dict]]:
     recipe = f"""
 name: fuzz
-output: {{kind: sft, dir: {folder / "runs"}}}
+output: {{kind: {kind}, dir: {folder / "runs"}}}
 limits: {{max_line_bytes: 2000, batch_rows: 3}}
 sources:
   - name: s
     path: {filename}
     format: {fmt}
-    convert: alpaca_to_messages
+    convert: {convert}
 {extra}"""
     doc = load_recipe_doc(recipe, str(folder / "recipe.yaml"))
     res = run_recipe(doc, show_progress=False)
@@ -175,14 +177,5 @@ def test_fuzzed_plain_text(cases: list[tuple[str, str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "in.txt").write_bytes(b"\n".join(line(c, t) for c, t in cases))
-        recipe = f"""
-name: fuzz
-output: {{kind: text, dir: {folder / "runs"}}}
-limits: {{max_line_bytes: 2000, batch_rows: 4}}
-sources:
-  - {{name: s, path: in.txt, convert: text}}
-"""
-        res = run_recipe(load_recipe_doc(recipe, str(folder / "recipe.yaml")), show_progress=False)
-        data = pl.read_parquet(res.run_dir / "data")
-        quarantine = [json.loads(x) for x in (res.run_dir / "quarantine.jsonl").read_text().splitlines()]
-        _check(res.summary, data, quarantine, [TEXT_CASES[c] for c, _ in cases])
+        summary, data, quarantine = _run(folder, "in.txt", "text", kind="text", convert="text")
+        _check(summary, data, quarantine, [TEXT_CASES[c] for c, _ in cases])
