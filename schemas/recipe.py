@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.kinds import Kind
+from schemas.stages import Stage
 
 SECRET_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_KEY = re.compile(r"(key|secret|token|password|credential)", re.IGNORECASE)
@@ -122,8 +123,6 @@ class OutputSpec(StrictModel):
 
 
 _LATER = {
-    "dedup": "deduplication (exact and MinHash near-dup)",
-    "filters": "quality filters",
     "feedback": "AI feedback (RLAIF)",
     "annotation": "Argilla annotation",
     "publish": "versioned publishing",
@@ -133,7 +132,7 @@ _LATER = {
 
 
 class Recipe(StrictModel):
-    """A curation recipe. Stages run in this order: sources (ingest+convert), then the later stages."""
+    """A curation recipe: sources are ingested and converted, then ``stages`` run in order."""
 
     version: Literal[1] = Field(1, description="Recipe format version.")
     name: str = Field(pattern=_NAME, description="Dataset name.")
@@ -141,8 +140,10 @@ class Recipe(StrictModel):
     output: OutputSpec
     limits: Limits = Field(default_factory=Limits)
     sources: list[SourceSpec] = Field(min_length=1)
-    dedup: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["dedup"])
-    filters: list[Any] | None = Field(None, description="Reserved: " + _LATER["filters"])
+    stages: list[Stage] = Field(
+        default_factory=list,
+        description="Filters, dedup and decontamination, applied in this order after ingest.",
+    )
     feedback: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["feedback"])
     annotation: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["annotation"])
     publish: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["publish"])

@@ -72,7 +72,7 @@ def test_resolve_secrets_requires_the_variable(monkeypatch: pytest.MonkeyPatch) 
 
 def test_later_stages_are_refused_clearly() -> None:
     with pytest.raises(RecipeError) as e:
-        load_recipe_text(GOOD + "dedup: {method: minhash}\n")
+        load_recipe_text(GOOD + "feedback: {judge: gpt}\n")
     assert "not available in this version" in str(e.value)
 
 
