@@ -29,15 +29,23 @@ class Tally:
 
     input_rows: int = 0
     kept: int = 0
-    duplicates: int = 0
-    dropped: int = 0
     output_records: int = 0
     quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+    duplicates_by_reason: Counter[str] = field(default_factory=Counter)
+    dropped_by_reason: Counter[str] = field(default_factory=Counter)
     records_rejected_by_reason: Counter[str] = field(default_factory=Counter)
 
     @property
     def quarantined(self) -> int:
         return sum(self.quarantined_by_reason.values())
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.duplicates_by_reason.values())
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
 
     @property
     def balanced(self) -> bool:
@@ -46,10 +54,10 @@ class Tally:
     def add(self, other: Tally) -> None:
         self.input_rows += other.input_rows
         self.kept += other.kept
-        self.duplicates += other.duplicates
-        self.dropped += other.dropped
         self.output_records += other.output_records
         self.quarantined_by_reason.update(other.quarantined_by_reason)
+        self.duplicates_by_reason.update(other.duplicates_by_reason)
+        self.dropped_by_reason.update(other.dropped_by_reason)
         self.records_rejected_by_reason.update(other.records_rejected_by_reason)
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,6 +70,8 @@ class Tally:
             "balanced": self.balanced,
             "output_records": self.output_records,
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "duplicates_by_reason": dict(sorted(self.duplicates_by_reason.items())),
+            "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
             "records_rejected_by_reason": dict(sorted(self.records_rejected_by_reason.items())),
         }
 
@@ -102,6 +112,19 @@ class Ledger:
         t.output_records += output_records
         t.quarantined_by_reason.update(quarantined)
         t.records_rejected_by_reason.update(records_rejected or {})
+
+    def move(self, source: str, uri: str, outcome: str, reason: str, rows: int) -> None:
+        """Reclassify ``rows`` kept input rows of a file as ``duplicates`` or ``dropped`` for ``reason``."""
+        t = self._files[source][uri].tally
+        if rows > t.kept:
+            raise ValueError(f"cannot move {rows} rows of {uri}: only {t.kept} are kept")
+        t.kept -= rows
+        target = t.duplicates_by_reason if outcome == "duplicates" else t.dropped_by_reason
+        target[reason] += rows
+
+    def set_output_records(self, source: str, uri: str, records: int) -> None:
+        """Records a file contributes to the final dataset (after the stages)."""
+        self._files[source][uri].tally.output_records = records
 
     def totals(self) -> Tally:
         total = Tally()

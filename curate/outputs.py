@@ -37,12 +37,22 @@ def new_run_id() -> str:
 class RunWriter:
     """Streams records and audit rows into a staging folder; :meth:`commit` publishes it atomically."""
 
-    def __init__(self, root: Path, name: str, schema: pa.Schema, rows_per_file: int, run_id: str | None = None):
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        schema: pa.Schema,
+        rows_per_file: int,
+        run_id: str | None = None,
+        records_subdir: str = "data",
+    ):
         self.run_id = run_id or new_run_id()
         self.parent = root / name
         self.final = self.parent / self.run_id
         self.staging = self.parent / f".{self.run_id}.partial"
-        (self.staging / "data").mkdir(parents=True, exist_ok=False)
+        self.staging.mkdir(parents=True, exist_ok=False)
+        self.records_subdir = records_subdir
+        (self.staging / records_subdir).mkdir()
         self.schema = schema
         self.rows_per_file = rows_per_file
         self._writer: pq.ParquetWriter | None = None
@@ -67,11 +77,25 @@ class RunWriter:
     def _roll(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        path = self.staging / "data" / f"part-{len(self.files):05d}.parquet"
+        path = self.staging / self.records_subdir / f"part-{len(self.files):05d}.parquet"
         # Dictionary encoding only wastes time on high-cardinality text; zstd compresses without it.
         self._writer = pq.ParquetWriter(path, self.schema, compression="zstd", use_dictionary=False)
         self.files.append(path)
         self._rows_in_file = 0
+
+    def switch_records(self, subdir: str) -> list[Path]:
+        """Close the current record files and send further records to ``subdir``; returns the closed files.
+
+        Used when stages run: ingest writes ``ingested/``, the stages' survivors go to ``data/``.
+        """
+        if self._writer is None:
+            self._roll()
+        assert self._writer is not None
+        self._writer.close()
+        closed, self.files, self._writer = self.files, [], None
+        self.records_subdir = subdir
+        (self.staging / subdir).mkdir(exist_ok=True)
+        return closed
 
     def write_quarantine(self, entries: list[dict[str, Any]]) -> None:
         self._quarantine.write(b"".join(orjson.dumps(e) + b"\n" for e in entries))
@@ -81,6 +105,17 @@ class RunWriter:
 
     def write_text(self, name: str, text: str) -> None:
         (self.staging / name).write_text(text, encoding="utf-8")
+
+    def write_jsonl(self, name: str, rows: list[dict[str, Any]]) -> None:
+        (self.staging / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+    def finished_files(self) -> list[Path]:
+        """The record files written so far, closed so they can be read."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._rows_in_file = self.rows_per_file  # a later write opens a new file
+        return list(self.files)
 
     def write_json(self, name: str, data: Any) -> None:
         (self.staging / name).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

@@ -30,8 +30,10 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 
 from curate.convert import Converter, all_converters, get_converter
+from curate.fields import field_names
+from curate.filters import all_filters, get_filter
 from curate.ingest import InputError, InputFile, discover, read_batches
-from schemas.kinds import Kind
+from schemas.kinds import Kind, content_schema
 from schemas.recipe import Recipe, SourceSpec, resolve_secrets
 from schemas.recipe_loader import (
     LoadedRecipe,
@@ -43,6 +45,7 @@ from schemas.recipe_loader import (
     read_recipe_text,
     to_plain,
 )
+from schemas.stages import DecontaminateStage, FilterStage
 
 PEEK_ROWS = 100
 
@@ -175,6 +178,70 @@ def _peek(doc: LoadedRecipe, sp: SourcePlan, problems: list[Problem]) -> None:
         )
 
 
+def _check_stages(doc: LoadedRecipe, base: Path, check_files: bool, problems: list[Problem]) -> None:
+    """Every stage names things that exist for the output kind: rules, params, fields, references."""
+    kind = doc.recipe.output.kind
+    fields = field_names(kind)
+    numeric = [c for c, t in content_schema(kind).items() if t.is_numeric()]
+    for i, stage in enumerate(doc.recipe.stages):
+        loc: tuple[Any, ...] = ("stages", i)
+        if isinstance(stage, FilterStage):
+            try:
+                flt = get_filter(stage.rule)
+            except KeyError as e:
+                near = difflib.get_close_matches(stage.rule, list(all_filters()), n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(near)}?" if near else ""
+                problems.append(doc.problem((*loc, "rule"), str(e.args[0]) + hint))
+                continue
+            try:
+                flt.Params.model_validate(stage.params)
+            except ValidationError as e:
+                for err in e.errors():
+                    msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
+                    problems.append(doc.problem((*loc, "params", *err["loc"]), f"{stage.rule}: {msg}"))
+            field = stage.field or flt.default_field
+            if field not in fields:
+                problems.append(
+                    doc.problem(
+                        (*loc, "field"), f"{kind} records have no field {field!r}; use one of {', '.join(fields)}"
+                    )
+                )
+            continue
+        for name in stage.key or []:
+            if name not in fields:
+                problems.append(
+                    doc.problem((*loc, "key"), f"{kind} records have no field {name!r}; use one of {', '.join(fields)}")
+                )
+        score = getattr(stage, "score_field", None)
+        if score is not None and score not in numeric:
+            choices = ", ".join(numeric) or f"none for {kind} records"
+            problems.append(doc.problem((*loc, "score_field"), f"{score!r} is not a numeric column ({choices})"))
+        if isinstance(stage, DecontaminateStage):
+            for j, ref in enumerate(stage.against):
+                rloc = (*loc, "against", j)
+                if check_files:
+                    try:
+                        discover(ref.paths, ref.format, base)
+                    except InputError as e:
+                        problems.append(doc.problem((*rloc, "path"), str(e)))
+                if ref.convert is not None:
+                    steps = [ref.convert] if isinstance(ref.convert, str) else ref.convert
+                    try:
+                        out_kind = [get_converter(c) for c in steps][-1].output
+                    except KeyError as e:
+                        problems.append(doc.problem((*rloc, "convert"), str(e.args[0])))
+                        continue
+                    if ref.field not in field_names(out_kind):
+                        problems.append(
+                            doc.problem(
+                                (*rloc, "field"),
+                                f"{out_kind} records have no field "
+                                f"{ref.field!r}; use one of "
+                                f"{', '.join(field_names(out_kind))}",
+                            )
+                        )
+
+
 def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool = True, peek: bool = False) -> Plan:
     """Validate the recipe's pipeline and resolve its inputs; raise RecipeError with all problems."""
     base = base_dir or Path(doc.file).resolve().parent
@@ -194,6 +261,7 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
         if peek:
             _peek(doc, sp, problems)
         sources.append(sp)
+    _check_stages(doc, base, check_files, problems)
     if problems:
         raise RecipeError(problems)
     return Plan(doc.recipe, base, sources)

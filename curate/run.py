@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from curate.outputs import RunWriter
 from curate.plan import Plan, plan
 from curate.process import SourceInfo, process_batch
 from curate.progress import byte_progress
+from curate.report import write_report
+from curate.stages import StageRunner, length_field, record_lengths
 from schemas.kinds import arrow_schema
 from schemas.recipe_loader import LoadedRecipe
 
@@ -97,8 +100,12 @@ def execute(p: Plan, writer: RunWriter, ledger: Ledger, show_progress: bool | No
                     bar.update(task, advance=batch.bytes_read, rows=rows)
 
 
-def run_recipe(doc: LoadedRecipe, out_dir: Path | None = None, show_progress: bool | None = None) -> RunResult:
+def run_recipe(
+    doc: LoadedRecipe, out_dir: Path | None = None, show_progress: bool | None = None, report: bool = True
+) -> RunResult:
     """Run a loaded recipe; returns the published run folder and its summary.
+
+    ``report=False`` skips the markdown report and its plots (for callers that run many small recipes).
 
     Raises:
         RecipeError: the recipe or its inputs are invalid (nothing is written).
@@ -106,12 +113,34 @@ def run_recipe(doc: LoadedRecipe, out_dir: Path | None = None, show_progress: bo
     """
     p = plan(doc)
     recipe = p.recipe
+    kind = recipe.output.kind
     root = out_dir if out_dir is not None else Path(recipe.output.dir)
-    writer = RunWriter(root, recipe.name, arrow_schema(recipe.output.kind), recipe.output.rows_per_file)
+    staged = bool(recipe.stages)
+    writer = RunWriter(
+        root,
+        recipe.name,
+        arrow_schema(kind),
+        recipe.output.rows_per_file,
+        records_subdir="ingested" if staged else "data",
+    )
     ledger = Ledger()
     started = time.time()
+    stage_results: list[dict[str, Any]] = []
     try:
         execute(p, writer, ledger, show_progress)
+        if staged:
+            runner = StageRunner(writer.switch_records("data"), kind, p.base_dir, recipe.limits.max_chars)
+            runner.run(recipe.stages)
+            if report:
+                lengths_before = runner.lengths()
+                lengths_after = lengths_before[runner.alive]
+            runner.finish(writer, ledger)
+            stage_results = [r.as_dict() for r in runner.results]
+            if runner.leaks:
+                writer.write_jsonl("contamination.jsonl", runner.leaks)
+            shutil.rmtree(writer.staging / "ingested")
+        elif report:
+            lengths_before = lengths_after = record_lengths(writer.finished_files(), kind)
     except BaseException:
         writer.abort()
         raise
@@ -129,13 +158,19 @@ def run_recipe(doc: LoadedRecipe, out_dir: Path | None = None, show_progress: bo
             "data": [f"data/{f.name}" for f in writer.files] or ["data/part-00000.parquet"],
             "quarantine": "quarantine.jsonl",
             "rejected_records": "rejected_records.jsonl",
+            **({"report": "report.md"} if report else {}),
+            **({"dropped": "dropped.parquet", "duplicates": "duplicates.parquet"} if staged else {}),
         },
     )
     if not summary["balanced"]:  # an accounting bug must never pass as a successful run
         writer.abort()
         raise AssertionError(f"accounting does not balance: {summary}")
+    if stage_results:
+        summary["stages"] = stage_results
     writer.write_json("summary.json", summary)
     writer.write_text("recipe.yaml", doc.text)
+    if report:
+        write_report(writer.staging, summary, lengths_before, lengths_after, length_field(kind))
     final = writer.commit()
     frac = summary["quarantined"] / summary["input_rows"] if summary["input_rows"] else 0.0
     result = RunResult(final, summary)

@@ -67,7 +67,7 @@ sources:
     convert: {convert}
 {extra}"""
     doc = load_recipe_doc(recipe, str(folder / "recipe.yaml"))
-    res = run_recipe(doc, show_progress=False)
+    res = run_recipe(doc, show_progress=False, report=False)
     data = pl.read_parquet(res.run_dir / "data")
     quarantine = [json.loads(line) for line in (res.run_dir / "quarantine.jsonl").read_text().splitlines()]
     return res.summary, data, quarantine

@@ -1,0 +1,145 @@
+"""The run report: a markdown page with the funnel, reasons, examples and plots, next to the data.
+
+Example:
+    >>> # write_report(run_folder, summary, stage_results, lengths_before, lengths_after)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plot_funnel(path: Path, summary: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = summary.get("stages", [])
+    labels = ["input rows", "records after ingest"] + [f"after {s['name']}" for s in stages]
+    # one input row can give several records (trees, KTO pairs): stages count records
+    ingested = stages[0]["records_in"] if stages else summary["output_records"]
+    values = [summary["input_rows"], ingested] + [s["records_out"] for s in stages]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(labels) + 1.2))
+    ax.barh(range(len(labels)), values, color="#4C72B0")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:,}", va="center")
+    ax.set_xlabel("rows (input) / records (stages)")
+    ax.set_title(f"{summary['recipe']}: curation funnel")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_lengths(path: Path, before: np.ndarray, after: np.ndarray, field: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    top = max(float(np.percentile(before, 99)) if before.size else 1.0, 1.0)
+    bins = np.linspace(0, top, 40)
+    ax.hist(before, bins=bins, alpha=0.5, label=f"before stages ({before.size:,})", color="#DD8452")
+    ax.hist(after, bins=bins, alpha=0.6, label=f"kept ({after.size:,})", color="#4C72B0")
+    ax.set_xlabel(f"{field} length (characters, up to the 99th percentile)")
+    ax.set_ylabel("records")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _table(rows: list[list[Any]], head: list[str]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def write_report(
+    folder: Path, summary: dict[str, Any], before: np.ndarray, after: np.ndarray, length_field: str
+) -> Path:
+    """Write ``report.md`` (+ ``funnel.png``, ``lengths.png``) into ``folder``; return the page's path."""
+    _plot_funnel(folder / "funnel.png", summary)
+    _plot_lengths(folder / "lengths.png", before, after, length_field)
+    s = summary
+    lines = [
+        f"# Run report: {s['recipe']} ({s['kind']})",
+        "",
+        f"Run `{s['run_id']}`, {s['seconds']} s. Every input row has one outcome: "
+        f"**{s['input_rows']:,} input = {s['kept']:,} kept + {s['quarantined']:,} quarantined + "
+        f"{s['duplicates']:,} duplicates + {s['dropped']:,} dropped** (balanced: {s['balanced']}).",
+        "",
+        "![funnel](funnel.png)",
+        "",
+        "## Sources",
+        "",
+        _table(
+            [
+                [n, v["input_rows"], v["kept"], v["quarantined"], v["duplicates"], v["dropped"], v["output_records"]]
+                for n, v in s["sources"].items()
+            ],
+            ["source", "input rows", "kept", "quarantined", "duplicates", "dropped", "records out"],
+        ),
+        "",
+    ]
+    if s["quarantined_by_reason"]:
+        lines += [
+            "## Quarantined at ingest",
+            "",
+            _table([[k, v] for k, v in s["quarantined_by_reason"].items()], ["reason", "rows"]),
+            "",
+            "Every quarantined row, with its file, row and raw text: [quarantine.jsonl](quarantine.jsonl).",
+            "",
+        ]
+    stages = s.get("stages", [])
+    if stages:
+        lines += [
+            "## Stages (records)",
+            "",
+            _table(
+                [
+                    [st["name"], st["type"], st["records_in"], st["removed"], st["records_out"], st["seconds"]]
+                    for st in stages
+                ],
+                ["stage", "type", "in", "removed", "out", "seconds"],
+            ),
+            "",
+            "Removed records are in [dropped.parquet](dropped.parquet) and [duplicates.parquet](duplicates.parquet) "
+            "(with `stage`, `reason`, `detail`, `duplicate_of`, `similarity`).",
+            "",
+        ]
+        for st in stages:
+            if not st["by_reason"]:
+                continue
+            lines += [
+                f"### {st['name']}",
+                "",
+                _table([[k, v] for k, v in st["by_reason"].items()], ["reason", "records"]),
+                "",
+            ]
+            for reason, examples in st["examples"].items():
+                lines.append(f"Examples of `{reason}`:")
+                lines.append("")
+                for ex in examples:
+                    text = ex.get("text", "")
+                    extra = ""
+                    if "duplicate_of" in ex:
+                        extra = (
+                            f" — duplicate of `{ex['duplicate_of']}` (similarity {ex['similarity']}): {ex['kept_text']}"
+                        )
+                    elif "reference_text" in ex:
+                        extra = f" — matches reference (similarity {ex['similarity']}): {ex['reference_text']}"
+                    elif "detail" in ex:
+                        extra = f" — {ex['detail']}"
+                    lines.append(f"- `{ex['id']}`: {text}{extra}")
+                lines.append("")
+    lines += ["## Lengths", "", "![lengths](lengths.png)", ""]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
