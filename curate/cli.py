@@ -45,6 +45,8 @@ Examples:
 
   curate converters alpaca_to_messages
 
+  curate filters gopher_quality
+
   curate schema -o recipe.schema.json
 """,
     no_args_is_help=True,
@@ -202,6 +204,33 @@ def converters(name: Annotated[str | None, typer.Argument(help="Show one convert
         out.print(f"  option {key} = {info.default!r}", highlight=False)
     if conv.example:
         out.print("example:\n" + "\n".join("  " + line for line in conv.example.splitlines()), highlight=False)
+
+
+@app.command(epilog="Examples:\n\n  curate filters\n\n  curate filters gopher_quality")
+def filters(name: Annotated[str | None, typer.Argument(help="Show one filter's parameters.")] = None) -> None:
+    """List quality filters, or show one filter's parameters with their (published) defaults."""
+    from curate.filters import all_filters, get_filter
+
+    if name is None:
+        table = Table(title="filters")
+        table.add_column("rule", no_wrap=True)
+        table.add_column("default field", no_wrap=True)
+        table.add_column("what it checks")
+        for rule, cls in all_filters().items():
+            table.add_row(rule, cls.default_field, cls.summary)
+        out.print(table)
+        out.print("Use in a recipe: stages: [{type: filter, rule: RULE, field: FIELD, params: {...}}]")
+        return
+    try:
+        cls = get_filter(name)
+    except KeyError as e:
+        err.print(str(e.args[0]), highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    out.print(f"[bold]{name}[/]: {cls.summary} (default field: {cls.default_field})")
+    for key, info in cls.Params.model_fields.items():
+        doc = f"  {info.description}" if info.description else ""
+        out.print(f"  {key} = {info.default!r}{doc}", highlight=False)
+    out.print(f"example:\n  stages:\n    - {{type: filter, rule: {name}, field: {cls.default_field}}}", highlight=False)
 
 
 @app.command(epilog="Examples:\n\n  curate schema -o recipe.schema.json\n\n  curate schema --kind preference")

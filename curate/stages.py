@@ -221,7 +221,9 @@ class StageRunner:
         return rows, keys, names
 
     def _priority(self, stage: ExactDedupStage | NearDedupStage, keys: pl.Series) -> np.ndarray:
-        lengths = keys.str.len_chars().fill_null(0).to_numpy()
+        lengths = np.zeros(len(keys), np.int64)
+        if stage.keep == "longest":  # the record with the most text overall, not the longest key
+            lengths = self._read([key_expr(self.kind, ["text"]).str.len_chars()]).to_series().to_numpy()
         scores = None
         if stage.keep == "score":
             assert stage.score_field is not None

@@ -58,7 +58,11 @@ class _KeyedStage(_Strict):
 
 
 class _KeepPolicy(_Strict):
-    keep: Keep = Field("first", description="Which member of a duplicate group stays: first seen, longest, best score.")
+    keep: Keep = Field(
+        "first",
+        description="Which member of a duplicate group stays: first seen, longest (most text in the whole "
+        "record), or highest score_field.",
+    )
     score_field: str | None = Field(None, description="Numeric column ranking rows for keep: score (higher wins).")
 
     @model_validator(mode="after")

@@ -81,6 +81,8 @@ Example:
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import polars as pl
 from pydantic import field_validator
 
@@ -132,8 +134,21 @@ class GopherQualityParams(FilterParams):
     stop_words: tuple[str, ...] = STOP_WORDS
 
 
+class BatchFilter(Filter):
+    """A filter computed on a whole column at once: :meth:`batch_reasons` materialises its statistics step
+    by step (so a token list is extracted once, not once per rule) and :meth:`rule` wraps it in
+    ``map_batches``, a whole-column call, never one per row."""
+
+    def rule(self, text: pl.Expr) -> pl.Expr:
+        return text.map_batches(self.batch_reasons, return_dtype=pl.String, is_elementwise=True)
+
+    @abstractmethod
+    def batch_reasons(self, texts: pl.Series) -> pl.Series:
+        """Reason (or null) for each text of ``texts``, in order."""
+
+
 @register
-class GopherQuality(Filter):
+class GopherQuality(BatchFilter):
     """Gopher's quality heuristics: length, word length, symbol ratios, bullets, alphabetic words, stop words.
 
     Example recipe stage: ``{type: filter, rule: gopher_quality, field: response}``
@@ -143,128 +158,70 @@ class GopherQuality(Filter):
     Params = GopherQualityParams
     summary = "Gopher quality heuristics (DataTrove defaults)"
 
-    def rule(self, text: pl.Expr) -> pl.Expr:
+    def batch_reasons(self, texts: pl.Series) -> pl.Series:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
         e = pl.element()
-        n_tokens = text.str.count_matches(TOKEN_PATTERN)
-        words = text.str.extract_all(WORD_PATTERN)
-        # "words": tokens with a character outside the punctuation set; ``_`` counts as punctuation there
-        is_word = e.str.contains(r"[^\W_]")
-        n_words = words.list.eval(is_word).list.sum()
-        word_chars = words.list.eval(pl.when(is_word).then(e.str.len_chars())).list.sum()
-        avg_len = safe_ratio(word_chars, n_words)
-        n_alpha = words.list.eval(e.str.contains(r"\p{L}")).list.sum()
-        n_stop = pl.sum_horizontal([words.list.contains(w).cast(pl.UInt32) for w in dict.fromkeys(p.stop_words)])
-        hashes = text.str.count_matches("#", literal=True)
-        ellipses = text.str.count_matches("...", literal=True) + text.str.count_matches("…", literal=True)
+        text = pl.col("text")
+        df = pl.DataFrame({"text": texts.cast(pl.String).fill_null("")})
         norm, n_lines = splitlines_count(text)
-        bullet_lines = norm.str.count_matches(r"(?m)^[^\S\n]*[•\-]")
-        ellipsis_lines = norm.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$")
+        df = df.with_columns(
+            n_tokens=text.str.count_matches(TOKEN_PATTERN),
+            words=text.str.extract_all(WORD_PATTERN),
+            hashes=text.str.count_matches("#", literal=True),
+            ellipses=text.str.count_matches("...", literal=True) + text.str.count_matches("…", literal=True),
+            n_lines=n_lines,
+            bullet_lines=norm.str.count_matches(r"(?m)^[^\S\n]*[•\-]"),
+            ellipsis_lines=norm.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$"),
+        )
+        # "words": tokens with a character outside the punctuation set (``_`` counts as punctuation there)
+        is_word = e.str.contains(r"[^\W_]")
+        words = pl.col("words")
+        df = df.with_columns(
+            n_words=words.list.eval(is_word).list.sum(),
+            word_chars=words.list.eval(pl.when(is_word).then(e.str.len_chars())).list.sum(),
+            n_alpha=words.list.eval(e.str.contains(r"\p{L}")).list.sum(),
+            n_stop=words.list.eval(e.filter(e.is_in(list(p.stop_words))).n_unique()).list.first(),
+        ).drop("words", "text")
+        n_words, n_tokens = pl.col("n_words"), pl.col("n_tokens")
+        avg_len = safe_ratio(pl.col("word_chars"), n_words)
 
         checks: list[tuple[pl.Expr, pl.Expr | str]] = []
+
+        def check(broken: pl.Expr, template: str, *args: pl.Expr | float | int) -> None:
+            checks.append((broken, pl.format("gopher_quality." + template, *args)))
+
         if p.min_doc_words is not None:
-            checks.append(
-                (n_words < p.min_doc_words, pl.format("gopher_quality.min_doc_words: {} words < {}", n_words, p.min_doc_words))
-            )
+            check(n_words < p.min_doc_words, "min_doc_words: {} words < {}", n_words, p.min_doc_words)
         if p.max_doc_words is not None:
-            checks.append(
-                (n_words > p.max_doc_words, pl.format("gopher_quality.max_doc_words: {} words > {}", n_words, p.max_doc_words))
-            )
+            check(n_words > p.max_doc_words, "max_doc_words: {} words > {}", n_words, p.max_doc_words)
         if p.min_avg_word_length is not None:
-            checks.append(
-                (
-                    avg_len < p.min_avg_word_length,
-                    pl.format(
-                        "gopher_quality.min_avg_word_length: mean word length {} < {}", fmt(avg_len), p.min_avg_word_length
-                    ),
-                )
-            )
+            limit = p.min_avg_word_length
+            check(avg_len < limit, "min_avg_word_length: mean word length {} < {}", fmt(avg_len), limit)
         if p.max_avg_word_length is not None:
-            checks.append(
-                (
-                    avg_len > p.max_avg_word_length,
-                    pl.format(
-                        "gopher_quality.max_avg_word_length: mean word length {} > {}", fmt(avg_len), p.max_avg_word_length
-                    ),
-                )
-            )
+            limit = p.max_avg_word_length
+            check(avg_len > limit, "max_avg_word_length: mean word length {} > {}", fmt(avg_len), limit)
         if p.max_symbol_word_ratio is not None:
-            r_hash = safe_ratio(hashes, n_tokens)
-            r_ell = safe_ratio(ellipses, n_tokens)
-            checks.append(
-                (
-                    r_hash > p.max_symbol_word_ratio,
-                    pl.format(
-                        "gopher_quality.hash_ratio: {} '#' / {} tokens = {} > {}",
-                        hashes,
-                        n_tokens,
-                        fmt(r_hash),
-                        p.max_symbol_word_ratio,
-                    ),
-                )
-            )
-            checks.append(
-                (
-                    r_ell > p.max_symbol_word_ratio,
-                    pl.format(
-                        "gopher_quality.ellipsis_ratio: {} ellipses / {} tokens = {} > {}",
-                        ellipses,
-                        n_tokens,
-                        fmt(r_ell),
-                        p.max_symbol_word_ratio,
-                    ),
-                )
-            )
-        if p.max_bullet_lines_ratio is not None:
-            r = safe_ratio(bullet_lines, n_lines)
-            checks.append(
-                (
-                    r > p.max_bullet_lines_ratio,
-                    pl.format(
-                        "gopher_quality.bullet_lines: {} of {} lines start with a bullet = {} > {}",
-                        bullet_lines,
-                        n_lines,
-                        fmt(r),
-                        p.max_bullet_lines_ratio,
-                    ),
-                )
-            )
-        if p.max_ellipsis_lines_ratio is not None:
-            r = safe_ratio(ellipsis_lines, n_lines)
-            checks.append(
-                (
-                    r > p.max_ellipsis_lines_ratio,
-                    pl.format(
-                        "gopher_quality.ellipsis_lines: {} of {} lines end with an ellipsis = {} > {}",
-                        ellipsis_lines,
-                        n_lines,
-                        fmt(r),
-                        p.max_ellipsis_lines_ratio,
-                    ),
-                )
-            )
+            limit = p.max_symbol_word_ratio
+            for code, what in (("hash_ratio", "hashes"), ("ellipsis_ratio", "ellipses")):
+                r = safe_ratio(pl.col(what), n_tokens)
+                check(r > limit, code + ": {} " + what + " / {} tokens = {} > {}", pl.col(what), n_tokens, fmt(r), limit)
+        for code, col, limit, what in (
+            ("bullet_lines", "bullet_lines", p.max_bullet_lines_ratio, "start with a bullet"),
+            ("ellipsis_lines", "ellipsis_lines", p.max_ellipsis_lines_ratio, "end with an ellipsis"),
+        ):
+            if limit is not None:
+                r = safe_ratio(pl.col(col), pl.col("n_lines"))
+                tpl = code + ": {} of {} lines " + what + " = {} > {}"
+                check(r > limit, tpl, pl.col(col), pl.col("n_lines"), fmt(r), limit)
         if p.max_non_alpha_words_ratio is not None:
-            r = safe_ratio(n_alpha, n_tokens)
-            checks.append(
-                (
-                    r < p.max_non_alpha_words_ratio,
-                    pl.format(
-                        "gopher_quality.alpha_words: {} of {} tokens contain a letter = {} < {}",
-                        n_alpha,
-                        n_tokens,
-                        fmt(r),
-                        p.max_non_alpha_words_ratio,
-                    ),
-                )
-            )
+            limit = p.max_non_alpha_words_ratio
+            r = safe_ratio(pl.col("n_alpha"), n_tokens)
+            tpl = "alpha_words: {} of {} tokens contain a letter = {} < {}"
+            check(r < limit, tpl, pl.col("n_alpha"), n_tokens, fmt(r), limit)
         if p.min_stop_words is not None:
-            checks.append(
-                (
-                    n_stop < p.min_stop_words,
-                    pl.format("gopher_quality.stop_words: {} distinct stop words < {}", n_stop, p.min_stop_words),
-                )
-            )
-        return first_reason(checks)
+            n_stop = pl.col("n_stop")
+            check(n_stop < p.min_stop_words, "stop_words: {} distinct stop words < {}", n_stop, p.min_stop_words)
+        return df.select(first_reason(checks).alias("reason")).to_series()
 
 
 NGramThresholds = tuple[tuple[int, float], ...]
@@ -297,7 +254,7 @@ def _dup_stats(items: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 
 @register
-class GopherRepetition(Filter):
+class GopherRepetition(BatchFilter):
     """Gopher's repetition heuristics: repeated paragraphs and lines, top n-grams, duplicated n-grams.
 
     The n-gram part needs per-document grouping, so :meth:`rule` wraps a whole-column function
@@ -311,13 +268,7 @@ class GopherRepetition(Filter):
     Params = GopherRepetitionParams
     summary = "Gopher repetition heuristics (DataTrove defaults)"
 
-    def rule(self, text: pl.Expr) -> pl.Expr:
-        return text.map_batches(self.batch_reasons, return_dtype=pl.String, is_elementwise=True)
-
-    # -- the whole-batch computation ------------------------------------------------------------------
-
     def batch_reasons(self, texts: pl.Series) -> pl.Series:
-        """Reason (or null) for each text of ``texts``, in order."""
         p: GopherRepetitionParams = self.params  # type: ignore[assignment]
         df = pl.DataFrame({"text": texts.cast(pl.String).fill_null("")})
         text = pl.col("text")
@@ -429,15 +380,24 @@ def _top_chars(doc: pl.DataFrame, cand: pl.DataFrame, prefix: pl.Series, n: int)
 
 
 def _dup_chars(doc: pl.DataFrame, cand: pl.DataFrame, prefix: pl.Series, n: int) -> pl.Series:
-    """Characters (tokens joined without spaces) of the tokens covered by n-grams that occurred earlier in
-    the same document, each token counted once."""
+    """Characters (tokens joined without spaces) that DataTrove's scan counts for repeated n-grams.
+
+    The scan counts a repeated n-gram and jumps n tokens, so a run of r consecutive positions whose
+    n-gram occurred earlier counts its first ceil(r/n) * n tokens. Runs are taken independently; a run
+    is cut where the next run of the same document starts (so no token is counted twice).
+    """
     hits = cand.filter(pl.col("seen")).select("g", "row")
-    # windows [g, g+n) of consecutive hits overlap; each hit covers up to the next hit of its document
-    nxt = pl.when(pl.col("row").shift(-1) == pl.col("row")).then(pl.col("g").shift(-1) - pl.col("g"))
-    hits = hits.with_columns(span=pl.min_horizontal(nxt.fill_null(n), pl.lit(n, pl.Int64)))
-    g = hits.get_column("g")
-    hits = hits.with_columns(chars=prefix.gather(g + hits.get_column("span")) - prefix.gather(g))
-    per_doc = hits.group_by("row").agg(pl.col("chars").sum())
+    same_as_prev = (pl.col("row").shift(1) == pl.col("row")) & (pl.col("g").shift(1) == pl.col("g") - 1)
+    hits = hits.with_columns(start=~same_as_prev.fill_null(False))
+    hits = hits.with_columns(last=pl.col("start").shift(-1).fill_null(True))
+    starts = hits.filter(pl.col("start")).select("row", s="g")
+    ends = hits.filter(pl.col("last")).get_column("g")
+    runs = starts.with_columns(r=ends - pl.col("s") + 1)
+    next_start = pl.when(pl.col("row").shift(-1) == pl.col("row")).then(pl.col("s").shift(-1))
+    stop = pl.col("s") + (pl.col("r") + (n - 1)) // n * n
+    runs = runs.with_columns(stop=pl.min_horizontal(stop, next_start.fill_null(stop)))
+    runs = runs.with_columns(chars=prefix.gather(runs.get_column("stop")) - prefix.gather(runs.get_column("s")))
+    per_doc = runs.group_by("row").agg(pl.col("chars").sum())
     joined = doc.select("row").join(per_doc, on="row", how="left", maintain_order="left")
     return joined.get_column("chars").fill_null(0)
 
