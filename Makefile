@@ -32,6 +32,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_dedup.py
+	$(BIN)/python benchmarks/bench_filters.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).
 lock:
