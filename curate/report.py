@@ -10,6 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
+
+from curate.fields import key_expr
+from schemas.kinds import Kind
+
+
+def length_field(kind: Kind) -> str:
+    """The field whose length the report plots."""
+    return "text" if kind is Kind.TEXT else "response"
+
+
+def record_lengths(parts: list[Path], kind: Kind) -> np.ndarray:
+    """Character lengths of :func:`length_field` for every record of ``parts``."""
+    expr = key_expr(kind, [length_field(kind)]).str.len_chars()
+    lengths = [pl.read_parquet(p).select(expr).to_series() for p in parts]
+    return pl.concat(lengths).to_numpy() if lengths else np.empty(0, np.int64)
 
 
 def _plot_funnel(path: Path, summary: dict[str, Any]) -> None:

@@ -25,8 +25,7 @@ from curate.outputs import RunWriter
 from curate.plan import Plan, plan
 from curate.process import SourceInfo, process_batch
 from curate.progress import byte_progress
-from curate.report import write_report
-from curate.stages import StageRunner, length_field, record_lengths
+from curate.report import length_field, record_lengths, write_report
 from schemas.kinds import arrow_schema
 from schemas.recipe_loader import LoadedRecipe
 
@@ -129,6 +128,8 @@ def run_recipe(
     try:
         execute(p, writer, ledger, show_progress)
         if staged:
+            from curate.stages import StageRunner  # numba/scipy load only when stages run
+
             runner = StageRunner(writer.switch_records("data"), kind, p.base_dir, recipe.limits.max_chars)
             runner.run(recipe.stages)
             if report:

@@ -34,6 +34,7 @@ from curate.fields import key_expr
 from curate.filters import get_filter
 from curate.outputs import RunWriter
 from curate.references import load_reference
+from curate.report import record_lengths
 from schemas.kinds import Kind, content_schema
 from schemas.stages import DecontaminateStage, ExactDedupStage, FilterStage, NearDedupStage
 
@@ -98,18 +99,6 @@ class StageResult:
             "stats": self.stats,
             "examples": self.examples,
         }
-
-
-def length_field(kind: Kind) -> str:
-    """The field whose length the report plots."""
-    return "text" if kind is Kind.TEXT else "response"
-
-
-def record_lengths(parts: list[Path], kind: Kind) -> np.ndarray:
-    """Character lengths of :func:`length_field` for every record of ``parts``."""
-    expr = key_expr(kind, [length_field(kind)]).str.len_chars()
-    lengths = [pl.read_parquet(p).select(expr).to_series() for p in parts]
-    return pl.concat(lengths).to_numpy() if lengths else np.empty(0, np.int64)
 
 
 class StageRunner:

@@ -204,7 +204,8 @@ class GopherQuality(BatchFilter):
             limit = p.max_symbol_word_ratio
             for code, what in (("hash_ratio", "hashes"), ("ellipsis_ratio", "ellipses")):
                 r = safe_ratio(pl.col(what), n_tokens)
-                check(r > limit, code + ": {} " + what + " / {} tokens = {} > {}", pl.col(what), n_tokens, fmt(r), limit)
+                tpl = code + ": {} " + what + " / {} tokens = {} > {}"
+                check(r > limit, tpl, pl.col(what), n_tokens, fmt(r), limit)
         for code, col, limit, what in (
             ("bullet_lines", "bullet_lines", p.max_bullet_lines_ratio, "start with a bullet"),
             ("ellipsis_lines", "ellipsis_lines", p.max_ellipsis_lines_ratio, "end with an ellipsis"),
@@ -272,32 +273,42 @@ class GopherRepetition(BatchFilter):
         p: GopherRepetitionParams = self.params  # type: ignore[assignment]
         df = pl.DataFrame({"text": texts.cast(pl.String).fill_null("")})
         text = pl.col("text")
-        n_chars = text.str.len_chars()
-        stripped = text.str.strip_chars()
-        paras = stripped.str.extract_all(r"[^\n]+(?:\n[^\n]+)*")
-        n_paras = pl.max_horizontal(paras.list.len(), pl.lit(1, pl.UInt32))  # "" splits into [""]
-        lines = text.str.replace_all(r"\n+", "\n").str.split("\n")
-        n_lines = lines.list.len()
-        dup_paras, dup_para_chars = _dup_stats(paras)
-        dup_lines, dup_line_chars = _dup_stats(lines)
+        df = df.with_columns(
+            n_chars=text.str.len_chars(),
+            # "".split gives [""]: one (empty) paragraph
+            paras=text.str.strip_chars().str.extract_all(r"[^\n]+(?:\n[^\n]+)*"),
+            lines=text.str.replace_all(r"\n+", "\n").str.split("\n"),
+        )
+        e = pl.element()
+        again = ~e.is_first_distinct()
+        df = df.with_columns(
+            n_paras=pl.max_horizontal(pl.col("paras").list.len(), pl.lit(1, pl.UInt32)),
+            dup_paras=pl.col("paras").list.eval(again).list.sum(),
+            dup_para_chars=pl.col("paras").list.eval(pl.when(again).then(e.str.len_chars())).list.sum(),
+            n_lines=pl.col("lines").list.len(),
+            dup_lines=pl.col("lines").list.eval(again).list.sum(),
+            dup_line_chars=pl.col("lines").list.eval(pl.when(again).then(e.str.len_chars())).list.sum(),
+        )
 
         checks: list[tuple[pl.Expr, pl.Expr | str]] = []
 
-        def frac_check(code: str, num: pl.Expr, den: pl.Expr, what: str, limit: float | None) -> None:
+        def frac_check(code: str, num: str, den: str, what: str, limit: float | None) -> None:
             if limit is None:
                 return
-            r = safe_ratio(num, den)
-            msg = pl.format(f"gopher_repetition.{code}: {{}} {what} / {{}} = {{}} > {limit}", num, den, fmt(r))
+            r = safe_ratio(pl.col(num), pl.col(den))
+            msg = pl.format(
+                f"gopher_repetition.{code}: {{}} {what} / {{}} = {{}} > {limit}", pl.col(num), pl.col(den), fmt(r)
+            )
             checks.append((r > limit, msg))
 
-        frac_check("dup_para_frac", dup_paras, n_paras, "repeated paragraphs", p.dup_para_frac)
-        frac_check("dup_para_char_frac", dup_para_chars, n_chars, "chars in repeated paragraphs", p.dup_para_char_frac)
-        frac_check("dup_line_frac", dup_lines, n_lines, "repeated lines", p.dup_line_frac)
-        frac_check("dup_line_char_frac", dup_line_chars, n_chars, "chars in repeated lines", p.dup_line_char_frac)
+        frac_check("dup_para_frac", "dup_paras", "n_paras", "repeated paragraphs", p.dup_para_frac)
+        frac_check("dup_para_char_frac", "dup_para_chars", "n_chars", "chars in repeated paras", p.dup_para_char_frac)
+        frac_check("dup_line_frac", "dup_lines", "n_lines", "repeated lines", p.dup_line_frac)
+        frac_check("dup_line_char_frac", "dup_line_chars", "n_chars", "chars in repeated lines", p.dup_line_char_frac)
         first = df.select(first_reason(checks).alias("reason")).to_series()
         if not (p.top_n_grams or p.dup_n_grams) or first.null_count() == 0:
             return first
-        undecided = df.with_row_index("row").filter(first.is_null())
+        undecided = df.select("text").with_row_index("row").filter(first.is_null())
         return first.fill_null(self._ngram_reasons(undecided, df.height))
 
     def _ngram_reasons(self, docs: pl.DataFrame, n_rows: int) -> pl.Series:
@@ -311,31 +322,42 @@ class GopherRepetition(BatchFilter):
         ).with_columns(n_tok=pl.col("tok").list.len().cast(pl.Int64))
         doc = doc.with_columns(start=pl.col("n_tok").cum_sum() - pl.col("n_tok"))
         doc = doc.with_columns(end=pl.col("start") + pl.col("n_tok"))
-        # one row per token of the batch, documents one after another; g is the token's batch index
-        long = doc.select("row", "end", "tok").explode("tok", keep_nulls=False)
-        tok = long.get_column("tok")
-        ids = tok.hash(seed=17)
-        # prefix[g] = characters of tokens 0..g-1; a window [g, g+m) inside one document has
-        # prefix[g+m] - prefix[g] characters (its tokens joined without separators)
-        prefix = pl.concat([pl.Series([0], dtype=pl.Int64), tok.str.len_chars().cast(pl.Int64).cum_sum()])
-        cand = long.select("row", "end").with_columns(g=pl.int_range(pl.len(), dtype=pl.Int64))
-
         wanted = {n: ("top", t) for n, t in p.top_n_grams} | {n: ("dup", t) for n, t in p.dup_n_grams}
         sizes = sorted(wanted)
         values: dict[int, pl.Series] = {}  # n -> measured characters per document (aligned with ``doc``)
         lo = sizes[0]
-        cand = cand.filter(pl.col("g") + lo <= pl.col("end"))
-        cand = cand.with_columns(h=ids.gather(cand.get_column("g")))
+        # tokens of the batch, documents one after another; g is a token's index in the batch.
+        # prefix[g] = characters of tokens 0..g-1; a window [g, g+m) inside one document has
+        # prefix[g+m] - prefix[g] characters (its tokens joined without separators)
+        tok = doc.get_column("tok").explode(keep_nulls=False)
+        ids = tok.hash(seed=17)
+        prefix = pl.concat([pl.Series([0], dtype=pl.Int64), tok.str.len_chars().cast(pl.Int64).cum_sum()])
+        # The first level works per document (small hash tables, cache-friendly): hashes of the lo-grams
+        # starting at each position, and whether each repeats in its document.
+        e = pl.element()
+        h = e
         for k in range(1, lo):
-            cand = cand.with_columns(h=_fold(pl.col("h"), ids.gather(cand.get_column("g") + k)))
+            h = (h * pl.lit(_P, _U64)) ^ e.shift(-k)
+        h = h.filter(pl.int_range(pl.len()) + lo <= pl.len())
+        hs = doc.select(pl.col("tok").list.eval(e.hash(seed=17)).list.eval(h)).to_series()
+        seen = hs.list.eval(~e.is_first_distinct()) if wanted[lo][0] == "dup" else hs.list.eval(e.is_null())
+        cand = doc.select(
+            "row",
+            "end",
+            g=pl.int_ranges(pl.col("start"), pl.max_horizontal(pl.col("end") - (lo - 1), pl.col("start"))),
+            h=hs,
+            dup=hs.list.eval(e.is_duplicated()),
+            seen=seen,
+        ).explode("g", "h", "dup", "seen", keep_nulls=False)
+        cand = cand.with_columns(key=pl.col("h") ^ (pl.col("row").cast(_U64) * pl.lit(_ROW, _U64)))
         for n in range(lo, sizes[-1] + 1):
             if n > lo:  # an n-gram can only repeat where its (n-1)-gram prefix repeats
                 cand = cand.filter(pl.col("dup") & (pl.col("g") + n <= pl.col("end")))
                 cand = cand.with_columns(h=_fold(pl.col("h"), ids.gather(cand.get_column("g") + (n - 1))))
-            key = pl.col("h") ^ (pl.col("row").cast(_U64) * pl.lit(_ROW, _U64))
-            cand = cand.with_columns(key=key).with_columns(
-                dup=pl.col("key").is_duplicated(), seen=~pl.col("key").is_first_distinct()
-            )
+                key = pl.col("h") ^ (pl.col("row").cast(_U64) * pl.lit(_ROW, _U64))
+                cand = cand.with_columns(key=key).with_columns(
+                    dup=pl.col("key").is_duplicated(), seen=~pl.col("key").is_first_distinct()
+                )
             if n in wanted:
                 measure = _top_chars if wanted[n][0] == "top" else _dup_chars
                 values[n] = measure(doc, cand, prefix, n)
