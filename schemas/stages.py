@@ -95,7 +95,11 @@ class NearDedupStage(_KeyedStage, _KeepPolicy):
     type: Literal["near_dedup"]
     threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity at or above which rows are duplicates.")
     minhash: MinHashParams = Field(default_factory=MinHashParams)
-    bands: int | None = Field(None, ge=1, description="LSH bands (default: optimal for threshold, as datasketch).")
+    bands: int | None = Field(
+        None,
+        ge=1,
+        description="LSH bands (default: optimal for threshold; favouring recall when candidates are verified).",
+    )
     rows: int | None = Field(None, ge=1, description="Rows per band (give bands and rows together).")
     verify: Verify = Field("exact", description="Check candidates by exact or estimated Jaccard, or not at all.")
     workers: int = Field(1, ge=1, le=64, description="Processes computing signatures (per shard).")

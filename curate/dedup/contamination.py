@@ -21,8 +21,9 @@ import numpy as np
 import polars as pl
 import polars_hash  # noqa: F401  (registers .nchash)
 
-from curate.dedup.lsh import band_keys, candidate_pairs, optimal_bands, verify_pairs
+from curate.dedup.lsh import band_keys, candidate_pairs, verify_pairs
 from curate.dedup.minhash import sketch
+from curate.dedup.near import lsh_shape
 from curate.dedup.normalize import normalize_series
 from schemas.stages import DecontaminateStage
 
@@ -63,7 +64,7 @@ def find_leaks(keys: pl.Series, ref: pl.Series, stage: DecontaminateStage) -> Le
     p = stage.minhash
     both = pl.concat([keys.cast(pl.String), ref.cast(pl.String)])
     sk = sketch(both, p, keep_shingles=stage.verify == "exact")
-    bands, rows = optimal_bands(stage.threshold, p.num_perm)
+    bands, rows = lsh_shape(stage.threshold, p, None, None, stage.verify)
     side = np.concatenate([np.zeros(n, np.int8), np.ones(m, np.int8)])
     active = ~sk.empty
     active[:n] &= ~exact  # exact hits need no near search

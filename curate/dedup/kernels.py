@@ -5,8 +5,9 @@ every shingle, where interpreted or temporary-array code is an order of magnitud
 
 ``oph_sketch`` reads UTF-8 text as one byte buffer plus offsets (Arrow's layout), splits tokens,
 hashes word or character n-grams and keeps one-permutation MinHash bins, in a single pass.
-ASCII upper-case letters are folded when ``fold_case``; ASCII punctuation and symbols separate
-words when ``punct_sep``; bytes >= 0x80 belong to words (callers normalize non-ASCII text first).
+ASCII upper-case letters are folded when ``fold_case``; ASCII punctuation and symbols (including
+``_``, Unicode class Pc) separate words when ``punct_sep``; bytes >= 0x80 belong to words
+(callers normalize non-ASCII text first).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _is_sep(c: np.uint8, punct_sep: bool) -> bool:
         is_digit = 48 <= c <= 57
         is_upper = 65 <= c <= 90
         is_lower = 97 <= c <= 122
-        return not (is_digit or is_upper or is_lower or c == 95)
+        return not (is_digit or is_upper or is_lower)  # '_' is punctuation (\\p{Pc}), as in polars
     return False
 
 
@@ -83,6 +84,7 @@ def oph_sketch(
     for _ in range(n):
         base_n *= base
     ring = np.empty(n, np.uint64)
+    toks = np.empty(2, np.uint64)
     filled = np.empty(k, np.bool_)
     n_out = 0
     d = offsets.size - 1
@@ -92,16 +94,21 @@ def oph_sketch(
         seen = 0
         slot = 0
         acc = np.uint64(0)
-        prev_space = True
+        pending_space = False
         while i < end:
             c = data[i]
+            ntok = 0
             if _is_sep(c, punct_sep):
                 i += 1
-                if not char_grams or prev_space:
-                    continue
-                h = _FNV_OFFSET ^ np.uint64(32)  # a run of separators is one space token
-                prev_space = True
-            elif char_grams:
+                # in character mode a run of separators becomes one space token, but only between
+                # characters: leading and trailing separators never make a token
+                pending_space = char_grams and seen > 0
+                continue
+            if char_grams:
+                if pending_space:
+                    toks[0] = _mix(_FNV_OFFSET ^ np.uint64(32))
+                    ntok = 1
+                    pending_space = False
                 h = _FNV_OFFSET
                 width = 1 if c < 0xC0 else (2 if c < 0xE0 else (3 if c < 0xF0 else 4))
                 for t in range(width):
@@ -111,7 +118,6 @@ def oph_sketch(
                             ch += 32
                         h = (h ^ np.uint64(ch)) * _FNV_PRIME
                 i += width
-                prev_space = False
             else:
                 h = _FNV_OFFSET
                 while i < end and not _is_sep(data[i], punct_sep):
@@ -120,17 +126,20 @@ def oph_sketch(
                         ch += 32
                     h = (h ^ np.uint64(ch)) * _FNV_PRIME
                     i += 1
-            tok = _mix(h)
-            acc = acc * base + tok
-            if seen >= n:
-                acc -= ring[slot] * base_n  # drop the token that left the window
-            ring[slot] = tok
-            slot += 1
-            if slot == n:
-                slot = 0
-            seen += 1
-            if seen >= n:
-                n_out = _emit(acc, doc, seed, k, repeats, sig, out, n_out)
+            toks[ntok] = _mix(h)
+            ntok += 1
+            for q in range(ntok):
+                tok = toks[q]
+                acc = acc * base + tok
+                if seen >= n:
+                    acc -= ring[slot] * base_n  # drop the token that left the window
+                ring[slot] = tok
+                slot += 1
+                if slot == n:
+                    slot = 0
+                seen += 1
+                if seen >= n:
+                    n_out = _emit(acc, doc, seed, k, repeats, sig, out, n_out)
         if 0 < seen < n:  # a short document is one shingle of all its tokens
             n_out = _emit(acc, doc, seed, k, repeats, sig, out, n_out)
         counts[doc] = n_out - before

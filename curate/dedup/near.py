@@ -25,11 +25,21 @@ from curate.dedup.minhash import Sketch, sketch
 from schemas.stages import MinHashParams, NearDedupStage, Verify
 
 
-def lsh_shape(threshold: float, p: MinHashParams, bands: int | None, rows: int | None) -> tuple[int, int]:
-    """The configured ``(bands, rows)``, or the optimal ones for ``threshold``."""
+def lsh_shape(
+    threshold: float, p: MinHashParams, bands: int | None, rows: int | None, verify: Verify = "exact"
+) -> tuple[int, int]:
+    """The configured ``(bands, rows)``, or the optimal ones for ``threshold``.
+
+    Unverified candidates are final, so false positives and negatives weigh the same (datasketch's
+    criterion, 9 x 13 at 0.8). Verified candidates only cost a check, so misses weigh 0.9: at 0.8
+    that gives 14 x 9, which finds a pair at exactly 0.8 with probability 0.87 (vs 0.40) and about
+    98% of pairs spread over [0.8, 1] (vs 83%).
+    """
     if bands is not None and rows is not None:
         return bands, rows
-    return optimal_bands(threshold, p.num_perm)
+    if verify == "none":
+        return optimal_bands(threshold, p.num_perm)
+    return optimal_bands(threshold, p.num_perm, 0.1, 0.9)
 
 
 def verified_pairs(
@@ -53,7 +63,7 @@ def near_duplicates(keys: pl.Series, stage: NearDedupStage, priority: np.ndarray
     n, p = len(keys), stage.minhash
     sk = sketch(keys, p, keep_shingles=False, workers=stage.workers)
     t1 = time.perf_counter()
-    bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows)
+    bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
     keys_b = band_keys(sk.signatures, bands, rows)
     a, b = candidate_pairs(keys_b, ~sk.empty)
     t2 = time.perf_counter()
