@@ -102,7 +102,7 @@ class NearDedupStage(_KeyedStage, _KeepPolicy):
     )
     rows: int | None = Field(None, ge=1, description="Rows per band (give bands and rows together).")
     verify: Verify = Field("exact", description="Check candidates by exact or estimated Jaccard, or not at all.")
-    workers: int = Field(1, ge=1, le=64, description="Processes computing signatures (per shard).")
+    workers: int = Field(1, ge=1, le=64, description="Threads computing signatures (the kernel releases the GIL).")
 
     @model_validator(mode="after")
     def _bands_rows(self) -> NearDedupStage:

@@ -169,7 +169,7 @@ def _densify_row(sig: np.ndarray, doc: int, k: int, filled: np.ndarray) -> None:
                     break
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sort_unique_segments(values: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> None:
     """Sort each segment in place and move its distinct values to the front; ``sizes`` gets their count."""
     for doc in range(offsets.size - 1):

@@ -89,6 +89,9 @@ def _prepare_text(texts: pl.Series, norm: Normalization) -> pl.Series:
         expr = expr.str.to_lowercase()
     if norm.punctuation:
         expr = expr.str.replace_all(r"[\p{P}\p{S}]+", " ")
+    # Unicode spaces (NBSP, U+2028/9, U+3000...) separate words as in exact dedup; the kernel only
+    # knows ASCII whitespace
+    expr = expr.str.replace_all(r"\s+", " ")
     sub = sub.to_frame("t").select(expr).to_series()
     return texts.scatter(idx, sub)
 

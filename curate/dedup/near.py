@@ -20,7 +20,15 @@ import numpy as np
 import polars as pl
 
 from curate.dedup.decisions import DedupDecision
-from curate.dedup.lsh import band_keys, candidate_pairs, clusters, optimal_bands, representatives, verify_pairs
+from curate.dedup.lsh import (
+    Pairs,
+    band_keys,
+    candidate_pairs,
+    clusters,
+    optimal_bands,
+    representatives,
+    verify_pairs,
+)
 from curate.dedup.minhash import Sketch, sketch
 from schemas.stages import MinHashParams, NearDedupStage, Verify
 
@@ -43,15 +51,22 @@ def lsh_shape(
 
 
 def verified_pairs(
-    keys: pl.Series, sk: Sketch, a: np.ndarray, b: np.ndarray, threshold: float, how: Verify, p: MinHashParams
-):
+    keys: pl.Series,
+    sk: Sketch,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float,
+    how: Verify,
+    p: MinHashParams,
+    workers: int = 1,
+) -> Pairs:
     """Verify candidate pairs; exact verification sketches only the documents involved."""
     if how != "exact" or a.size == 0:
         return verify_pairs(sk, a, b, threshold, how)
     involved = np.unique(np.concatenate([a, b]))
     local = np.full(len(keys), -1, np.int64)
     local[involved] = np.arange(involved.size)
-    sub = sketch(keys.gather(involved), p, keep_shingles=True)
+    sub = sketch(keys.gather(involved), p, keep_shingles=True, workers=workers)
     pairs = verify_pairs(sub, local[a], local[b], threshold, "exact")
     pairs.a, pairs.b = involved[pairs.a], involved[pairs.b]
     return pairs
@@ -67,7 +82,7 @@ def near_duplicates(keys: pl.Series, stage: NearDedupStage, priority: np.ndarray
     keys_b = band_keys(sk.signatures, bands, rows)
     a, b = candidate_pairs(keys_b, ~sk.empty)
     t2 = time.perf_counter()
-    pairs = verified_pairs(keys, sk, a, b, stage.threshold, stage.verify, p)
+    pairs = verified_pairs(keys, sk, a, b, stage.threshold, stage.verify, p, stage.workers)
     t3 = time.perf_counter()
     labels = clusters(n, pairs.a, pairs.b)
     rep = representatives(labels, priority)
