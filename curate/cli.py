@@ -229,7 +229,7 @@ def filters(name: Annotated[str | None, typer.Argument(help="Show one filter's p
     out.print(f"[bold]{name}[/]: {cls.summary} (default field: {cls.default_field})")
     for key, info in cls.Params.model_fields.items():
         doc = f"  {info.description}" if info.description else ""
-        out.print(f"  {key} = {info.default!r}{doc}", highlight=False)
+        out.print(f"  {key} = {info.default!r}{doc}", highlight=False, markup=False)
     out.print(f"example:\n  stages:\n    - {{type: filter, rule: {name}, field: {cls.default_field}}}", highlight=False)
 
 

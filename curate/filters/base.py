@@ -52,7 +52,8 @@ class Filter(ABC):
     def reasons(self, df: pl.DataFrame, kind: Kind) -> pl.Series:
         """Reason per row of ``df`` (a frame of ``kind`` records); null where the row is kept."""
         text = field_expr(kind, self.field)
-        return df.select(self.rule(text).alias("reason")).to_series()
+        # with_columns broadcasts a rule that reduced to a literal (no checks configured) to every row
+        return df.with_columns(self.rule(text).cast(pl.String).alias("__reason"))["__reason"].alias("reason")
 
 
 def first_reason(checks: list[tuple[pl.Expr, pl.Expr | str]]) -> pl.Expr:

@@ -66,7 +66,7 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from curate.filters.base import FilterParams, first_reason, fmt, register
 from curate.filters.gopher import LINE_BREAKS, BatchFilter, safe_ratio
@@ -83,22 +83,44 @@ CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"
 SENTENCE_END = r"[.!?]+[\"'”’)\]]*(?:\s|$)"
 
 
+def _has(text: pl.Expr, phrases: tuple[str, ...]) -> pl.Expr:
+    """Whether ``text`` contains one of ``phrases``, ignoring case. The reference lowercases the line; for
+    ASCII phrases ASCII case folding finds the same matches (bar the odd non-ASCII character whose lowercase
+    is ASCII, like the Kelvin sign) without copying the text."""
+    if all(ph.isascii() for ph in phrases):
+        return text.str.contains_any(list(phrases), ascii_case_insensitive=True)
+    return text.str.to_lowercase().str.contains_any([ph.lower() for ph in phrases])
+
+
 class C4Params(FilterParams):
     """DataTrove's ``C4QualityFilter`` arguments and defaults, plus the document-level line rule."""
 
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
     filter_lorem_ipsum: bool = True
+    """Drop texts containing 'lorem ipsum'."""
     filter_curly_bracket: bool = True
-    max_word_length: int | None = Field(default=1000, ge=1, le=10_000)
+    """Drop texts containing '{'."""
+    max_word_length: int | None = Field(default=1000, ge=1, le=5000)
+    """Longest allowed word (whitespace-separated), in characters; at most 5000 (a regex, \\S{n+1})."""
     min_num_sentences: int | None = 5
+    """Fewest sentences in the lines C4 keeps."""
     max_removed_line_frac: float | None = 0.5
-    """Not published: drop when more than this fraction of non-blank lines would be removed by C4."""
+    """Not published: largest fraction of non-blank lines C4's line rules would remove."""
     doc_rules_on: Literal["text", "kept_lines"] = "text"
+    """Where the document rules look: the whole text (paper), or only surviving lines (reference code)."""
     filter_no_terminal_punct: bool = True
+    """Line rule: remove lines not ending in . ? ! " ' (or ending in ...)."""
     min_words_per_line: int | None = 3
+    """Line rule: remove lines with fewer words."""
     filter_javascript: bool = True
+    """Line rule: remove lines mentioning 'javascript'."""
     filter_policy: bool = True
+    """Line rule: remove lines with a policy phrase."""
     policy_substrings: tuple[str, ...] = POLICY_SUBSTRINGS
+    """The policy phrases (matched ignoring case)."""
     remove_citations: bool = True
+    """Strip Wikipedia citation markers (numbers, edit, citation needed) from lines before the punctuation check."""
 
 
 @register
@@ -119,51 +141,51 @@ class C4(BatchFilter):
         df = pl.DataFrame({"text": texts.cast(pl.String).fill_null("")})
         too_long = rf"\S{{{p.max_word_length + 1}}}" if p.max_word_length is not None else None
 
-        # per line (lines are stripped, as in the reference)
+        # Each (stripped) line gets one code, in the reference's order: 0 blank, -1 removed by the long-word,
+        # punctuation or word-count rules, -2 lorem ipsum (drops the document), -3 removed for JavaScript,
+        # -4 a '{' (drops the document), -5 removed by a policy phrase; otherwise its sentence count (>= 1).
         line = e
         cleaned = line.str.replace_all(CITATION, "") if p.remove_citations else line
-        lower = cleaned.str.to_lowercase()
-        removed = pl.lit(False)
+        basic = pl.lit(False)
         if too_long is not None:
-            removed = removed | line.str.contains(too_long)
+            basic = basic | line.str.contains(too_long)
         if p.filter_no_terminal_punct:
-            removed = removed | ~cleaned.str.contains(r"[.?!\"']$") | cleaned.str.ends_with("...")
-        if p.min_words_per_line is not None:
-            removed = removed | (line.str.count_matches(r"\S+") < p.min_words_per_line)
-        survived = ~removed  # lines that reach the lorem-ipsum check
+            basic = basic | ~cleaned.str.contains(r"[.?!\"']$") | cleaned.str.ends_with("...")
+        if p.min_words_per_line is not None and p.min_words_per_line > 0:
+            k = p.min_words_per_line  # fewer than k words: no k-th word (lines are stripped)
+            basic = basic | ~line.str.contains(rf"^(?:\S+\s+){{{k - 1}}}\S")
+        kept_mode = p.doc_rules_on == "kept_lines"
+        steps: list[tuple[pl.Expr, int]] = [(line == "", 0), (basic, -1)]
+        if kept_mode and p.filter_lorem_ipsum:
+            steps.append((_has(cleaned, ("lorem ipsum",)), -2))
         if p.filter_javascript:
-            removed = removed | lower.str.contains("javascript", literal=True)
-        reaches_bracket = ~removed
+            steps.append((_has(cleaned, ("javascript",)), -3))
+        if kept_mode and p.filter_curly_bracket:
+            steps.append((cleaned.str.contains("{", literal=True), -4))
         if p.filter_policy and p.policy_substrings:
-            removed = removed | lower.str.contains_any(list(p.policy_substrings))
-        # at least one sentence per non-empty line (Punkt never returns none for text)
-        sentences = (
-            pl.when(cleaned == "")
-            .then(0)
-            .otherwise(pl.max_horizontal(cleaned.str.count_matches(SENTENCE_END), pl.lit(1, pl.UInt32)))
-        )
+            steps.append((_has(cleaned, p.policy_substrings), -5))
+        # at least one sentence per kept line (Punkt never returns none for text)
+        code: pl.Expr = pl.max_horizontal(cleaned.str.count_matches(SENTENCE_END).cast(pl.Int32), pl.lit(1, pl.Int32))
+        for cond, value in reversed(steps):
+            code = pl.when(cond).then(pl.lit(value, pl.Int32)).otherwise(code)
 
-        df = df.with_columns(
-            lines=text.str.replace_all(LINE_BREAKS, "\n")
-            .str.strip_suffix("\n")
-            .str.split("\n")
-            .list.eval(e.str.strip_chars())
-        )
-        lines = pl.col("lines")
+        lines = text.str.replace_all(LINE_BREAKS, "\n").str.strip_suffix("\n").str.split("\n")
+        df = df.with_columns(codes=lines.list.eval(e.str.strip_chars()).list.eval(code))
+        codes = pl.col("codes")
         stats = {
-            "n_lines": lines.list.eval(e != "").list.sum(),
-            "n_removed": lines.list.eval(removed & (e != "")).list.sum(),
-            "n_sentences": lines.list.eval(pl.when(~removed).then(sentences)).list.sum(),
+            "n_lines": codes.list.eval(e != 0).list.sum(),
+            "n_removed": codes.list.eval(e < 0).list.sum(),
+            "n_sentences": codes.list.eval(pl.when(e > 0).then(e)).list.sum(),
         }
-        if p.doc_rules_on == "kept_lines":
-            stats["lorem"] = lines.list.eval(survived & lower.str.contains("lorem ipsum", literal=True)).list.any()
-            stats["curly"] = lines.list.eval(reaches_bracket & cleaned.str.contains("{", literal=True)).list.any()
+        if kept_mode:
+            stats["lorem"] = codes.list.eval(e == -2).list.any()
+            stats["curly"] = codes.list.eval(e == -4).list.any()
             stats["long_word"] = pl.lit(False)
         else:
-            stats["lorem"] = text.str.to_lowercase().str.contains("lorem ipsum", literal=True)
+            stats["lorem"] = _has(text, ("lorem ipsum",))
             stats["curly"] = text.str.contains("{", literal=True)
             stats["long_word"] = text.str.contains(too_long) if too_long is not None else pl.lit(False)
-        df = df.with_columns(**stats).drop("lines", "text")
+        df = df.with_columns(**stats).drop("codes", "text")
 
         checks: list[tuple[pl.Expr, pl.Expr | str]] = []
         if p.filter_lorem_ipsum:
@@ -181,4 +203,4 @@ class C4(BatchFilter):
             tpl = "c4.removed_lines: C4 would remove {} of {} non-blank lines = {} > {}"
             limit = p.max_removed_line_frac
             checks.append((r > limit, pl.format(tpl, pl.col("n_removed"), pl.col("n_lines"), fmt(r), limit)))
-        return df.select(first_reason(checks).alias("reason")).to_series()
+        return df.with_columns(reason=first_reason(checks)).get_column("reason")

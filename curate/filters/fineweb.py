@@ -21,8 +21,9 @@ reason code             default    drop when
 
 A line "ends in terminal punctuation" when its last character (not stripped: trailing spaces or a ``\\r``
 defeat it, as in DataTrove) is a Unicode ``Sentence_Terminal`` character (``. ! ?`` and their forms in
-other scripts; DataTrove's ``TERMINAL_PUNCTUATION`` table is that property plus three Khmer signs, which
-are added here, minus a few characters added to Unicode after the table was written). ``stop_chars``
+other scripts). DataTrove's ``TERMINAL_PUNCTUATION`` table is that property plus three Khmer signs
+(U+17D6, U+17D9, U+17DA, added here too) and minus 14 of its characters (such as U+2024 ONE DOT LEADER,
+the vertical forms U+FE12, U+FE15, U+FE16 and recent additions), which count here. ``stop_chars``
 replaces the set with explicit characters; FineWeb v1 (2024) used ``.'"!?``.
 
 Deviations from DataTrove, and why:
@@ -49,6 +50,7 @@ from __future__ import annotations
 import re
 
 import polars as pl
+from pydantic import ConfigDict
 
 from curate.filters.base import FilterParams, first_reason, fmt, register
 from curate.filters.gopher import TOKEN_PATTERN, BatchFilter, safe_ratio
@@ -60,14 +62,22 @@ TERMINAL = r"[\p{Sentence_Terminal}\x{17D6}\x{17D9}\x{17DA}]"
 class FineWebParams(FilterParams):
     """DataTrove's ``FineWebQualityFilter`` arguments and defaults; ``None`` disables a check."""
 
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
     line_punct_thr: float | None = 0.12
+    """Smallest fraction of lines ending in terminal punctuation."""
     line_punct_exclude_zero: bool = False
+    """Keep texts where no line ends in punctuation (a ratio of exactly 0)."""
     stop_chars: str | None = None
-    """Characters that end a "punctuated" line; ``None`` means Unicode terminal punctuation."""
+    """Characters that end a punctuated line; null means Unicode terminal punctuation (Sentence_Terminal)."""
     short_line_thr: float | None = 0.67
+    """Largest fraction of short lines."""
     short_line_length: int = 30
+    """A line of at most this many characters is short."""
     char_duplicates_ratio: float | None = 0.01
+    """Largest fraction of characters (newlines excluded) in repeated lines."""
     new_line_ratio: float | None = 0.3
+    """Most newlines per token."""
 
 
 @register
@@ -119,10 +129,10 @@ class FineWeb(BatchFilter):
             r = safe_ratio(pl.col("dup_chars"), chars)
             tpl = "fineweb.char_dup_ratio: {} chars in repeated lines / {} = {} > {}"
             limit = p.char_duplicates_ratio
-            checks.append((r > limit, pl.format(tpl, pl.col("dup_chars"), chars, fmt(r, 4), limit)))
+            checks.append((r > limit, pl.format(tpl, pl.col("dup_chars"), chars, fmt(r, 5), limit)))
         if p.new_line_ratio is not None:
             r = safe_ratio(pl.col("n_newlines"), pl.col("n_tokens"))
             tpl = "fineweb.new_line_ratio: {} newlines / {} tokens = {} > {}"
             limit = p.new_line_ratio
             checks.append((r > limit, pl.format(tpl, pl.col("n_newlines"), pl.col("n_tokens"), fmt(r), limit)))
-        return df.select(first_reason(checks).alias("reason")).to_series()
+        return df.with_columns(reason=first_reason(checks)).get_column("reason")

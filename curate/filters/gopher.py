@@ -42,8 +42,9 @@ reason code                 default    drop when
                             3: 0.18,   n-gram / characters of the text > threshold. Ties go to the n-gram
                             4: 0.16    seen first (``Counter.most_common(1)``); a text with all n-grams
                                        distinct is judged on its first n-gram; skipped when < n tokens
-``dup_{n}_gram``            5: 0.15 .. characters (tokens joined without spaces) of the tokens covered by a
-                            10: 0.10   repeated n-gram occurrence / characters of the text > threshold
+``dup_{n}_gram``            5: 0.15 .. characters (tokens joined without spaces) of the repeated n-grams that
+                            10: 0.10   DataTrove's left-to-right scan counts (see below) / characters of
+                                       the text > threshold
 ==========================  =========  =============================================================
 
 Every ``...`` threshold can be set to ``None`` (or a pair left out of ``top_n_grams``/``dup_n_grams``) to
@@ -58,15 +59,18 @@ Deviations from DataTrove, and why:
   ``"`` into ````` / ``''``, and keeps some abbreviations with their period; counts on such text differ
   slightly. "Punctuation" is "no Unicode word character other than ``_``" instead of DataTrove's fixed
   punctuation table (which, for example, counts ``€`` as a word).
-* Duplicated n-gram characters (``dup_{n}_gram``). DataTrove scans left to right; when the n-gram at
-  the cursor was seen before *at a position the scan visited*, it adds the n-gram's characters and jumps
-  n tokens. That scan is sequential, so here the measure is its order-free form: the characters of the
-  union of all token windows ``[i, i+n)`` whose n-gram occurred earlier in the document, each token
-  counted once (the paper's "taking care not to count overlapping n-grams twice"). This is never below
-  DataTrove's value (its counted windows are disjoint and lie inside the union) and exceeds it by less
-  than n tokens per run of consecutive repeated n-grams, so the rule drops what DataTrove drops and
-  rarely a little more. DataTrove also compares n-grams by their concatenation without spaces (so
-  ``ab c`` equals ``a bc``); here n-grams are compared token by token.
+* Duplicated n-gram characters (``dup_{n}_gram``). DataTrove's scan walks the tokens: where the n-gram
+  at the cursor was seen before it counts that n-gram and jumps n tokens, otherwise it remembers the
+  n-gram and steps one token. Only repeats count, never a passage's first occurrence (the paper words it
+  as "characters contained within all duplicate n-grams"). The scan is sequential; here every run of r
+  consecutive positions whose n-gram occurred earlier in the document is measured the way the scan
+  measures an isolated run, its first ceil(r/n) * n tokens, cut where the next run starts so no token
+  counts twice. That equals DataTrove's count when runs are at least n tokens apart (a repeated passage
+  or line, which is what the rule is for; the test suite checks it against a transcription of DataTrove
+  on 600 random texts). It can differ when DataTrove's jump at the end of one run lands inside the next
+  run, or when an n-gram's only earlier occurrence lies in a stretch the scan jumped over (the scan does
+  not remember those). DataTrove also compares n-grams by their concatenation without spaces (``ab c``
+  equals ``a bc``); here n-grams are compared token by token.
 * N-grams are compared by 64-bit hashes of their tokens (a false match needs a 64-bit collision;
   about 1e-5 expected per 100,000 documents of 250 tokens).
 * ``str.strip`` (Python) vs polars' ``strip_chars`` differ only on the separators U+001C..U+001F.
@@ -81,10 +85,13 @@ Example:
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
+from itertools import pairwise
+from typing import ClassVar
 
 import polars as pl
-from pydantic import field_validator
+from pydantic import ConfigDict, field_validator
 
 from curate.filters.base import Filter, FilterParams, first_reason, fmt, register
 
@@ -118,29 +125,64 @@ def splitlines_count(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return norm, n
 
 
+def token_regex(token: str) -> str:
+    """A regex matching ``token`` where :data:`TOKEN_PATTERN` would cut it out as a whole token: not glued to
+    word characters, nor to a joiner (``- . ' ’``) that is itself glued to word characters."""
+    joiner = r"[-.'’]"
+    before = rf"(?:^|[^\w\-.'’]|(?:^|\W){joiner})"
+    after = rf"(?:$|[^\w\-.'’]|{joiner}(?:$|\W))"
+    return before + re.escape(token) + after
+
+
 class GopherQualityParams(FilterParams):
     """DataTrove's ``GopherQualityFilter`` arguments and defaults; ``None`` disables a check."""
 
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
     min_doc_words: int | None = 50
+    """Fewest words (tokens that are not only punctuation)."""
     max_doc_words: int | None = 100_000
+    """Most words."""
     min_avg_word_length: float | None = 3
+    """Smallest mean word length, in characters."""
     max_avg_word_length: float | None = 10
+    """Largest mean word length, in characters."""
     max_symbol_word_ratio: float | None = 0.1
+    """Most '#' per token, and most ellipses ('...', '…') per token."""
     max_bullet_lines_ratio: float | None = 0.9
+    """Largest fraction of lines starting with '•' or '-'."""
     max_ellipsis_lines_ratio: float | None = 0.3
+    """Largest fraction of lines ending with '...' or '…'."""
     max_non_alpha_words_ratio: float | None = 0.8
-    """Despite the (published) name: the *minimum* fraction of tokens that contain a letter."""
+    """Despite the (published) name: the smallest fraction of tokens that contain a letter."""
     min_stop_words: int | None = 2
+    """Fewest distinct stop words among the tokens."""
     stop_words: tuple[str, ...] = STOP_WORDS
+    """The stop words (matched case-sensitively, as published)."""
 
 
 class BatchFilter(Filter):
     """A filter computed on a whole column at once: :meth:`batch_reasons` materialises its statistics step
     by step (so a token list is extracted once, not once per rule) and :meth:`rule` wraps it in
-    ``map_batches``, a whole-column call, never one per row."""
+    ``map_batches``, a whole-column call, never one per row. Columns are cut into slices of about
+    :attr:`chunk_bytes` of text so the token-level intermediates stay a few hundred MB whatever the
+    batch size."""
+
+    chunk_bytes: ClassVar[int] = 16_000_000
 
     def rule(self, text: pl.Expr) -> pl.Expr:
-        return text.map_batches(self.batch_reasons, return_dtype=pl.String, is_elementwise=True)
+        return text.map_batches(self.chunked_reasons, return_dtype=pl.String, is_elementwise=True)
+
+    def chunked_reasons(self, texts: pl.Series) -> pl.Series:
+        """:meth:`batch_reasons` over slices of ``texts`` of about :attr:`chunk_bytes` each, concatenated."""
+        ends = texts.cast(pl.String).str.len_bytes().fill_null(0).cast(pl.Int64).cum_sum()
+        total = int(ends[-1]) if len(ends) else 0
+        if total <= self.chunk_bytes:
+            return self.batch_reasons(texts).alias(texts.name)
+        cuts = ends.search_sorted(pl.Series(range(self.chunk_bytes, total, self.chunk_bytes)), side="right")
+        bounds = [0, *sorted(set(int(c) for c in cuts)), len(texts)]
+        parts = [self.batch_reasons(texts.slice(a, b - a)) for a, b in pairwise(bounds) if b > a]
+        return pl.concat(parts).alias(texts.name)
 
     @abstractmethod
     def batch_reasons(self, texts: pl.Series) -> pl.Series:
@@ -160,28 +202,29 @@ class GopherQuality(BatchFilter):
 
     def batch_reasons(self, texts: pl.Series) -> pl.Series:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
-        e = pl.element()
         text = pl.col("text")
         df = pl.DataFrame({"text": texts.cast(pl.String).fill_null("")})
         norm, n_lines = splitlines_count(text)
+        stop = [text.str.contains(token_regex(w)).cast(pl.UInt32) for w in dict.fromkeys(p.stop_words)]
         df = df.with_columns(
-            n_tokens=text.str.count_matches(TOKEN_PATTERN),
-            words=text.str.extract_all(WORD_PATTERN),
+            tokens=text.str.extract_all(TOKEN_PATTERN),
             hashes=text.str.count_matches("#", literal=True),
             ellipses=text.str.count_matches("...", literal=True) + text.str.count_matches("…", literal=True),
             n_lines=n_lines,
             bullet_lines=norm.str.count_matches(r"(?m)^[^\S\n]*[•\-]"),
             ellipsis_lines=norm.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$"),
+            n_stop=pl.sum_horizontal(stop) if stop else pl.lit(0, pl.UInt32),
         )
         # "words": tokens with a character outside the punctuation set (``_`` counts as punctuation there)
+        e = pl.element()
         is_word = e.str.contains(r"[^\W_]")
-        words = pl.col("words")
+        tokens = pl.col("tokens")
         df = df.with_columns(
-            n_words=words.list.eval(is_word).list.sum(),
-            word_chars=words.list.eval(pl.when(is_word).then(e.str.len_chars())).list.sum(),
-            n_alpha=words.list.eval(e.str.contains(r"\p{L}")).list.sum(),
-            n_stop=words.list.eval(e.filter(e.is_in(list(p.stop_words))).n_unique()).list.first(),
-        ).drop("words", "text")
+            n_tokens=tokens.list.len(),
+            n_words=tokens.list.eval(is_word).list.sum(),
+            word_chars=tokens.list.eval(pl.when(is_word).then(e.str.len_chars())).list.sum(),
+            n_alpha=tokens.list.eval(e.str.contains(r"\p{L}")).list.sum(),
+        ).drop("tokens", "text")
         n_words, n_tokens = pl.col("n_words"), pl.col("n_tokens")
         avg_len = safe_ratio(pl.col("word_chars"), n_words)
 
@@ -222,7 +265,7 @@ class GopherQuality(BatchFilter):
         if p.min_stop_words is not None:
             n_stop = pl.col("n_stop")
             check(n_stop < p.min_stop_words, "stop_words: {} distinct stop words < {}", n_stop, p.min_stop_words)
-        return df.select(first_reason(checks).alias("reason")).to_series()
+        return df.with_columns(reason=first_reason(checks)).get_column("reason")
 
 
 NGramThresholds = tuple[tuple[int, float], ...]
@@ -231,12 +274,20 @@ NGramThresholds = tuple[tuple[int, float], ...]
 class GopherRepetitionParams(FilterParams):
     """DataTrove's ``GopherRepetitionFilter`` arguments and defaults; ``None`` disables a check."""
 
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
     dup_line_frac: float | None = 0.3
+    """Largest fraction of lines that repeat an earlier line."""
     dup_para_frac: float | None = 0.3
+    """Largest fraction of paragraphs that repeat an earlier paragraph."""
     dup_line_char_frac: float | None = 0.2
+    """Largest fraction of the text's characters in repeated lines."""
     dup_para_char_frac: float | None = 0.2
+    """Largest fraction of the text's characters in repeated paragraphs."""
     top_n_grams: NGramThresholds = ((2, 0.2), (3, 0.18), (4, 0.16))
+    """(n, largest fraction of characters in the most common n-gram)."""
     dup_n_grams: NGramThresholds = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+    """(n, largest fraction of characters in repeated n-grams)."""
 
     @field_validator("top_n_grams", "dup_n_grams")
     @classmethod
@@ -247,20 +298,15 @@ class GopherRepetitionParams(FilterParams):
         return tuple(sorted(v))
 
 
-def _dup_stats(items: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(count, characters) of the elements of each list that repeat an earlier element of the list."""
-    e = pl.element()
-    again = ~e.is_first_distinct()
-    return items.list.eval(again).list.sum(), items.list.eval(pl.when(again).then(e.str.len_chars())).list.sum()
-
-
 @register
 class GopherRepetition(BatchFilter):
     """Gopher's repetition heuristics: repeated paragraphs and lines, top n-grams, duplicated n-grams.
 
     The n-gram part needs per-document grouping, so :meth:`rule` wraps a whole-column function
-    (``map_batches``, vectorized over the batch: tokens are exploded once, n-gram hashes built level by
-    level, and only n-grams whose (n-1)-gram prefix repeats are carried to the next level).
+    (``map_batches``, vectorized over the batch). Tokens are hashed once; the smallest n-gram size is
+    handled per document (``list.eval``: small hash tables), then larger sizes level by level on the
+    exploded positions, carrying only positions whose (n-1)-gram repeats (an n-gram can only repeat
+    where its prefix does), so each level is much smaller than the last.
 
     Example recipe stage: ``{type: filter, rule: gopher_repetition, field: text}``
     """
@@ -305,7 +351,7 @@ class GopherRepetition(BatchFilter):
         frac_check("dup_para_char_frac", "dup_para_chars", "n_chars", "chars in repeated paras", p.dup_para_char_frac)
         frac_check("dup_line_frac", "dup_lines", "n_lines", "repeated lines", p.dup_line_frac)
         frac_check("dup_line_char_frac", "dup_line_chars", "n_chars", "chars in repeated lines", p.dup_line_char_frac)
-        first = df.select(first_reason(checks).alias("reason")).to_series()
+        first = df.with_columns(reason=first_reason(checks)).get_column("reason")
         if not (p.top_n_grams or p.dup_n_grams) or first.null_count() == 0:
             return first
         undecided = df.select("text").with_row_index("row").filter(first.is_null())
@@ -377,7 +423,7 @@ class GopherRepetition(BatchFilter):
                 fmt(r),
             )
             checks.append((r > limit, msg))
-        out = frame.select("row", first_reason(checks).alias("reason"))
+        out = frame.with_columns(reason=first_reason(checks)).select("row", "reason")
         full = pl.DataFrame({"row": pl.int_range(0, n_rows, dtype=pl.UInt32, eager=True)})
         return full.join(out, on="row", how="left", maintain_order="left").get_column("reason")
 

@@ -56,9 +56,11 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import polars as pl
+from pydantic import ConfigDict
 
 from curate.fields import field_expr
 from curate.filters.base import Filter, FilterParams, first_reason, register
@@ -120,23 +122,37 @@ BARE_URL_LINE = r"(?im)^[ \t]*(?:https?://|www\.)\S+[ \t]*$"
 class InstructionDefectsParams(FilterParams):
     """Phrase lists and switches; the defaults are this project's (the source publishes none)."""
 
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
     na_outputs: tuple[str, ...] = NA_OUTPUTS
+    """Whole outputs (stripped, lowercased) that mean 'no answer'."""
     unseen_phrases: tuple[str, ...] = UNSEEN_PHRASES
+    """Output phrases pointing at images, links or videos the model cannot see (ASCII case-insensitive)."""
     unseen_prompt_phrases: tuple[str, ...] = UNSEEN_PROMPT_PHRASES
+    """Prompt phrases pointing at attachments the model cannot see (ASCII case-insensitive)."""
     bare_url_prompt: bool = True
+    """Drop prompts with a line that is only a URL (content behind a link)."""
     copy_min_prompt_chars: int | None = 20
+    """Drop outputs starting with a prompt longer than this (outputs equal to the prompt always)."""
     merged_marker_pattern: str | None = MERGED_MARKERS
+    """Regex of template markers left by merged records, searched in prompt and output."""
     merged_min_tasks: int | None = 2
+    """Drop prompts with at least this many numbered task lines (questions or imperatives)."""
     imperative_verbs: tuple[str, ...] = IMPERATIVE_VERBS
+    """Verbs that make a numbered line a task (case-insensitive)."""
     control_chars: bool = True
+    """Drop control characters other than tab, newline, carriage return."""
     refusals: Literal["drop", "keep"] = "drop"
+    """Drop refusals, or keep them (when the recipe trains refusals on purpose)."""
     refusal_phrases: tuple[str, ...] = REFUSAL_PHRASES
+    """Output phrases marking a refusal (ASCII case-insensitive, ’ read as ')."""
 
 
 def _phrase(text: pl.Expr, phrases: tuple[str, ...]) -> pl.Expr:
-    """The first of ``phrases`` found in ``text`` (lowercased), or null."""
-    found = text.str.extract_many(list(phrases), ascii_case_insensitive=True, leftmost=True).list.first()
-    return found.str.to_lowercase()
+    """The first of ``phrases`` found in ``text`` (ASCII case ignored, ``’`` read as ``'``), lowercased, or null."""
+    variants = list(phrases) + [ph.replace("'", "’") for ph in phrases if "'" in ph]
+    found = text.str.extract_many(variants, ascii_case_insensitive=True, leftmost=True).list.first()
+    return found.str.to_lowercase().str.replace_all("’", "'", literal=True)
 
 
 def _squash(text: pl.Expr) -> pl.Expr:
@@ -164,8 +180,10 @@ class InstructionDefects(Filter):
             raise ValueError("instruction_defects needs prompt and response fields; text records have neither")
         prompt = field_expr(kind, "prompt")
         response = field_expr(kind, self.field)
-        frame = df.select(prompt=prompt, response=response)
-        return frame.select(self.pair_rule(pl.col("prompt"), pl.col("response")).alias("reason")).to_series()
+        frame = df.lazy().select(prompt=prompt, response=response)
+        # lazy, so the optimizer computes shared subexpressions (the squashed texts) once
+        reason = self.pair_rule(pl.col("prompt"), pl.col("response"))
+        return frame.with_columns(reason=reason).collect().get_column("reason")
 
     def pair_rule(self, prompt: pl.Expr, response: pl.Expr) -> pl.Expr:
         """Reason expression over a prompt and a response expression."""
@@ -173,34 +191,43 @@ class InstructionDefects(Filter):
         code = "instruction_defects."
         prompt = prompt.fill_null("")
         response = response.fill_null("")
-        prompt_q = prompt.str.replace_all("’", "'", literal=True)
-        response_q = response.str.replace_all("’", "'", literal=True)
         checks: list[tuple[pl.Expr, pl.Expr | str]] = []
 
         # empty / N/A
         stripped = response.str.strip_chars()
-        norm = stripped.str.to_lowercase()
-        norm_dots = norm.str.strip_chars_end(".")
         checks.append((response.str.len_bytes() == 0, code + "empty_output: output is empty"))
         checks.append((stripped == "", code + "empty_output: output is whitespace only"))
         if p.na_outputs:
             na = list(p.na_outputs)
+            # only short outputs can be N/A-like: lowercase those alone (null for the rest)
+            longest = 2 * max(len(x) for x in na) + 8
+            short = stripped.str.strip_chars_end(".").str.len_chars() <= longest
+            norm = pl.when(short).then(stripped).str.to_lowercase()
+            norm_dots = norm.str.strip_chars_end(".")
             is_na = norm.is_in(na) | ((norm_dots != "") & norm_dots.is_in(na))
             checks.append((is_na, pl.format(code + "empty_output: output is N/A-like: '{}'", norm)))
 
         # content the model cannot see
         if p.unseen_phrases:
-            found = _phrase(response_q, p.unseen_phrases)
+            found = _phrase(response, p.unseen_phrases)
             checks.append((found.is_not_null(), pl.format(code + "refers_to_unseen: output has '{}'", found)))
         if p.unseen_prompt_phrases:
-            found = _phrase(prompt_q, p.unseen_prompt_phrases)
+            found = _phrase(prompt, p.unseen_prompt_phrases)
             checks.append((found.is_not_null(), pl.format(code + "refers_to_unseen: prompt has '{}'", found)))
         if p.bare_url_prompt:
             checks.append((prompt.str.contains(BARE_URL_LINE), code + "refers_to_unseen: prompt has a bare URL line"))
 
         # the instruction copied into the output
         if p.copy_min_prompt_chars is not None:
-            sp, sr = _squash(prompt), _squash(response)
+            sp = _squash(prompt)
+            # Squash only a head of the response: a head that squashes to more characters than the prompt
+            # decides both "equals" and "starts with"; otherwise (a short or very spaced-out response) the
+            # whole response is squashed.
+            head = response.str.slice(0, prompt.str.len_chars() * 2 + 64)
+            decided = (head.str.len_bytes() == response.str.len_bytes()) | (
+                _squash(head).str.len_chars() > sp.str.len_chars()
+            )
+            sr = pl.when(decided).then(_squash(head)).otherwise(_squash(pl.when(~decided).then(response)))
             checks.append(((sp != "") & (sr == sp), code + "copied_instruction: output equals the prompt"))
             long_prompt = sp.str.len_chars() > p.copy_min_prompt_chars
             checks.append(
@@ -217,11 +244,14 @@ class InstructionDefects(Filter):
         # several instructions in one record
         if p.merged_marker_pattern:
             for where, text in (("prompt", prompt), ("output", response)):
+                if p.merged_marker_pattern == MERGED_MARKERS:  # run the regex only where its words occur
+                    words = ["instruction", "input", "response"]
+                    text = pl.when(text.str.contains_any(words, ascii_case_insensitive=True)).then(text)
                 marker = text.str.extract(f"({p.merged_marker_pattern})", 1).str.strip_chars()
                 msg = pl.format(code + "merged_instructions: " + where + " has the marker '{}'", marker)
                 checks.append((marker.is_not_null(), msg))
         if p.merged_min_tasks is not None:
-            verbs = "|".join(p.imperative_verbs) or r"[^\s\S]"
+            verbs = "|".join(re.escape(v) for v in p.imperative_verbs) or r"[^\s\S]"
             task = rf"(?im)^[ \t]*\d{{1,2}}[.)][ \t]+(?:[^\n]*\?[ \t]*$|(?:{verbs})\b)"
             tasks = prompt.str.count_matches(task)
             msg = pl.format(code + "merged_instructions: prompt has {} numbered tasks >= {}", tasks, p.merged_min_tasks)
@@ -232,13 +262,13 @@ class InstructionDefects(Filter):
             for where, text in (("prompt", prompt), ("output", response)):
                 first = text.str.extract(f"({CONTROL})", 1)
                 hexcode = first.cast(pl.Binary).bin.encode("hex").str.slice(-2).str.to_uppercase()
-                n = text.str.count_matches(CONTROL)
+                n = pl.when(first.is_not_null()).then(text).str.count_matches(CONTROL)
                 tpl = code + "control_chars: {} control character(s) in " + where + ", first U+00{}"
                 msg = pl.format(tpl, n, hexcode)
                 checks.append((first.is_not_null(), msg))
 
         # refusals
         if p.refusals == "drop" and p.refusal_phrases:
-            found = _phrase(response_q, p.refusal_phrases)
+            found = _phrase(response, p.refusal_phrases)
             checks.append((found.is_not_null(), pl.format(code + "refusal: output has '{}'", found)))
         return first_reason(checks)
