@@ -159,21 +159,29 @@ def run(
 
 def _print_summary(s: dict, run_dir: Path) -> None:
     table = Table(title=f"{s['recipe']} -> {s['kind']} ({s['seconds']} s)")
-    for col in ("source", "input rows", "kept", "quarantined", "records out"):
-        table.add_column(col, justify="right" if col != "source" else "left")
+    cols = ("input rows", "kept", "quarantined", "duplicates", "dropped", "records out")
+    table.add_column("source", no_wrap=True)
+    for col in cols:
+        table.add_column(col, justify="right")
+    keys = ("input_rows", "kept", "quarantined", "duplicates", "dropped", "output_records")
     for name, src in s["sources"].items():
-        table.add_row(
-            name, f"{src['input_rows']:,}", f"{src['kept']:,}", f"{src['quarantined']:,}", f"{src['output_records']:,}"
-        )
-    table.add_row(
-        "[bold]total", f"{s['input_rows']:,}", f"{s['kept']:,}", f"{s['quarantined']:,}", f"{s['output_records']:,}"
-    )
+        table.add_row(name, *(f"{src[k]:,}" for k in keys))
+    table.add_row("[bold]total", *(f"{s[k]:,}" for k in keys))
     out.print(table)
-    if s["quarantined_by_reason"]:
-        out.print("quarantined by reason: " + ", ".join(f"{k}={v}" for k, v in s["quarantined_by_reason"].items()))
+    for label, key in (
+        ("quarantined", "quarantined_by_reason"),
+        ("duplicates", "duplicates_by_reason"),
+        ("dropped", "dropped_by_reason"),
+    ):
+        if s[key]:
+            out.print(f"{label} by reason: " + ", ".join(f"{k}={v}" for k, v in s[key].items()), highlight=False)
     out.print(f"balanced: input = kept + quarantined + duplicates + dropped -> {s['balanced']}")
     out.print(f"dataset:    {run_dir / 'data'}")
     out.print(f"quarantine: {run_dir / 'quarantine.jsonl'}")
+    if "dropped" in s["outputs"]:
+        out.print(f"removed:    {run_dir / 'dropped.parquet'}, {run_dir / 'duplicates.parquet'}")
+    if "report" in s["outputs"]:
+        out.print(f"report:     {run_dir / 'report.md'}")
     out.print(f"summary:    {run_dir / 'summary.json'}")
 
 

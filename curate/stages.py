@@ -239,7 +239,8 @@ class StageRunner:
         sims = decision.similarity[local]
         twin_ids = self.ids[twins]
         details = [
-            f"duplicate of {t} (similarity {s:.3f})" for t, s in zip(twin_ids.tolist(), sims.tolist(), strict=True)
+            f"duplicate of {t} ({o}), similarity {s:.3f}"
+            for t, o, s in zip(twin_ids.tolist(), self.origins[twins].tolist(), sims.tolist(), strict=True)
         ]
         self._remove(index, removed, [label] * removed.size, details)
         self.twin[removed] = twin_ids
