@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -48,15 +49,28 @@ def optimal_bands(
     return best
 
 
-def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+def _map(fn, items: list, workers: int) -> list:
+    """``map`` over threads when ``workers > 1`` (numpy sorts and the kernels release the GIL)."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int, workers: int = 1) -> np.ndarray:
     """``docs x bands`` uint64 keys: each band's ``rows`` signature values hashed together."""
     d = sig.shape[0]
     keys = np.empty((d, bands), dtype=np.uint64)
     mult = mix64(np.arange(1, rows + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
-    for b in range(bands):
+
+    def one(b: int) -> None:
         block = sig[:, b * rows : (b + 1) * rows].astype(np.uint64)
         acc = (block * mult).sum(axis=1, dtype=np.uint64)
         keys[:, b] = mix64(acc ^ np.uint64(b))
+
+    _map(one, list(range(bands)), workers)
     return keys
 
 
@@ -77,19 +91,18 @@ def _pairs_in_groups(order: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -
 
 
 def candidate_pairs(
-    keys: np.ndarray, active: np.ndarray, side: np.ndarray | None = None
+    keys: np.ndarray, active: np.ndarray, side: np.ndarray | None = None, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct pairs ``(a < b)`` of active documents that share a key in any band.
 
     With ``side`` (0/1 per document), only pairs across the two sides are returned, as
-    ``(a on side 0, b on side 1)``.
+    ``(a on side 0, b on side 1)``. Bands are independent, so ``workers`` threads share them.
     """
     d = keys.shape[0]
     docs = np.flatnonzero(active)
-    found: list[np.ndarray] = []
-    for b in range(keys.shape[1]):
-        k = keys[docs, b]
-        order = docs[np.argsort(k, kind="stable")]
+
+    def one(b: int) -> np.ndarray:
+        order = docs[np.argsort(keys[docs, b], kind="stable")]
         ks = keys[order, b]
         change = np.ones(ks.size, bool)
         change[1:] = ks[1:] != ks[:-1]
@@ -103,7 +116,9 @@ def candidate_pairs(
             a, c = np.where(side[a] == 0, a, c), np.where(side[a] == 0, c, a)
         else:
             a, c = np.minimum(a, c), np.maximum(a, c)
-        found.append(a.astype(np.int64) * d + c)
+        return a.astype(np.int64) * d + c
+
+    found = _map(one, list(range(keys.shape[1])), workers)
     if not found:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     codes = np.unique(np.concatenate(found))
@@ -124,7 +139,13 @@ class Pairs:
 
 
 def verify_pairs(
-    sk: Sketch, a: np.ndarray, b: np.ndarray, threshold: float, how: Verify, other: Sketch | None = None
+    sk: Sketch,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float,
+    how: Verify,
+    other: Sketch | None = None,
+    workers: int = 1,
 ) -> Pairs:
     """Keep pairs whose Jaccard (exact shingle sets, or estimated from signatures) >= threshold.
 
@@ -135,7 +156,11 @@ def verify_pairs(
         sim = (sk.signatures[a] == other.signatures[b]).mean(axis=1) if a.size else np.empty(0)
         return Pairs(a.size, a, b, sim)
     if how == "exact":
-        sim = exact_jaccard(sk, a, other, b)
+        sk.unique_sets(), other.unique_sets()  # prepare once, before threads share them
+        bounds = np.linspace(0, a.size, max(1, workers) + 1).astype(np.int64)
+        spans = [(int(lo), int(hi)) for lo, hi in pairwise(bounds)]
+        parts = _map(lambda span: exact_jaccard(sk, a[span[0] : span[1]], other, b[span[0] : span[1]]), spans, workers)
+        sim = np.concatenate(parts) if parts else np.empty(0)
     elif other is sk:
         sim = estimated_jaccard(sk.signatures, a, b)
     else:

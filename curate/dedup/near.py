@@ -67,7 +67,7 @@ def verified_pairs(
     local = np.full(len(keys), -1, np.int64)
     local[involved] = np.arange(involved.size)
     sub = sketch(keys.gather(involved), p, keep_shingles=True, workers=workers)
-    pairs = verify_pairs(sub, local[a], local[b], threshold, "exact")
+    pairs = verify_pairs(sub, local[a], local[b], threshold, "exact", workers=workers)
     pairs.a, pairs.b = involved[pairs.a], involved[pairs.b]
     return pairs
 
@@ -79,8 +79,8 @@ def near_duplicates(keys: pl.Series, stage: NearDedupStage, priority: np.ndarray
     sk = sketch(keys, p, keep_shingles=False, workers=stage.workers)
     t1 = time.perf_counter()
     bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
-    keys_b = band_keys(sk.signatures, bands, rows)
-    a, b = candidate_pairs(keys_b, ~sk.empty)
+    keys_b = band_keys(sk.signatures, bands, rows, stage.workers)
+    a, b = candidate_pairs(keys_b, ~sk.empty, workers=stage.workers)
     t2 = time.perf_counter()
     pairs = verified_pairs(keys, sk, a, b, stage.threshold, stage.verify, p, stage.workers)
     t3 = time.perf_counter()
