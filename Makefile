@@ -21,7 +21,8 @@ demo: $(STAMP)
 	$(BIN)/curate validate recipes/quickstart.yaml
 	$(BIN)/curate run recipes/quickstart.yaml
 	@echo ""
-	@echo "Outputs: runs/quickstart/latest/ (data/*.parquet, quarantine.jsonl, summary.json)"
+	@echo "Outputs: runs/quickstart/latest/ (data/*.parquet, report.md, quarantine.jsonl, dropped.parquet,"
+	@echo "         duplicates.parquet, contamination.jsonl, summary.json)"
 
 test: $(STAMP)
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
