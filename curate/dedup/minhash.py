@@ -114,7 +114,7 @@ CHUNK_DOCS = 8192
 
 
 def _sketch_chunk(
-    prepared: pl.Series,
+    texts: pl.Series,
     lo: int,
     hi: int,
     p: MinHashParams,
@@ -126,7 +126,8 @@ def _sketch_chunk(
 ) -> np.ndarray | None:
     import threading
 
-    data, offsets = _buffers(prepared.slice(lo, hi - lo))
+    # normalization runs per chunk, so worker threads share it too (polars releases the GIL)
+    data, offsets = _buffers(_prepare_text(texts.slice(lo, hi - lo), p.normalization))
     # at most one shingle per byte (every token has a byte) plus one per short document; each
     # thread reuses its buffer across chunks, so its pages are touched once
     need = int(offsets[-1] - offsets[0]) + (hi - lo)
@@ -159,7 +160,6 @@ def sketch(texts: pl.Series, p: MinHashParams, keep_shingles: bool = True, worke
     ``workers`` threads share the chunks; the compiled kernel releases the GIL, so they run in parallel.
     """
     d, k = len(texts), p.num_perm
-    prepared = _prepare_text(texts, p.normalization)
     seed = mix64(np.array([p.seed], dtype=np.uint64) + _GOLD)[0]
     sig = np.full((d, k), EMPTY, dtype=np.uint32)
     counts = np.zeros(d, np.int64)
@@ -170,9 +170,9 @@ def sketch(texts: pl.Series, p: MinHashParams, keep_shingles: bool = True, worke
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda b: _sketch_chunk(prepared, b[0], b[1], *args), bounds))
+            parts = list(pool.map(lambda b: _sketch_chunk(texts, b[0], b[1], *args), bounds))
     else:
-        parts = [_sketch_chunk(prepared, lo, hi, *args) for lo, hi in bounds]
+        parts = [_sketch_chunk(texts, lo, hi, *args) for lo, hi in bounds]
     offsets = np.zeros(d + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     kept = [x for x in parts if x is not None]
