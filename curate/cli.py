@@ -257,6 +257,107 @@ def schema(
         sys.stdout.write(text)
 
 
+datasets_app = typer.Typer(
+    help="Published dataset versions: list, show manifests.\n\nExamples:\n\n  curate datasets list\n\n"
+    "  curate datasets show quickstart@latest --json",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(datasets_app, name="datasets")
+StoreOpt = Annotated[Path, typer.Option("--store", help="Store root folder.")]
+
+
+@datasets_app.command(
+    "list", epilog="Examples:\n\n  curate datasets list\n\n  curate datasets list --store /data/store"
+)
+def datasets_list(store: StoreOpt = Path("data/store"), as_json: JsonOpt = False) -> None:
+    """List datasets with their latest version, kind, rows and content hash."""
+    from curate.store import Store
+
+    st = Store(store)
+    rows = []
+    for name in st.names():
+        m = st.manifest(name)
+        rows.append(
+            {
+                "dataset": name,
+                "latest": m["version"],
+                "versions": len(st.versions(name)),
+                "kind": m["kind"],
+                "rows": m["rows"],
+                "rows_per_split": m["rows_per_split"],
+                "content_hash": m["content_hash"],
+                "published_at": m["published_at"],
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print(f"no datasets in {store} (publish one with a recipe `publish:` section and `curate run`)")
+        return
+    table = Table(title=f"datasets in {store}")
+    for col in ("dataset", "latest", "versions", "kind", "rows", "splits", "content hash", "published"):
+        table.add_column(col, no_wrap=col in ("dataset", "content hash"))
+    for r in rows:
+        splits = " ".join(f"{k}={v}" for k, v in r["rows_per_split"].items())
+        table.add_row(
+            r["dataset"],
+            str(r["latest"]),
+            str(r["versions"]),
+            r["kind"],
+            f"{r['rows']:,}",
+            splits,
+            r["content_hash"][:12],
+            r["published_at"],
+        )
+    out.print(table)
+
+
+@datasets_app.command(
+    "show", epilog="Examples:\n\n  curate datasets show quickstart\n\n  curate datasets show quickstart@2 --json"
+)
+def datasets_show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@latest or NAME@VERSION.")],
+    store: StoreOpt = Path("data/store"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a version's manifest: inputs, recipe, accounting, splits, leaks, lineage."""
+    from curate.store import RefError, Store
+
+    try:
+        m = Store(store).manifest(ref)
+    except RefError as e:
+        err.print(str(e), highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        print(json.dumps(m, indent=2, sort_keys=True))
+        return
+    out.print(
+        f"[bold]{m['dataset']}@{m['version']}[/] ({m['kind']}), {m['rows']:,} rows, published {m['published_at']}"
+    )
+    out.print(f"content hash: {m['content_hash']}   parent: {m['parent_version']}   run: {m.get('run_id')}")
+    out.print("splits: " + ", ".join(f"{k}={v:,}" for k, v in m["rows_per_split"].items()))
+    leaks = m.get("split_leaks") or {}
+    for side in ("eval", "test"):
+        if isinstance(leaks.get(side), dict) and leaks[side]["rows"]:
+            out.print(
+                f"  {side}: {leaks[side]['near_duplicates_of_train']} rows near-duplicate a train row "
+                f"(Jaccard >= {leaks['threshold']})"
+            )
+    out.print(f"recipe: {m['recipe']['name']} (sha256 {m['recipe']['sha256'][:12]})")
+    for f in m.get("inputs", []):
+        out.print(f"  input {f['source']}: {f['uri']} sha256 {f['sha256'][:12]} ({f['rows']} rows)", highlight=False)
+    a = m.get("accounting", {})
+    if a:
+        out.print(
+            f"accounting: {a['input_rows']:,} input = {a['kept']:,} kept + {a['quarantined']:,} quarantined + "
+            f"{a['duplicates']:,} duplicates + {a['dropped']:,} dropped"
+        )
+    cv = m.get("code_version") or {}
+    out.print(f"code: curate {cv.get('package')} commit {cv.get('git_commit')}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

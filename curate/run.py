@@ -142,18 +142,26 @@ def run_recipe(
             shutil.rmtree(writer.staging / "ingested")
         elif report:
             lengths_before = lengths_after = record_lengths(writer.finished_files(), kind)
+        summary = ledger.summary()
+        summary["run_id"] = writer.run_id
+        summary["code_version"] = code_version()
+        if not summary["balanced"]:  # an accounting bug must never pass as a successful run
+            raise AssertionError(f"accounting does not balance: {summary}")
+        frac = summary["quarantined"] / summary["input_rows"] if summary["input_rows"] else 0.0
+        too_much = frac > recipe.limits.max_quarantined_fraction
+        if recipe.publish is not None and not too_much:
+            from curate.publish import publish_run
+
+            summary["published"] = publish_run(writer.finished_files(), doc, summary)
     except BaseException:
         writer.abort()
         raise
     seconds = time.time() - started
-    summary = ledger.summary()
     summary.update(
-        run_id=writer.run_id,
         recipe=recipe.name,
         kind=recipe.output.kind.value,
         seconds=round(seconds, 3),
         rows_per_second=round(summary["input_rows"] / seconds, 1) if seconds > 0 else None,
-        code_version=code_version(),
         outputs={
             "dir": str(writer.final),
             "data": [f"data/{f.name}" for f in writer.files] or ["data/part-00000.parquet"],
@@ -163,9 +171,6 @@ def run_recipe(
             **({"dropped": "dropped.parquet", "duplicates": "duplicates.parquet"} if staged else {}),
         },
     )
-    if not summary["balanced"]:  # an accounting bug must never pass as a successful run
-        writer.abort()
-        raise AssertionError(f"accounting does not balance: {summary}")
     if stage_results:
         summary["stages"] = stage_results
     writer.write_json("summary.json", summary)
@@ -173,13 +178,12 @@ def run_recipe(
     if report:
         write_report(writer.staging, summary, lengths_before, lengths_after, length_field(kind))
     final = writer.commit()
-    frac = summary["quarantined"] / summary["input_rows"] if summary["input_rows"] else 0.0
     result = RunResult(final, summary)
-    if frac > recipe.limits.max_quarantined_fraction:
+    if too_much:
         raise QuarantineLimitError(
             f"{summary['quarantined']} of {summary['input_rows']} input rows ({frac:.1%}) were quarantined, over "
             f"limits.max_quarantined_fraction={recipe.limits.max_quarantined_fraction}; "
-            f"see {final / 'quarantine.jsonl'}",
+            f"see {final / 'quarantine.jsonl'}" + ("; nothing was published" if recipe.publish else ""),
             result,
         )
     return result

@@ -125,10 +125,39 @@ class OutputSpec(StrictModel):
 _LATER = {
     "feedback": "AI feedback (RLAIF)",
     "annotation": "Argilla annotation",
-    "publish": "versioned publishing",
     "train": "training",
     "eval": "evaluation",
 }
+
+
+class SplitSpec(StrictModel):
+    """Deterministic splits: a row's split follows from a hash of its split key, so it never moves."""
+
+    eval: float = Field(0.05, ge=0, lt=1, description="Fraction of rows in the eval split.")
+    test: float = Field(0.0, ge=0, lt=1, description="Fraction of rows in the test split.")
+    key: list[str] | None = Field(
+        None,
+        description="Fields whose text decides the split (default [prompt]; text kind: [text]): rows sharing "
+        "a prompt land on the same side.",
+    )
+    seed: int = Field(0, ge=0, description="Salt of the split hash (changing it reshuffles every row).")
+    leak_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard at which a train/eval pair is reported.")
+
+    @field_validator("test")
+    @classmethod
+    def _fractions(cls, v: float, info: ValidationInfo) -> float:
+        if v + info.data.get("eval", 0.0) >= 1:
+            raise ValueError("eval + test must leave rows for train (sum below 1)")
+        return v
+
+
+class PublishSpec(StrictModel):
+    """Where and how a run's dataset is published as a version."""
+
+    store: str = Field("data/store", description="Store root folder (relative to the working directory) or URL.")
+    dataset: str | None = Field(None, pattern=_NAME, description="Dataset name in the store (default: recipe name).")
+    splits: SplitSpec = Field(default_factory=SplitSpec)
+    skip_unchanged: bool = Field(True, description="Do not publish a version whose content equals the latest one.")
 
 
 class Recipe(StrictModel):
@@ -146,7 +175,7 @@ class Recipe(StrictModel):
     )
     feedback: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["feedback"])
     annotation: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["annotation"])
-    publish: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["publish"])
+    publish: PublishSpec | None = Field(None, description="Publish the result as the next version of a dataset.")
     train: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["train"])
     eval: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["eval"])
 

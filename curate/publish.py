@@ -1,0 +1,106 @@
+"""Publish a run's dataset as the next version in the store, with splits, a leak check and a manifest.
+
+Example:
+    >>> # report = publish_run(data_files, doc, summary, base_dir)   # called by curate run
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate.dedup.contamination import find_leaks
+from curate.fields import key_expr
+from curate.store import Store
+from curate.store.splits import assign_splits, split_key_fields
+from schemas.kinds import Kind
+from schemas.recipe import PublishSpec
+from schemas.recipe_loader import LoadedRecipe
+from schemas.stages import DecontaminateStage, ReferenceSpec
+
+LEAK_EXAMPLES = 5
+
+
+def store_root(spec: PublishSpec) -> Path:
+    return Path(spec.store)
+
+
+def split_leaks(df: pl.DataFrame, kind: Kind, spec: PublishSpec) -> dict[str, Any]:
+    """Near-duplicates across splits: eval/test rows whose split key nearly matches a train row."""
+    keys = df.select(key_expr(kind, split_key_fields(kind, spec.splits)), "split", "id")
+    train = keys.filter(pl.col("split") == "train")
+    report: dict[str, Any] = {"threshold": spec.splits.leak_threshold}
+    stage = DecontaminateStage(
+        type="decontaminate",
+        threshold=spec.splits.leak_threshold,
+        against=[ReferenceSpec(name="train", path="-", column="-")],
+    )
+    for side in ("eval", "test"):
+        held = keys.filter(pl.col("split") == side)
+        if held.height == 0 or train.height == 0:
+            report[side] = {"rows": held.height, "near_duplicates_of_train": 0, "examples": []}
+            continue
+        leaks = find_leaks(held["__key"], train["__key"], stage)
+        hit = leaks.leaked
+        examples = [
+            {
+                "id": held["id"][i],
+                "train_id": train["id"][int(leaks.ref_index[i])],
+                "similarity": round(float(leaks.similarity[i]), 3),
+            }
+            for i in hit.nonzero()[0][:LEAK_EXAMPLES].tolist()
+        ]
+        report[side] = {"rows": held.height, "near_duplicates_of_train": int(hit.sum()), "examples": examples}
+    return report
+
+
+def build_manifest(doc: LoadedRecipe, summary: dict[str, Any], leaks: dict[str, Any]) -> dict[str, Any]:
+    """What a version records about how it was made (no secrets: the recipe keeps ``${ENV}`` references)."""
+    recipe = doc.recipe
+    inputs = [
+        {"source": name, "uri": f["uri"], "sha256": f["sha256"], "format": f["format"], "rows": f["input_rows"]}
+        for name, src in summary["sources"].items()
+        for f in src["files"]
+    ]
+    accounting = {k: summary[k] for k in ("input_rows", "kept", "quarantined", "duplicates", "dropped", "balanced")}
+    accounting |= {k: summary[k] for k in ("quarantined_by_reason", "duplicates_by_reason", "dropped_by_reason")}
+    return {
+        "kind": recipe.output.kind.value,
+        "recipe": {"name": recipe.name, "sha256": hashlib.sha256(doc.text.encode()).hexdigest(), "text": doc.text},
+        "inputs": inputs,
+        "stages": [s.model_dump(mode="json") for s in recipe.stages],
+        "splits": recipe.publish.splits.model_dump(mode="json") if recipe.publish else None,
+        "split_leaks": leaks,
+        "accounting": accounting,
+        "run_id": summary.get("run_id"),
+        "orchestrator_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
+        "code_version": summary.get("code_version"),
+        "annotation": None,
+    }
+
+
+def publish_run(data_files: list[Path], doc: LoadedRecipe, summary: dict[str, Any]) -> dict[str, Any]:
+    """Assign splits to the run's records and publish them; returns what was published."""
+    spec = doc.recipe.publish
+    assert spec is not None
+    kind = doc.recipe.output.kind
+    df = pl.read_parquet(data_files) if data_files else pl.DataFrame()
+    df = df.with_columns(assign_splits(df, kind, spec.splits))
+    leaks = split_leaks(df, kind, spec)
+    store = Store(store_root(spec))
+    name = spec.dataset or doc.recipe.name
+    result = store.publish(name, df, build_manifest(doc, summary, leaks), skip_unchanged=spec.skip_unchanged)
+    return {
+        "store": str(store.root),
+        "dataset": name,
+        "version": result.version,
+        "ref": f"{name}@{result.version}",
+        "created": result.created,
+        "content_hash": result.manifest["content_hash"],
+        "rows_per_split": result.manifest["rows_per_split"],
+        "split_leaks": {k: v["near_duplicates_of_train"] for k, v in leaks.items() if isinstance(v, dict)},
+    }
