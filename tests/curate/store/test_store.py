@@ -13,7 +13,7 @@ from schemas.kinds import MESSAGES, Kind
 from schemas.recipe import SplitSpec
 
 
-def _CHATML_TOKENIZER():  # noqa: N802  (a tiny local tokenizer with a ChatML template, no hub)
+def _CHATML_TOKENIZER():
     import tokenizers
     import transformers
 
