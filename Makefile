@@ -20,9 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/curate validate recipes/quickstart.yaml
 	$(BIN)/curate run recipes/quickstart.yaml
+	$(BIN)/curate datasets list
 	@echo ""
 	@echo "Outputs: runs/quickstart/latest/ (data/*.parquet, report.md, quarantine.jsonl, dropped.parquet,"
 	@echo "         duplicates.parquet, contamination.jsonl, summary.json)"
+	@echo "Published: data/store/quickstart (curate datasets show quickstart)"
 
 test: $(STAMP)
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
@@ -45,4 +47,4 @@ lock:
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .bench
+	rm -rf $(VENV) runs data/store .pytest_cache .ruff_cache .bench
