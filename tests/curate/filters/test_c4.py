@@ -7,7 +7,7 @@ import pytest
 
 from curate.filters import get_filter
 from curate.filters.c4 import C4Params
-from schemas.kinds import MESSAGES, Kind
+from schemas.kinds import Kind
 
 PUBLISHED = {
     "filter_lorem_ipsum": True,
@@ -185,24 +185,8 @@ def test_max_word_length_is_bounded() -> None:
         get_filter("c4")({"max_word_length": 5001})
 
 
-def kind_frame(kind: Kind, responses: list[str]) -> pl.DataFrame:
-    prompts = [f"Tell me about thing {i}." for i in range(len(responses))]
-    if kind is Kind.ALPACA:
-        return pl.DataFrame({"instruction": prompts, "input": [""] * len(responses), "output": responses})
-    user = [[{"role": "user", "content": p}] for p in prompts]
-    answer = [[{"role": "assistant", "content": r}] for r in responses]
-    if kind is Kind.SFT:
-        msgs = [u + a for u, a in zip(user, answer, strict=True)]
-        return pl.DataFrame({"messages": msgs}, schema={"messages": MESSAGES})
-    rejected = [[{"role": "assistant", "content": "no"}]] * len(responses)
-    return pl.DataFrame(
-        {"prompt": user, "chosen": answer, "rejected": rejected},
-        schema={"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES},
-    )
-
-
 @pytest.mark.parametrize("kind", [Kind.SFT, Kind.ALPACA, Kind.PREFERENCE])
-def test_works_on_each_kinds_response(kind: Kind) -> None:
+def test_works_on_each_kinds_response(kind: Kind, kind_frame) -> None:
     frame = kind_frame(kind, ["\n".join(good(5)), "Lorem ipsum.", "Short."])
     got = get_filter("c4")().reasons(frame, kind).to_list()
     assert got == [

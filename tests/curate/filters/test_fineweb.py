@@ -7,7 +7,7 @@ import pytest
 
 from curate.filters import get_filter
 from curate.filters.fineweb import FineWebParams
-from schemas.kinds import MESSAGES, Kind
+from schemas.kinds import Kind
 
 PUBLISHED = {
     "line_punct_thr": 0.12,
@@ -126,24 +126,8 @@ def code(reason: str | None) -> str | None:
     return None if reason is None else reason.split(":")[0]
 
 
-def kind_frame(kind: Kind, responses: list[str]) -> pl.DataFrame:
-    prompts = [f"Tell me about thing {i}." for i in range(len(responses))]
-    if kind is Kind.ALPACA:
-        return pl.DataFrame({"instruction": prompts, "input": [""] * len(responses), "output": responses})
-    user = [[{"role": "user", "content": p}] for p in prompts]
-    answer = [[{"role": "assistant", "content": r}] for r in responses]
-    if kind is Kind.SFT:
-        msgs = [u + a for u, a in zip(user, answer, strict=True)]
-        return pl.DataFrame({"messages": msgs}, schema={"messages": MESSAGES})
-    rejected = [[{"role": "assistant", "content": "no"}]] * len(responses)
-    return pl.DataFrame(
-        {"prompt": user, "chosen": answer, "rejected": rejected},
-        schema={"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES},
-    )
-
-
 @pytest.mark.parametrize("kind", [Kind.SFT, Kind.ALPACA, Kind.PREFERENCE])
-def test_works_on_each_kinds_response(kind: Kind) -> None:
+def test_works_on_each_kinds_response(kind: Kind, kind_frame) -> None:
     good = "\n".join(line(i) for i in range(5))
     got = get_filter("fineweb")().reasons(kind_frame(kind, [good, "", good + "\n" + good]), kind).to_list()
     assert got[0] is None

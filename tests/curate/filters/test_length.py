@@ -7,7 +7,7 @@ import pytest
 
 from curate.filters import all_filters, get_filter
 from curate.filters.length import LengthParams
-from schemas.kinds import MESSAGES, Kind
+from schemas.kinds import Kind
 
 
 def length(texts: list[str], **params: object) -> list[str | None]:
@@ -62,24 +62,8 @@ def test_no_bounds_keeps_every_row() -> None:
     assert length(["a", "b", "c"]) == [None, None, None]
 
 
-def kind_frame(kind: Kind, responses: list[str]) -> pl.DataFrame:
-    prompts = [f"Tell me about thing {i}." for i in range(len(responses))]
-    if kind is Kind.ALPACA:
-        return pl.DataFrame({"instruction": prompts, "input": [""] * len(responses), "output": responses})
-    user = [[{"role": "user", "content": p}] for p in prompts]
-    answer = [[{"role": "assistant", "content": r}] for r in responses]
-    if kind is Kind.SFT:
-        msgs = [u + a for u, a in zip(user, answer, strict=True)]
-        return pl.DataFrame({"messages": msgs}, schema={"messages": MESSAGES})
-    rejected = [[{"role": "assistant", "content": "no"}]] * len(responses)
-    return pl.DataFrame(
-        {"prompt": user, "chosen": answer, "rejected": rejected},
-        schema={"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES},
-    )
-
-
 @pytest.mark.parametrize("kind", [Kind.SFT, Kind.ALPACA, Kind.PREFERENCE])
-def test_works_on_each_kinds_response(kind: Kind) -> None:
+def test_works_on_each_kinds_response(kind: Kind, kind_frame) -> None:
     got = get_filter("length")({"min_words": 3}).reasons(kind_frame(kind, ["one two three", "one"]), kind).to_list()
     assert got == [None, "length.min_words: 1 words < 3"]
     # the prompt field too ("Tell me about thing <i>." is 5 words)
