@@ -12,7 +12,7 @@ import pytest
 
 from curate.filters import get_filter
 from curate.filters.gopher import GopherQualityParams, GopherRepetitionParams, token_regex
-from schemas.kinds import MESSAGES, Kind
+from schemas.kinds import Kind
 
 
 def reasons(name: str, texts: list[str], **params: object) -> list[str | None]:
@@ -420,28 +420,11 @@ def test_rule_is_an_expression_usable_in_select() -> None:
 # ------------------------------------------------------------------------------------------- kinds
 
 
-def kind_frame(kind: Kind, responses: list[str]) -> pl.DataFrame:
-    prompts = [f"Tell me about thing {i}." for i in range(len(responses))]
-    if kind is Kind.ALPACA:
-        return pl.DataFrame({"instruction": prompts, "input": [""] * len(responses), "output": responses})
-    user = [[{"role": "user", "content": p}] for p in prompts]
-    answer = [[{"role": "assistant", "content": r}] for r in responses]
-    if kind is Kind.SFT:
-        return pl.DataFrame(
-            {"messages": [u + a for u, a in zip(user, answer, strict=True)]}, schema={"messages": MESSAGES}
-        )
-    rejected = [[{"role": "assistant", "content": "no"}]] * len(responses)
-    return pl.DataFrame(
-        {"prompt": user, "chosen": answer, "rejected": rejected},
-        schema={"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES},
-    )
-
-
 @pytest.mark.parametrize("kind", [Kind.SFT, Kind.ALPACA, Kind.PREFERENCE])
 @pytest.mark.parametrize(
     ("name", "bad"),
     [("gopher_quality", "too short"), ("gopher_repetition", "\n\n".join(["same paragraph here"] * 4))],
 )
-def test_works_on_each_kinds_response(kind: Kind, name: str, bad: str) -> None:
+def test_works_on_each_kinds_response(kind: Kind, name: str, bad: str, kind_frame) -> None:
     got = get_filter(name)().reasons(kind_frame(kind, [GOOD, bad]), kind).to_list()
     assert got[0] is None and got[1] is not None and got[1].startswith(name + ".")
