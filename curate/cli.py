@@ -358,6 +358,138 @@ def datasets_show(
     out.print(f"code: curate {cv.get('package')} commit {cv.get('git_commit')}")
 
 
+@datasets_app.command(
+    "diff",
+    epilog="Examples:\n\n  curate datasets diff chat@1 chat@2\n\n"
+    "  curate datasets diff chat@1 chat@latest --key prompt --key chosen --json\n\n"
+    "Rows are matched by id (a content hash); a new id whose split key (default: the prompt, or the "
+    "text for text records) matches a removed row counts as changed. Exit code 2 for an unknown "
+    "dataset, version or key field.",
+)
+def datasets_diff(
+    ref_a: Annotated[str, typer.Argument(help="Old version: NAME@VERSION.")],
+    ref_b: Annotated[str, typer.Argument(help="New version: NAME@VERSION or NAME@latest.")],
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Split-key field (repeat for several); default: the key the version used."),
+    ] = None,
+    examples: Annotated[int, typer.Option(help="Examples shown per category.", min=0)] = 5,
+    store: StoreOpt = Path("data/store"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Rows added, removed, changed and unchanged between two versions, overall and per split."""
+    from curate.store import RefError, Store
+    from curate.store.diff import diff
+
+    try:
+        d = diff(Store(store), ref_a, ref_b, key=key or None, examples=examples)
+    except RefError as e:
+        err.print(str(e), highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        print(json.dumps(d, indent=2, ensure_ascii=False))
+        return
+    c = d["counts"]
+    table = Table(title=f"{d['a']} -> {d['b']} ({d['kind']}, key: {', '.join(d['key'])})")
+    cols = ("unchanged", "added", "removed", "changed", "changed_old", "moved_split")
+    table.add_column("split", no_wrap=True)
+    for col in cols:
+        table.add_column(col.replace("_", " "), justify="right")
+    for split, counts in d["per_split"].items():
+        table.add_row(split, *(f"{counts[k]:,}" for k in cols))
+    table.add_row("[bold]total", *(f"{c[k]:,}" for k in cols))
+    out.print(table)
+    out.print(
+        f"rows: {d['rows']['a']:,} -> {d['rows']['b']:,}   (changed = new rows replacing changed_old rows "
+        "with the same split key)",
+        highlight=False,
+    )
+    if c["moved_split"]:
+        out.print(f"[yellow]warning[/]: {c['moved_split']} unchanged row(s) moved split (seed or key changed?)")
+    ex = d["examples"]
+    for row in ex["added"]:
+        out.print(f"  + {row['id'][:12]} [{row['split']}] {row['key']}", markup=False, highlight=False)
+    for row in ex["removed"]:
+        out.print(f"  - {row['id'][:12]} [{row['split']}] {row['key']}", markup=False, highlight=False)
+    for row in ex["changed"]:
+        out.print(
+            f"  ~ {row['old_id'][:12]} -> {row['new_id'][:12]} [{row['split']}] {row['key']}\n"
+            f"      old: {row['old_response']}\n      new: {row['new_response']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@datasets_app.command(
+    "export",
+    epilog="Examples:\n\n  curate datasets export chat@3 --format hf_disk --out exports/chat-v3\n\n"
+    "  curate datasets export chat@3 --format trl_text_jsonl --template tokenizer "
+    "--tokenizer models/my-tokenizer --out exports/chat-text\n\n"
+    "  curate datasets export chat@latest --format sharegpt_json --out LLaMA-Factory/data   "
+    "# merges dataset_info.json\n\n"
+    "  HF_TOKEN=... curate datasets export chat@3 --format hub --repo-id me/chat --out exports/chat-hub\n\n"
+    "Formats: hf_disk, trl_jsonl, trl_parquet (TRL conversational), trl_text_jsonl, trl_text_parquet "
+    "(rendered with a chat template), alpaca_json, sharegpt_json (LLaMA-Factory), hub. "
+    "Every export writes export_manifest.json in --out. Exit code 2 for a bad reference, format, "
+    "split or option, or a failed Hub push.",
+)
+def datasets_export(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@latest or NAME@VERSION.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="hf_disk, trl_jsonl, trl_parquet, trl_text_jsonl, trl_text_parquet, "
+            "alpaca_json, sharegpt_json or hub.",
+            show_default=False,
+        ),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.", show_default=False)],
+    split: Annotated[str | None, typer.Option(help="Export one split only (default: all).")] = None,
+    template: Annotated[str, typer.Option(help="Chat template for trl_text_*: chatml or tokenizer.")] = "chatml",
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="Local tokenizer folder whose chat_template renders (template tokenizer).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="LLaMA-Factory dataset name prefix (default: the dataset's name).")
+    ] = None,
+    repo_id: Annotated[
+        str | None, typer.Option("--repo-id", help="Hub dataset repository for --format hub (token: HF_TOKEN).")
+    ] = None,
+    store: StoreOpt = Path("data/store"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a version for a trainer: datasets folder, TRL jsonl/parquet, LLaMA-Factory json, or the Hub."""
+    from curate.store import RefError, Store
+    from curate.store.export import ExportError, export
+
+    try:
+        r = export(
+            Store(store),
+            ref,
+            fmt,
+            out_dir,
+            split=split,
+            template=template,
+            tokenizer=tokenizer,
+            name=name,
+            repo_id=repo_id,
+        )
+    except (RefError, ExportError) as e:
+        err.print(str(e), highlight=False, markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        print(json.dumps(r, indent=2, sort_keys=True))
+        return
+    splits = ", ".join(f"{k}={v:,}" for k, v in r["splits"].items())
+    where = r.get("repo_id") or r["out"]
+    out.print(f"[green]exported[/] {r['ref']} ({r['kind']}) as {r['format']} -> {where}: {splits}", highlight=False)
+    for s, reasons in r["skipped"].items():
+        detail = ", ".join(f"{k}={v}" for k, v in reasons.items())
+        out.print(f"[yellow]skipped[/] in {s} (not representable in {r['format']}): {detail}", highlight=False)
+    out.print(f"manifest: {Path(r['out']) / 'export_manifest.json'}", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -63,6 +63,8 @@ def load(
     """
     import datasets
 
+    if columns not in ("trl", "all"):
+        raise ValueError(f"columns must be 'trl' or 'all', not {columns!r}")
     store = Store(root)
     name, version = store.resolve(ref)
     manifest = store.manifest(f"{name}@{version}")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import polars_hash  # noqa: F401  (registers .chash)
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -50,9 +51,16 @@ class Published:
 
 
 def content_hash(df: pl.DataFrame) -> str:
-    """SHA-256 of the sorted ``(split, id)`` pairs: ids are content hashes, so equal content gives equal hashes."""
-    pairs = df.select(pl.concat_str([pl.col("split"), pl.col("id")], separator="\x1f").sort()).to_series()
-    return hashlib.sha256("\n".join(pairs.to_list()).encode()).hexdigest()
+    """SHA-256 over the rows' content and split, in a canonical order (provenance is not content).
+
+    Ids already hash a row's identity; scores, margins and judges are not identity but are data,
+    so every column except ``source`` enters the hash, and a score-only change is a new version.
+    """
+    columns = [c for c in df.columns if c != "source"]
+    if df.height == 0:
+        return hashlib.sha256(b"").hexdigest()
+    rows = df.select(pl.struct(columns).struct.json_encode().chash.sha2_256().sort()).to_series()
+    return hashlib.sha256("\n".join(rows.to_list()).encode()).hexdigest()
 
 
 class Store:
@@ -111,10 +119,15 @@ class Store:
     def read(self, ref: str, split: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
         """The records of a version (optionally one split) as a polars frame."""
         name, version = self.resolve(ref)
-        table = self._delta(name, version).to_pyarrow_table(columns=columns)
+        wanted = None if columns is None else list(dict.fromkeys([*columns, *(["split"] if split else [])]))
+        table = self._delta(name, version).to_pyarrow_table(columns=wanted)
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
-        return df.filter(pl.col("split") == split) if split is not None else df
+        if split is not None:
+            df = df.filter(pl.col("split") == split)
+            if columns is not None and "split" not in columns:
+                df = df.drop("split")
+        return df
 
     def publish(self, name: str, df: pl.DataFrame, manifest: dict[str, Any], skip_unchanged: bool = True) -> Published:
         """Commit ``df`` (records + ``split``) as the next version of ``name`` with ``manifest``.
@@ -145,8 +158,12 @@ class Store:
         }
         text = json.dumps(full, sort_keys=True, default=str)
         self._table(name).parent.mkdir(parents=True, exist_ok=True)
+        # Against an existing table, commit on top of the parent version we read: if another
+        # publish committed meanwhile, Delta's conflict check refuses this commit instead of
+        # stacking a version whose manifest names the wrong number.
+        target = self._delta(name, parent) if parent is not None else str(self._table(name))
         write_deltalake(
-            str(self._table(name)),
+            target,
             df.to_arrow(),
             mode="overwrite",
             schema_mode="overwrite",

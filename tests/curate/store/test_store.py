@@ -127,3 +127,28 @@ def test_load_gives_trl_formats(tmp_path: Path, kind: Kind) -> None:
     assert "<|im_start|>" in next(iter(rendered.values()))
     full = load("d", split=None, root=tmp_path, columns="all")
     assert {"id", "split"} <= set(full.column_names)
+
+
+def test_score_only_change_is_a_new_version(tmp_path: Path) -> None:
+    p, a, b = _msgs("user", "q"), _msgs("assistant", "good"), _msgs("assistant", "bad")
+    schema = {
+        "id": pl.String,
+        "prompt": MESSAGES,
+        "chosen": MESSAGES,
+        "rejected": MESSAGES,
+        "margin": pl.Float64,
+        "split": pl.String,
+    }
+    base = {"id": ["x"], "prompt": [p], "chosen": [a], "rejected": [b], "split": ["train"]}
+    st = Store(tmp_path)
+    st.publish("pref", pl.DataFrame({**base, "margin": [0.2]}, schema=schema), {"kind": "preference"})
+    again = st.publish("pref", pl.DataFrame({**base, "margin": [0.9]}, schema=schema), {"kind": "preference"})
+    assert (again.version, again.created) == (2, True)
+    assert st.read("pref@1")["margin"].to_list() == [0.2]
+
+
+def test_read_a_split_with_selected_columns(tmp_path: Path) -> None:
+    st = Store(tmp_path)
+    st.publish("chat", _with_splits(_sft(30), Kind.SFT), {"kind": "sft"})
+    only = st.read("chat", split="eval", columns=["id"])
+    assert only.columns == ["id"] and only.height == (st.read("chat")["split"] == "eval").sum()
