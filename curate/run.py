@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from curate import __version__
 from curate.accounting import Ledger
 from curate.ingest import read_batches, sha256_of
@@ -149,10 +151,6 @@ def run_recipe(
             raise AssertionError(f"accounting does not balance: {summary}")
         frac = summary["quarantined"] / summary["input_rows"] if summary["input_rows"] else 0.0
         too_much = frac > recipe.limits.max_quarantined_fraction
-        if recipe.publish is not None and not too_much:
-            from curate.publish import publish_run
-
-            summary["published"] = publish_run(writer.finished_files(), doc, summary)
     except BaseException:
         writer.abort()
         raise
@@ -178,6 +176,14 @@ def run_recipe(
     if report:
         write_report(writer.staging, summary, lengths_before, lengths_after, length_field(kind))
     final = writer.commit()
+    if recipe.publish is not None and not too_much:
+        # Publish only from a complete run folder, so every version's run_id names a run that exists.
+        from curate.publish import publish_run
+
+        summary["published"] = publish_run(sorted((final / "data").glob("*.parquet")), doc, summary)
+        tmp = final / "summary.json.tmp"
+        tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        tmp.replace(final / "summary.json")
     result = RunResult(final, summary)
     if too_much:
         raise QuarantineLimitError(
