@@ -16,6 +16,7 @@ import polars as pl
 from curate.dedup.contamination import find_leaks
 from curate.fields import key_expr
 from curate.store import Store
+from curate.store.card import write_card
 from curate.store.splits import assign_splits, split_key_fields
 from schemas.kinds import Kind
 from schemas.recipe import PublishSpec
@@ -76,6 +77,10 @@ def build_manifest(doc: LoadedRecipe, summary: dict[str, Any], leaks: dict[str, 
         "splits": recipe.publish.splits.model_dump(mode="json") if recipe.publish else None,
         "split_leaks": leaks,
         "accounting": accounting,
+        "stage_results": [
+            {k: st[k] for k in ("name", "type", "outcome", "records_in", "records_out", "by_reason")}
+            for st in summary.get("stages", [])
+        ],
         "run_id": summary.get("run_id"),
         "orchestrator_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
         "code_version": summary.get("code_version"),
@@ -93,7 +98,9 @@ def publish_run(data_files: list[Path], doc: LoadedRecipe, summary: dict[str, An
     leaks = split_leaks(df, kind, spec)
     store = Store(store_root(spec))
     name = spec.dataset or doc.recipe.name
+    store.repair(name, cards=True)  # a crash after an earlier commit may have left its card unwritten
     result = store.publish(name, df, build_manifest(doc, summary, leaks), skip_unchanged=spec.skip_unchanged)
+    card = write_card(store, name, result.version, df, result.manifest) if result.created else None
     return {
         "store": str(store.root),
         "dataset": name,
@@ -103,4 +110,5 @@ def publish_run(data_files: list[Path], doc: LoadedRecipe, summary: dict[str, An
         "content_hash": result.manifest["content_hash"],
         "rows_per_split": result.manifest["rows_per_split"],
         "split_leaks": {k: v["near_duplicates_of_train"] for k, v in leaks.items() if isinstance(v, dict)},
+        **({"card": str(card)} if card is not None else {}),
     }

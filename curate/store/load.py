@@ -22,6 +22,16 @@ from schemas.kinds import MESSAGES, Kind
 DEFAULT_ROOT = Path("data/store")
 
 
+TRL_SOURCE_COLUMNS: dict[Kind, list[str]] = {
+    Kind.SFT: ["messages"],
+    Kind.PREFERENCE: ["prompt", "chosen", "rejected"],
+    Kind.KTO: ["prompt", "completion", "label"],
+    Kind.ALPACA: ["instruction", "input", "output"],
+    Kind.TEXT: ["text"],
+}
+"""Stored columns each kind's TRL format is built from (only these are read when loading)."""
+
+
 def trl_columns(df: pl.DataFrame, kind: Kind) -> pl.DataFrame:
     """The TRL-format columns for records of ``kind``."""
     if kind is Kind.SFT:
@@ -68,10 +78,13 @@ def load(
     store = Store(root)
     name, version = store.resolve(ref)
     manifest = store.manifest(f"{name}@{version}")
-    df = store.read(f"{name}@{version}", split=split)
     kind = Kind(manifest["kind"])
+    wanted = None if columns == "all" else TRL_SOURCE_COLUMNS[kind]
+    df = store.read(f"{name}@{version}", split=split, columns=wanted)
     out = df if columns == "all" else trl_columns(df, kind)
-    ds = datasets.Dataset(out.to_arrow())
+    # the content hash already identifies the data: spare datasets hashing the whole table again
+    fingerprint = f"curate-{manifest['content_hash'][:16]}-{split or 'all'}-{columns}"
+    ds = datasets.Dataset(out.to_arrow(), fingerprint=fingerprint)
     if with_manifest:
         return ds, {**manifest, "resolved": f"{name}@{version}"}
     return ds

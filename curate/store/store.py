@@ -8,7 +8,8 @@ Layout under the store root::
 Publishing is one Delta commit: data files are written first and the commit file appears
 atomically at the end, so a crash at any point leaves the previous version intact and a
 half-written version invisible. The manifest travels inside the commit (``custom_metadata``),
-so data and manifest can never disagree; the JSON copies are rewritten from commits when missing.
+so data and manifest can never disagree; :meth:`Store.repair` rewrites JSON copies (and cards)
+that a crash between the commit and the copy left missing, and every publish runs it first.
 
 Example:
     >>> import tempfile, polars as pl
@@ -135,6 +136,7 @@ class Store:
         The content hash, version, parent and time are filled in here. With ``skip_unchanged`` a
         frame whose content hash equals the latest version's publishes nothing.
         """
+        self.repair(name)
         digest = content_hash(df)
         parent = None
         try:
@@ -174,6 +176,28 @@ class Store:
             raise RuntimeError(f"expected to commit {name}@{version}, the store now ends at {committed}")
         self.write_manifest_copy(name, version, full)
         return Published(name, version, full, created=True)
+
+    def repair(self, name: str, cards: bool = False) -> list[int]:
+        """Rewrite the manifest copies (and, with ``cards``, the cards) missing for committed versions.
+
+        Returns the versions that needed it.
+
+        Unreferenced data files of a killed publish are left alone: they are invisible to readers,
+        and Delta's ``vacuum`` would also delete older versions' files.
+        """
+        if not (self._table(name) / "_delta_log").exists():
+            return []
+        fixed = []
+        for version in self.versions(name):
+            if not (self.root / name / "manifests" / f"v{version}.json").exists():
+                self.write_manifest_copy(name, version, self.manifest(f"{name}@{version}"))
+                fixed.append(version)
+            if cards and not (self.root / name / "cards" / f"v{version}" / "README.md").exists():
+                from curate.store.card import rewrite_card  # card rendering needs matplotlib: load lazily
+
+                rewrite_card(self, f"{name}@{version}")
+                fixed.append(version)
+        return sorted(set(fixed))
 
     def write_manifest_copy(self, name: str, version: int, manifest: dict[str, Any]) -> Path:
         """Write ``manifests/vN.json`` (a derived, human-readable copy; the commit is authoritative)."""

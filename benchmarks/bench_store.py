@@ -1,0 +1,298 @@
+"""Store benchmark: publish N SFT rows as a Delta version, then load them back, each in a fresh process.
+
+Generates N realistic SFT records (deterministic for a seed; cached as Parquet under ``.bench/``):
+content-hash ``id``s (:func:`schemas.ids.id_series`), ``messages`` with a user turn of ~50 words and an
+assistant turn of ~150 words (word-aligned slices of the pseudo-English corpus of ``bench_ingest``),
+the ``source`` provenance struct, and ``split`` from :func:`curate.store.splits.assign_splits`
+(default spec: 5% eval). Then, each in a fresh interpreter with ``POLARS_MAX_THREADS=1``, K times:
+
+- publish: read the Parquet frame (not timed), then :meth:`curate.store.Store.publish` into an empty
+  store (content hash, Delta write, commit with the manifest, manifest copy);
+- load: :func:`curate.store.load.load` of the train split as a ``datasets.Dataset`` (TRL columns);
+- read_polars: :meth:`curate.store.Store.read` of the whole version as a polars frame.
+
+Seconds cover the operation only (imports and interpreter start-up are in ``process_wall_s``); peak
+RSS is the child's ``ru_maxrss`` via ``os.wait4``, from children started by a small launcher process
+so the parent's memory does not leak into the figure (see ``bench_dedup.py``). ``cpu_per_wall`` is
+the child's CPU time over its wall time: deltalake's Rust writer and reader run on their own thread
+pool (tokio + arrow-rs), which ``POLARS_MAX_THREADS`` does not limit, so it can exceed 1.
+``baseline_rss_mb`` is a child that only imports the libraries. Medians of K runs are reported.
+
+Usage:
+    .venv/bin/python benchmarks/bench_store.py                        # 1,000,000 rows, 3 runs
+    .venv/bin/python benchmarks/bench_store.py --rows 2000 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CACHE = REPO / ".bench"
+GEN_VERSION = 1  # bump when the generator changes, so cached files are not reused
+DATASET = "bench"
+sys.path.insert(0, str(HERE))
+
+
+# ---------------------------------------------------------------- data
+
+
+def generate(path: Path, rows: int, seed: int) -> None:
+    """Write ``rows`` SFT records with splits to ``path`` (deterministic for ``seed``)."""
+    import polars as pl
+    from bench_ingest import _VERBS, _corpus  # the same pseudo-English text as the ingest benchmark
+
+    from curate.store.splits import assign_splits
+    from schemas.ids import id_series
+    from schemas.kinds import MESSAGES, SOURCE, Kind
+    from schemas.recipe import SplitSpec
+
+    rng = random.Random(seed)
+    corpus, starts = _corpus(rng, 2_000_000)
+    nwords = len(starts) - 1
+    ri = rng.randint
+
+    def words(n: int) -> str:
+        a = ri(0, nwords - n)
+        return corpus[starts[a] : starts[a + n] - 1].rstrip(".,")
+
+    users, replies = [], []
+    for _ in range(rows):
+        users.append(f"{_VERBS[ri(0, len(_VERBS) - 1)]} {words(ri(35, 65))}?")
+        reply = words(ri(110, 190))
+        replies.append(reply[:1].upper() + reply[1:] + ".")
+    i = pl.int_range(rows, eager=True)
+    df = pl.DataFrame({"u": users, "a": replies}).select(
+        messages=pl.concat_list(
+            [
+                pl.struct(role=pl.lit("user"), content=pl.col("u")),
+                pl.struct(role=pl.lit("assistant"), content=pl.col("a")),
+            ]
+        ).cast(MESSAGES),
+        source=pl.struct(
+            name=pl.lit("bench"),
+            uri=pl.format("file:///data/bench/part-{}.jsonl", (i // 100_000).cast(pl.String).str.zfill(3)),
+            sha256=pl.lit("5" * 64),
+            row=i % 100_000,
+        ).cast(SOURCE),
+    )
+    df = df.select(id=id_series(df, Kind.SFT), messages="messages", source="source")
+    df = df.with_columns(assign_splits(df, Kind.SFT, SplitSpec()))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    df.write_parquet(tmp)
+    tmp.replace(path)
+
+
+def dataset(rows: int, seed: int, cache: Path = CACHE) -> Path:
+    """The cached frame for ``rows``/``seed``, generated on first use."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"store_sft_{rows}_seed{seed}_v{GEN_VERSION}.parquet"
+    if not path.exists():
+        t0 = time.perf_counter()
+        generate(path, rows, seed)
+        mb, secs = path.stat().st_size / 1e6, time.perf_counter() - t0
+        print(f"generated {path.name}: {mb:.0f} MB in {secs:.1f} s", file=sys.stderr)
+    return path
+
+
+# ---------------------------------------------------------------- children (one measured run each)
+
+
+def _vm_mb(field: str) -> float | None:
+    """VmRSS (now) or VmHWM (peak) of this process in MiB, from /proc/self/status (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def child(op: str, args: list[str]) -> dict:
+    import polars as pl
+
+    from curate.store import Store
+
+    if op == "baseline":  # the libraries the other children import, and nothing else
+        import importlib
+
+        for module in ("datasets", "deltalake", "curate.store.load"):
+            importlib.import_module(module)
+        return {"seconds": 0.0, "rows": 0}
+    if op == "publish":
+        src, root = args
+        df = pl.read_parquet(src)
+        rss_input = _vm_mb("VmRSS")
+        manifest = {"kind": "sft", "recipe": {"name": DATASET, "sha256": "0" * 64, "text": ""}, "inputs": []}
+        t0 = time.perf_counter()
+        pub = Store(root).publish(DATASET, df, manifest)
+        seconds = time.perf_counter() - t0
+        assert pub.created and pub.version == 1
+        table = Path(root) / DATASET / "table"
+        files = [p for p in table.iterdir() if p.suffix == ".parquet"]
+        return {
+            "seconds": seconds,
+            "rows": df.height,
+            "rss_after_reading_input_mb": rss_input,
+            "table_bytes": sum(p.stat().st_size for p in files),
+            "table_files": len(files),
+        }
+    (root,) = args
+    if op == "load":
+        import datasets  # noqa: F401  (imported before the clock starts, like the other children's libraries)
+
+        from curate.store.load import load
+
+        t0 = time.perf_counter()
+        ds = load(f"{DATASET}@latest", split="train", root=root)
+        seconds = time.perf_counter() - t0
+        assert ds.column_names == ["messages"]
+        return {"seconds": seconds, "rows": ds.num_rows}
+    if op == "read_polars":
+        t0 = time.perf_counter()
+        df = Store(root).read(f"{DATASET}@latest")
+        seconds = time.perf_counter() - t0
+        return {"seconds": seconds, "rows": df.height}
+    raise SystemExit(f"unknown child {op}")
+
+
+# ---------------------------------------------------------------- parent
+
+
+_LAUNCHER = r"""
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    req = json.loads(line)
+    with open(req["stdout"], "wb") as f:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(req["cmd"], stdout=f, env=req["env"], cwd=req["cwd"])
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({"code": code, "maxrss": usage.ru_maxrss, "wall": wall, "cpu": cpu}), flush=True)
+"""
+
+
+class Launcher:
+    """Starts the measured children from a small process started before the data is generated.
+
+    Linux carries a parent's RSS high-water mark into the ``ru_maxrss`` of a child it forks (exec
+    keeps the old mm's peak), so children of a process that once held the frame would report at
+    least that. The launcher stays ~10 MB.
+    """
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, cmd: list[str], env: dict[str, str], stdout: str) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps({"cmd": cmd, "env": env, "cwd": str(REPO), "stdout": stdout}) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+def run_child(launcher: Launcher, op: str, *args: str) -> dict:
+    """One measured run in a fresh interpreter with ``POLARS_MAX_THREADS=1``."""
+    env = dict(os.environ, POLARS_MAX_THREADS="1")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", op, *args]
+    with tempfile.NamedTemporaryFile(suffix=".out") as stdout:
+        r = launcher.run(cmd, env, stdout.name)
+        text = Path(stdout.name).read_text()
+    if r["code"] != 0:
+        raise SystemExit(f"benchmark child {op} failed (exit {r['code']}):\n{text}")
+    res = json.loads(text.strip().splitlines()[-1])
+    res["seconds"] = round(res["seconds"], 4)
+    res["process_wall_s"] = round(r["wall"], 3)
+    res["cpu_per_wall"] = round(r["cpu"] / r["wall"], 3)
+    res["peak_rss_mb"] = round(r["maxrss"] / (1 << 20) if sys.platform == "darwin" else r["maxrss"] / 1024, 1)
+    if res["rows"]:
+        res["rows_per_second"] = round(res["rows"] / res["seconds"], 1) if res["seconds"] else None
+    return res
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Medians of the numeric figures of ``runs``, plus the runs themselves."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    out: dict = {k: round(statistics.median(r[k] for r in runs), 4) for k in keys}
+    out["runs"] = runs
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000, help="SFT rows (default 1,000,000)")
+    ap.add_argument("--repeats", type=int, default=3, help="measured runs of each step; medians (default 3)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache-dir", type=Path, default=CACHE, help="where generated frames are kept (default .bench/)")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        res = child(args.child[0], args.child[1:])
+        res["vm_hwm_mb"] = _vm_mb("VmHWM")  # cross-check of ru_maxrss
+        print(json.dumps(res))
+        return 0
+    if args.rows < 1 or args.repeats < 1:
+        ap.error("--rows and --repeats must be positive")
+
+    launcher = Launcher()  # before the frame is ever in this process's memory
+    try:
+        data = dataset(args.rows, args.seed, args.cache_dir)
+        with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
+            baseline = run_child(launcher, "baseline")
+            publish, store = [], None
+            for i in range(args.repeats):
+                if store is not None:
+                    shutil.rmtree(store)  # keep disk use to one published copy
+                store = Path(tmp) / f"store{i}"
+                publish.append(run_child(launcher, "publish", str(data), str(store)))
+            assert store is not None
+            load = [run_child(launcher, "load", str(store)) for _ in range(args.repeats)]
+            read = [run_child(launcher, "read_polars", str(store)) for _ in range(args.repeats)]
+    finally:
+        launcher.close()
+    print(
+        json.dumps(
+            {
+                "benchmark": "store",
+                "rows": args.rows,
+                "repeats": args.repeats,
+                "input_parquet_bytes": data.stat().st_size,
+                "publish": summarize(publish),
+                "load": summarize(load),
+                "read_polars": summarize(read),
+                "baseline_rss_mb": baseline["peak_rss_mb"],
+                "threads": {
+                    "POLARS_MAX_THREADS": 1,
+                    "note": "deltalake's Rust writer/reader uses its own thread pool, not limited by "
+                    "POLARS_MAX_THREADS; cpu_per_wall > 1 shows it",
+                    "cpus": os.cpu_count(),
+                },
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
