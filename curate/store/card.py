@@ -234,8 +234,8 @@ def _what_it_is(name: str, version: int, df: pl.DataFrame, manifest: dict[str, A
         f"curate from the recipe `{manifest.get('recipe', {}).get('name', '?')}`: "
         f"**{_n(df.height)} rows** ({per_split}).",
         "",
-        f"- Content hash: `{manifest.get('content_hash', '?')}` (SHA-256 of the sorted `(split, id)` pairs: "
-        "equal hash, equal content)",
+        f"- Content hash: `{manifest.get('content_hash', '?')}` (SHA-256 over every row's content and split, "
+        "provenance excluded: equal hash, equal content)",
         f"- Record kind: `{kind}`; the TRL columns are "
         f"{', '.join(f'`{c}`' for c in trl_columns(df.head(0), Kind(kind)).columns)}",
         "",
