@@ -32,8 +32,9 @@ app = typer.Typer(
     help="""Declarative dataset curation for LLM fine-tuning.
 
 Point a YAML recipe at raw files (jsonl, json, parquet, csv, text, save_to_disk folders, gzip/zstd),
-convert them to ChatML / Alpaca / preference / KTO records, and get a dataset with every input row
-accounted for (kept or quarantined with its reason, file and row).
+convert them to ChatML / Alpaca / preference / KTO records, filter and deduplicate them, and publish
+a versioned dataset with every input row accounted for (kept, quarantined, duplicate or dropped,
+with its reason, file and row).
 
 Examples:
 
@@ -48,6 +49,8 @@ Examples:
   curate filters gopher_quality
 
   curate schema -o recipe.schema.json
+
+  curate datasets list
 """,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -258,8 +261,10 @@ def schema(
 
 
 datasets_app = typer.Typer(
-    help="Published dataset versions: list, show manifests.\n\nExamples:\n\n  curate datasets list\n\n"
-    "  curate datasets show quickstart@latest --json",
+    help="Published dataset versions: list, show, diff, export.\n\nExamples:\n\n  curate datasets list\n\n"
+    "  curate datasets show quickstart@latest --json\n\n"
+    "  curate datasets diff quickstart@1 quickstart@2\n\n"
+    "  curate datasets export quickstart@latest --format trl_parquet --out exports/quickstart",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
