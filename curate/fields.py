@@ -41,11 +41,6 @@ def _contents(col: str, role: str | None = None) -> pl.Expr:
     return msgs.list.eval(pl.element().struct.field("content")).list.join(JOIN)
 
 
-def _last(col: str, role: str) -> pl.Expr:
-    picked = pl.col(col).list.eval(pl.element().filter(pl.element().struct.field("role") == role))
-    return picked.list.last().struct.field("content")
-
-
 def _tagged(col: str) -> pl.Expr:
     tagged = pl.element().struct.field("role") + ": " + pl.element().struct.field("content")
     return pl.col(col).list.eval(tagged).list.join(JOIN)
@@ -69,7 +64,11 @@ def _fields(kind: Kind) -> dict[str, pl.Expr]:
         return {
             "prompt": _contents("messages", "user"),
             "system": _contents("messages", "system"),
-            "response": _last("messages", "assistant"),
+            # valid SFT records end on an assistant turn (schemas.validate), so the last message is
+            # the response; anything else has none
+            "response": pl.when(pl.col("messages").list.last().struct.field("role") == "assistant")
+            .then(pl.col("messages").list.last().struct.field("content"))
+            .otherwise(pl.lit(None, dtype=pl.String)),
             "conversation": _tagged("messages"),
             "text": _contents("messages"),
         }

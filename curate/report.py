@@ -24,7 +24,7 @@ def length_field(kind: Kind) -> str:
 def record_lengths(parts: list[Path], kind: Kind) -> np.ndarray:
     """Character lengths of :func:`length_field` for every record of ``parts``."""
     expr = key_expr(kind, [length_field(kind)]).str.len_chars()
-    lengths = [pl.read_parquet(p).select(expr).to_series() for p in parts]
+    lengths = [pl.scan_parquet(p).select(expr).collect().to_series() for p in parts]  # reads only needed columns
     return pl.concat(lengths).to_numpy() if lengths else np.empty(0, np.int64)
 
 

@@ -18,16 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from curate import __version__
 from curate.accounting import Ledger
+from curate.fields import key_expr
 from curate.ingest import read_batches, sha256_of
 from curate.outputs import RunWriter
 from curate.plan import Plan, plan
 from curate.process import SourceInfo, process_batch
 from curate.progress import byte_progress
-from curate.report import length_field, record_lengths, write_report
+from curate.report import length_field, write_report
 from schemas.kinds import arrow_schema
 from schemas.recipe_loader import LoadedRecipe
 
@@ -62,12 +64,23 @@ def code_version() -> dict[str, str | None]:
     return {"package": __version__, "git_commit": commit, "python": platform.python_version()}
 
 
-def execute(p: Plan, writer: RunWriter, ledger: Ledger, show_progress: bool | None = None) -> None:
-    """Stream every file of every source through conversion into ``writer``, tallying in ``ledger``."""
+def execute(
+    p: Plan,
+    writer: RunWriter,
+    ledger: Ledger,
+    show_progress: bool | None = None,
+    lengths: list[np.ndarray] | None = None,
+) -> None:
+    """Stream every file of every source through conversion into ``writer``, tallying in ``ledger``.
+
+    With ``lengths``, the report's length field of every written record is collected on the way
+    (cheaper than reading the output back).
+    """
     recipe = p.recipe
     kind, lim = recipe.output.kind, recipe.limits
     total = sum(f.size for sp in p.sources for f in sp.files)
     rows = 0
+    length_expr = key_expr(kind, [length_field(kind)]).str.len_chars()
     with byte_progress(total, f"curate {recipe.name}", show_progress) as bar:
         task = bar.tasks[0].id
         for sp in p.sources:
@@ -86,6 +99,8 @@ def execute(p: Plan, writer: RunWriter, ledger: Ledger, show_progress: bool | No
                 for batch in batches:
                     out = process_batch(batch, sp.chain, sp.options, sp.spec.columns, kind, info, lim.max_chars)
                     writer.write_records(out.records)
+                    if lengths is not None:
+                        lengths.append(out.records.select(length_expr).to_series().to_numpy())
                     writer.write_quarantine(out.quarantine)
                     writer.write_rejected(out.rejected)
                     ledger.record(
@@ -127,8 +142,9 @@ def run_recipe(
     ledger = Ledger()
     started = time.time()
     stage_results: list[dict[str, Any]] = []
+    collected: list[np.ndarray] = []
     try:
-        execute(p, writer, ledger, show_progress)
+        execute(p, writer, ledger, show_progress, collected if report and not staged else None)
         if staged:
             from curate.stages import StageRunner  # numba/scipy load only when stages run
 
@@ -143,7 +159,7 @@ def run_recipe(
                 writer.write_jsonl("contamination.jsonl", runner.leaks)
             shutil.rmtree(writer.staging / "ingested")
         elif report:
-            lengths_before = lengths_after = record_lengths(writer.finished_files(), kind)
+            lengths_before = lengths_after = np.concatenate(collected) if collected else np.empty(0, np.int64)
         summary = ledger.summary()
         summary["run_id"] = writer.run_id
         summary["code_version"] = code_version()
