@@ -317,7 +317,9 @@ class StageRunner:
         """Write survivors through ``writer`` and removed records to audit files; settle outcomes."""
         audit_schema = pa.schema(list(writer.schema) + list(AUDIT_COLUMNS))
         audit: dict[str, pq.ParquetWriter] = {}
-        outcome_of = {i: r.outcome for i, r in enumerate(self.results)}
+        # per stage index: its outcome and name, so rows are classified with array indexing
+        outcome_of = np.array([r.outcome for r in self.results] or ["dropped"], dtype=object)
+        name_of = np.array([r.name for r in self.results] or [""], dtype=object)
         sources: list[pl.DataFrame] = []
         for i, path in enumerate(self.parts):
             lo, hi = int(self.starts[i]), int(self.starts[i + 1])
@@ -327,12 +329,12 @@ class StageRunner:
             sources.append(df.select(pl.col("source").struct.field("name", "uri", "row")))
             gone = np.flatnonzero(~alive)
             for outcome in ("dropped", "duplicates"):
-                sel = gone[[outcome_of[int(s)] == outcome for s in self.stage_of[lo + gone]]] if gone.size else gone
+                sel = gone[outcome_of[self.stage_of[lo + gone]] == outcome]
                 if sel.size == 0:
                     continue
                 extra = pl.DataFrame(
                     {
-                        "stage": [self.results[int(s)].name for s in self.stage_of[lo + sel]],
+                        "stage": name_of[self.stage_of[lo + sel]].tolist(),
                         "reason": self.reason[lo + sel].tolist(),
                         "detail": self.detail[lo + sel].tolist(),
                         "duplicate_of": self.twin[lo + sel].tolist(),
@@ -355,7 +357,7 @@ class StageRunner:
         for w in audit.values():
             w.close()
         self._settle(pl.concat(sources) if sources else None, ledger)
-        return {k: int(v) for k, v in Counter(outcome_of[int(s)] for s in self.stage_of[~self.alive]).items()}
+        return {k: int(v) for k, v in Counter(outcome_of[self.stage_of[~self.alive]].tolist()).items()}
 
     def _settle(self, sources: pl.DataFrame | None, ledger: Ledger) -> None:
         if sources is None or sources.height == 0:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from schemas.kinds import JUDGE_KINDS, MESSAGES, ROLES, Kind, content_schema
+from schemas.kinds import JUDGE_KINDS, ROLES, Kind
 
 Rule = tuple[pl.Expr, str]
 """(expression true where the row breaks the rule, reason text)."""
@@ -98,13 +98,3 @@ def check_rules(df: pl.DataFrame, kind: Kind, max_chars: int) -> pl.Series:
     for broken, text in reversed(rules(kind, max_chars)):
         reason = pl.when(broken.fill_null(True)).then(pl.lit(text)).otherwise(reason)
     return df.select(reason.alias("reason")).to_series()
-
-
-def missing_columns(df: pl.DataFrame, kind: Kind) -> list[str]:
-    """Content columns of ``kind`` absent from ``df``."""
-    return [c for c in content_schema(kind) if c not in df.columns]
-
-
-def is_messages(dtype: pl.DataType) -> bool:
-    """True when ``dtype`` is the contract's message-list type."""
-    return dtype == MESSAGES

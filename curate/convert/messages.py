@@ -33,13 +33,6 @@ def messages_expr(turns: Sequence[tuple[str | pl.Expr, pl.Expr]]) -> pl.Expr:
     return pl.concat_list([message_expr(r, c) for r, c in turns]).cast(MESSAGES)
 
 
-def with_optional_system(messages: pl.Expr, system: pl.Expr) -> pl.Expr:
-    """Prepend a system message when ``system`` is a non-blank string; leave the list alone otherwise."""
-    has = system.is_not_null() & (system.str.strip_chars().str.len_chars() > 0)
-    with_sys = pl.concat_list([pl.concat_list([message_expr("system", system)]), messages]).cast(MESSAGES)
-    return pl.when(has).then(with_sys).otherwise(messages)
-
-
 def messages_column(
     df: pl.DataFrame,
     turns: Sequence[tuple[str | pl.Expr, pl.Expr, pl.Expr | None]],
