@@ -51,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import corpus as corpus_mod  # noqa: E402  (benchmarks/ is not a package)
+from _launcher import Launcher  # noqa: E402
 
 THRESHOLD = 0.8
 NUM_PERM = 128
@@ -198,46 +199,6 @@ def child_baseline() -> dict:
 
 
 # ---------------------------------------------------------------- parent
-
-
-_LAUNCHER = r"""
-import json, os, subprocess, sys, time
-for line in sys.stdin:
-    req = json.loads(line)
-    with open(req["stdout"], "wb") as f:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(req["cmd"], stdout=f, env=req["env"], cwd=req["cwd"])
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
-    print(json.dumps({"code": code, "maxrss": usage.ru_maxrss, "wall": wall, "cpu": cpu}), flush=True)
-"""
-
-
-class Launcher:
-    """Starts the measured children from a small process started before the corpus is loaded.
-
-    Linux carries the parent's RSS high-water mark into a child's ``ru_maxrss`` across fork/exec
-    (exec keeps the old mm's peak), so children spawned by this process, which holds the corpus and
-    its shingle sets, would all report at least its RSS. The launcher stays ~10 MB.
-    """
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-
-    def run(self, cmd: list[str], env: dict[str, str], stdout: str) -> dict:
-        assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(json.dumps({"cmd": cmd, "env": env, "cwd": str(REPO), "stdout": stdout}) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait()
 
 
 LAUNCHER: Launcher | None = None

@@ -31,7 +31,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ CACHE = REPO / ".bench"
 GEN_VERSION = 1  # bump when the generator changes, so cached files are not reused
 DATASET = "bench"
 sys.path.insert(0, str(HERE))
-
+from _launcher import Launcher  # noqa: E402  (benchmarks/ is not a package)
 
 # ---------------------------------------------------------------- data
 
@@ -169,46 +168,6 @@ def child(op: str, args: list[str]) -> dict:
 
 
 # ---------------------------------------------------------------- parent
-
-
-_LAUNCHER = r"""
-import json, os, subprocess, sys, time
-for line in sys.stdin:
-    req = json.loads(line)
-    with open(req["stdout"], "wb") as f:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(req["cmd"], stdout=f, env=req["env"], cwd=req["cwd"])
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
-    print(json.dumps({"code": code, "maxrss": usage.ru_maxrss, "wall": wall, "cpu": cpu}), flush=True)
-"""
-
-
-class Launcher:
-    """Starts the measured children from a small process started before the data is generated.
-
-    Linux carries a parent's RSS high-water mark into the ``ru_maxrss`` of a child it forks (exec
-    keeps the old mm's peak), so children of a process that once held the frame would report at
-    least that. The launcher stays ~10 MB.
-    """
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-
-    def run(self, cmd: list[str], env: dict[str, str], stdout: str) -> dict:
-        assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(json.dumps({"cmd": cmd, "env": env, "cwd": str(REPO), "stdout": stdout}) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait()
 
 
 def run_child(launcher: Launcher, op: str, *args: str) -> dict:
