@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import orjson
 import typer
@@ -26,6 +27,7 @@ from schemas.recipe_loader import RecipeError, load_recipe_file
 from schemas.records import RECORD_MODELS
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+T = TypeVar("T")
 
 app = typer.Typer(
     name="curate",
@@ -72,6 +74,15 @@ def _fail_recipe(e: RecipeError, as_json: bool) -> None:
         for p in e.problems:
             err.print(f"  {p}", markup=False, highlight=False)
     raise typer.Exit(EXIT_INVALID)
+
+
+def _lookup(getter: Callable[[str], T], name: str) -> T:
+    """A registry entry by name; an unknown name prints the registry's message and exits 2."""
+    try:
+        return getter(name)
+    except KeyError as e:
+        err.print(str(e.args[0]), highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 def _internal(e: BaseException, debug: bool) -> None:
@@ -200,11 +211,7 @@ def converters(name: Annotated[str | None, typer.Argument(help="Show one convert
             table.add_row(conv.name, conv.input.value if conv.input else "raw", conv.output.value, conv.summary)
         out.print(table)
         return
-    try:
-        conv = get_converter(name)
-    except KeyError as e:
-        err.print(str(e.args[0]), highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    conv = _lookup(get_converter, name)
     out.print(f"[bold]{conv.name}[/]: {conv.summary}")
     out.print(f"reads {conv.input.value if conv.input else 'raw records'}, writes {conv.output.value} records")
     for f in conv.fields:
@@ -232,11 +239,7 @@ def filters(name: Annotated[str | None, typer.Argument(help="Show one filter's p
         out.print(table)
         out.print("Use in a recipe: stages: [{type: filter, rule: RULE, field: FIELD, params: {...}}]")
         return
-    try:
-        cls = get_filter(name)
-    except KeyError as e:
-        err.print(str(e.args[0]), highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    cls = _lookup(get_filter, name)
     out.print(f"[bold]{name}[/]: {cls.summary} (default field: {cls.default_field})")
     for key, info in cls.Params.model_fields.items():
         doc = f"  {info.description}" if info.description else ""
