@@ -120,11 +120,16 @@ class RunWriter:
     def write_json(self, name: str, data: Any) -> None:
         (self.staging / name).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
+    def close_audit(self) -> None:
+        """Close the quarantine and rejected-record files (a caller then fills them itself)."""
+        self._quarantine.close()
+        self._rejected.close()
+
     def _close_files(self) -> None:
-        if self._writer is None:  # an empty run still gets a readable, empty dataset file
+        if self._writer is None and not self.files:  # an empty run still gets a readable, empty dataset file
             self._roll()
-        assert self._writer is not None
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         self._quarantine.close()
         self._rejected.close()
 

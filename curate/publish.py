@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,22 @@ def split_leaks(df: pl.DataFrame, kind: Kind, spec: PublishSpec) -> dict[str, An
     return report
 
 
-def build_manifest(doc: LoadedRecipe, summary: dict[str, Any], leaks: dict[str, Any]) -> dict[str, Any]:
-    """What a version records about how it was made (no secrets: the recipe keeps ``${ENV}`` references)."""
+def build_manifest(
+    doc: LoadedRecipe, summary: dict[str, Any], leaks: dict[str, Any], carried_inputs: list[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """What a version records about how it was made (no secrets: the recipe keeps ``${ENV}`` references).
+
+    ``carried_inputs``: input files of the parent version whose rows this version keeps unchanged (an
+    incremental refresh), listed with this run's inputs so the next refresh knows them.
+    """
     recipe = doc.recipe
     inputs = [
         {"source": name, "uri": f["uri"], "sha256": f["sha256"], "format": f["format"], "rows": f["input_rows"]}
         for name, src in summary["sources"].items()
         for f in src["files"]
     ]
+    seen = {i["uri"] for i in inputs}
+    inputs += [{**i, "carried": True} for i in carried_inputs if i["uri"] not in seen]
     accounting = {k: summary[k] for k in ("input_rows", "kept", "quarantined", "duplicates", "dropped", "balanced")}
     accounting |= {k: summary[k] for k in ("quarantined_by_reason", "duplicates_by_reason", "dropped_by_reason")}
     return {
@@ -82,14 +91,49 @@ def build_manifest(doc: LoadedRecipe, summary: dict[str, Any], leaks: dict[str, 
             for st in summary.get("stages", [])
         ],
         "run_id": summary.get("run_id"),
-        "orchestrator_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
+        "orchestrator_run_id": summary.get("orchestrator", {}).get("flow_run_id")
+        or os.environ.get("PREFECT__FLOW_RUN_ID"),
+        "refresh": summary.get("refresh"),
         "code_version": summary.get("code_version"),
         "annotation": None,
     }
 
 
-def publish_run(data_files: list[Path], doc: LoadedRecipe, summary: dict[str, Any]) -> dict[str, Any]:
-    """Assign splits to the run's records and publish them; returns what was published."""
+def _copy_report(run_dir: Path, folder: Path) -> None:
+    """The run report beside the version's card; its links to audit files point back to the run folder."""
+    report = run_dir / "report.md"
+    if not report.exists():
+        return
+    for png in ("funnel.png", "lengths.png"):
+        if (run_dir / png).exists():
+            shutil.copyfile(run_dir / png, folder / f"run-{png}")
+    text = report.read_text(encoding="utf-8").replace("](funnel.png)", "](run-funnel.png)")
+    text = text.replace("](lengths.png)", "](run-lengths.png)")
+    for audit in (
+        "quarantine.jsonl",
+        "dropped.parquet",
+        "duplicates.parquet",
+        "contamination.jsonl",
+        "rejected_records.jsonl",
+        "summary.json",
+    ):
+        text = text.replace(f"]({audit})", f"]({(run_dir / audit).resolve().as_uri()})")
+    tmp = folder / ".run-report.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(folder / "run-report.md")
+
+
+def publish_run(
+    data_files: list[Path],
+    doc: LoadedRecipe,
+    summary: dict[str, Any],
+    carried_inputs: list[dict[str, Any]] = (),
+    run_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Assign splits to the run's records and publish them; returns what was published.
+
+    With ``run_dir``, its report (``report.md`` and plots) is copied next to the version's card.
+    """
     spec = doc.recipe.publish
     assert spec is not None
     kind = doc.recipe.output.kind
@@ -99,8 +143,11 @@ def publish_run(data_files: list[Path], doc: LoadedRecipe, summary: dict[str, An
     store = Store(store_root(spec))
     name = spec.dataset or doc.recipe.name
     store.repair(name, cards=True)  # a crash after an earlier commit may have left its card unwritten
-    result = store.publish(name, df, build_manifest(doc, summary, leaks), skip_unchanged=spec.skip_unchanged)
+    manifest = build_manifest(doc, summary, leaks, list(carried_inputs))
+    result = store.publish(name, df, manifest, skip_unchanged=spec.skip_unchanged)
     card = write_card(store, name, result.version, df, result.manifest) if result.created else None
+    if card is not None and run_dir is not None:
+        _copy_report(run_dir, card.parent)
     return {
         "store": str(store.root),
         "dataset": name,

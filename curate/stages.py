@@ -9,7 +9,8 @@ outcome is settled for the accounting: an input row is kept while any of its rec
 otherwise the earliest stage that removed one of its records names its outcome.
 
 Example:
-    >>> # runner = StageRunner(parts, Kind.SFT, base_dir); runner.run(recipe.stages); runner.finish(...)
+    >>> # runner = StageRunner(parts, Kind.SFT, base_dir); runner.run(recipe.stages); state = runner.state()
+    >>> # finish_part(parts[0], state[:n0], names, outcomes, out, "part-00000"); settle(parts, state, outcomes, ledger)
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from curate.accounting import Ledger
 from curate.dedup.contamination import find_leaks
 from curate.dedup.decisions import DedupDecision, priority_for
 from curate.dedup.exact import exact_duplicates
+from curate.dedup.minhash import Sketch
 from curate.dedup.near import near_duplicates
 from curate.fields import key_expr
 from curate.filters import get_filter
-from curate.outputs import RunWriter
 from curate.references import load_reference
 from curate.report import record_lengths
 from schemas.kinds import Kind, content_schema
@@ -104,12 +105,27 @@ class StageResult:
 class StageRunner:
     """Applies stages to the records in ``parts`` (the ingested Parquet files, in order)."""
 
-    def __init__(self, parts: list[Path], kind: Kind, base_dir: Path, max_chars: int = 200_000):
+    def __init__(
+        self,
+        parts: list[Path],
+        kind: Kind,
+        base_dir: Path,
+        max_chars: int = 200_000,
+        sketches: dict[int, list[str]] | None = None,
+        pinned_parts: int = 0,
+    ):
+        """``sketches``: per near-dedup stage index, signature files (:func:`curate.shards.sketch_shard`)
+        covering ``parts`` in order. ``pinned_parts``: the first parts hold rows already published;
+        they are never filtered or removed, but new rows are deduplicated against them."""
         self.parts, self.kind, self.base_dir, self.max_chars = parts, kind, base_dir, max_chars
+        self.sketches = sketches or {}
+        self.pinned_parts = pinned_parts
         self.sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
         n = int(self.starts[-1])
         self.n = n
+        self.pinned = np.zeros(n, bool)
+        self.pinned[: int(self.starts[pinned_parts])] = True
         self.alive = np.ones(n, bool)
         self.stage_of = np.full(n, -1, np.int32)
         self.reason = np.full(n, None, dtype=object)
@@ -184,7 +200,7 @@ class StageRunner:
         for i, path in enumerate(self.parts):
             lo = int(self.starts[i])
             mask = self.alive[lo : int(self.starts[i + 1])]
-            if not mask.any():
+            if i < self.pinned_parts or not mask.any():  # published rows passed the filters already
                 continue
             df = pl.read_parquet(path, columns=content).filter(pl.Series(mask))
             reasons = flt.reasons(df, self.kind)
@@ -226,13 +242,14 @@ class StageRunner:
         if rows.size == 0:
             return res
         priority = self._priority(stage, keys)
+        priority[self.pinned[rows]] = -np.inf  # a published row always wins against a new one
         decision: DedupDecision
         if isinstance(stage, ExactDedupStage):
             decision = exact_duplicates(keys, stage.normalization, priority)
         else:
-            decision = near_duplicates(keys, stage, priority)
+            decision = near_duplicates(keys, stage, priority, self._sketch(index, rows))
         res.stats.update(decision.stats)
-        local = np.flatnonzero(decision.removed)
+        local = np.flatnonzero(decision.removed & ~self.pinned[rows])
         if local.size == 0:
             return res
         removed, twins = rows[local], rows[decision.dup_of[local]]
@@ -266,8 +283,24 @@ class StageRunner:
         ]
         return res
 
+    def _sketch(self, index: int, rows: np.ndarray) -> Sketch | None:
+        """Precomputed signatures of ``rows`` for stage ``index``, if the driver sketched per shard."""
+        files = self.sketches.get(index)
+        if not files:
+            return None
+        loaded = [np.load(f) for f in files]
+        sig = np.concatenate([z["signatures"] for z in loaded])
+        empty = np.concatenate([z["empty"] for z in loaded])
+        if sig.shape[0] != self.n:
+            raise ValueError(f"signature files cover {sig.shape[0]} records, the parts hold {self.n}")
+        none = np.empty(0, np.uint64)
+        return Sketch(sig[rows], none, np.zeros(1, np.int64), empty[rows])
+
     def _decontaminate(self, index: int, stage: DecontaminateStage) -> StageResult:
         rows, keys, names = self._keys(stage)
+        if self.pinned_parts:  # published rows were checked when they were published
+            new = ~self.pinned[rows]
+            rows, keys = rows[new], keys.filter(pl.Series(new))
         label = stage_label(stage)
         res = StageResult(label, "decontaminate", "dropped", 0, 0, stats={"key": names, "references": {}})
         refs = [load_reference(spec, self.base_dir, self.max_chars) for spec in stage.against]
@@ -313,73 +346,109 @@ class StageRunner:
         return res
 
     # -- output and accounting -----------------------------------------------------------------
-    def finish(self, writer: RunWriter, ledger: Ledger) -> dict[str, int]:
-        """Write survivors through ``writer`` and removed records to audit files; settle outcomes."""
-        audit_schema = pa.schema(list(writer.schema) + list(AUDIT_COLUMNS))
-        audit: dict[str, pq.ParquetWriter] = {}
-        # per stage index: its outcome and name, so rows are classified with array indexing
-        outcome_of = np.array([r.outcome for r in self.results] or ["dropped"], dtype=object)
-        name_of = np.array([r.name for r in self.results] or [""], dtype=object)
-        sources: list[pl.DataFrame] = []
-        for i, path in enumerate(self.parts):
-            lo, hi = int(self.starts[i]), int(self.starts[i + 1])
-            df = pl.read_parquet(path)
-            alive = self.alive[lo:hi]
-            writer.write_records(df.filter(pl.Series(alive)))
-            sources.append(df.select(pl.col("source").struct.field("name", "uri", "row")))
-            gone = np.flatnonzero(~alive)
-            for outcome in ("dropped", "duplicates"):
-                sel = gone[outcome_of[self.stage_of[lo + gone]] == outcome]
-                if sel.size == 0:
-                    continue
-                extra = pl.DataFrame(
-                    {
-                        "stage": name_of[self.stage_of[lo + sel]].tolist(),
-                        "reason": self.reason[lo + sel].tolist(),
-                        "detail": self.detail[lo + sel].tolist(),
-                        "duplicate_of": self.twin[lo + sel].tolist(),
-                        "similarity": self.similarity[lo + sel],
-                    },
-                    schema={
-                        "stage": pl.String,
-                        "reason": pl.String,
-                        "detail": pl.String,
-                        "duplicate_of": pl.String,
-                        "similarity": pl.Float64,
-                    },
-                )
-                table = pl.concat([df[sel.tolist()], extra], how="horizontal").to_arrow().cast(audit_schema)
-                if outcome not in audit:
-                    audit[outcome] = pq.ParquetWriter(
-                        writer.staging / f"{outcome}.parquet", audit_schema, compression="zstd", use_dictionary=False
-                    )
-                audit[outcome].write_table(table)
-        for w in audit.values():
-            w.close()
-        self._settle(pl.concat(sources) if sources else None, ledger)
-        return {k: int(v) for k, v in Counter(outcome_of[self.stage_of[~self.alive]].tolist()).items()}
+    def state(self) -> pl.DataFrame:
+        """Per record: alive, the stage index that removed it, reason, detail, kept twin, similarity."""
+        return pl.DataFrame(
+            {
+                "alive": self.alive,
+                "stage": self.stage_of,
+                "reason": self.reason.tolist(),
+                "detail": self.detail.tolist(),
+                "duplicate_of": self.twin.tolist(),
+                "similarity": self.similarity,
+            },
+            schema=STATE_SCHEMA,
+        )
 
-    def _settle(self, sources: pl.DataFrame | None, ledger: Ledger) -> None:
-        if sources is None or sources.height == 0:
-            return
-        outcome_names = [r.outcome for r in self.results]
-        df = sources.with_columns(
-            alive=pl.Series(self.alive),
-            stage=pl.Series(self.stage_of),
-            reason=pl.Series(self.reason.tolist(), dtype=pl.String),
+
+STATE_SCHEMA = {
+    "alive": pl.Boolean,
+    "stage": pl.Int32,
+    "reason": pl.String,
+    "detail": pl.String,
+    "duplicate_of": pl.String,
+    "similarity": pl.Float64,
+}
+
+
+@dataclass
+class PartOutput:
+    """What :func:`finish_part` wrote for one part: survivors and the audit rows of removed records."""
+
+    kept: int
+    data: str | None = None
+    dropped: str | None = None
+    duplicates: str | None = None
+
+
+def finish_part(
+    part: Path, state: pl.DataFrame, names: list[str], outcomes: list[str], out: Path, label: str
+) -> PartOutput:
+    """Phase 3 (per part): write the survivors of ``part`` and its removed records with their reasons.
+
+    ``state`` is the part's slice of :meth:`StageRunner.state`; ``names``/``outcomes`` name each stage
+    index. Writes ``out/LABEL.parquet`` (survivors, same schema as ``part``), ``out/LABEL.dropped.parquet``
+    and ``out/LABEL.duplicates.parquet`` (records plus stage, reason, detail, duplicate_of, similarity).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    table = pq.read_table(part)
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    alive = state["alive"].to_numpy()
+    result = PartOutput(int(alive.sum()))
+    if alive.any():
+        result.data = str(out / f"{label}.parquet")
+        pq.write_table(table.filter(pa.array(alive)), result.data, compression="zstd", use_dictionary=False)
+    gone = state.with_row_index("__i").filter(~pl.col("alive"))
+    if gone.height == 0:
+        return result
+    index = list(range(len(names)))
+    gone = gone.with_columns(
+        pl.col("stage").replace_strict(index, names, return_dtype=pl.String).alias("stage_name"),
+        pl.col("stage").replace_strict(index, outcomes, return_dtype=pl.String).alias("outcome"),
+    )
+    audit_schema = pa.schema(list(table.schema) + list(AUDIT_COLUMNS))
+    for outcome in ("dropped", "duplicates"):
+        sel = gone.filter(pl.col("outcome") == outcome)
+        if sel.height == 0:
+            continue
+        extra = sel.select(pl.col("stage_name").alias("stage"), "reason", "detail", "duplicate_of", "similarity")
+        rows = df[sel["__i"].to_list()]
+        path = out / f"{label}.{outcome}.parquet"
+        pq.write_table(
+            pl.concat([rows, extra], how="horizontal").to_arrow().cast(audit_schema),
+            path,
+            compression="zstd",
+            use_dictionary=False,
         )
-        for name, uri, n in df.group_by("name", "uri").agg(pl.col("alive").sum()).iter_rows():
-            ledger.set_output_records(name, uri, int(n))
-        per_row = (
-            df.sort("stage")
-            .group_by("name", "uri", "row")
-            .agg(
-                pl.col("alive").any().alias("kept"),
-                pl.col("stage").filter(~pl.col("alive")).first(),
-                pl.col("reason").filter(~pl.col("alive")).first(),
-            )
-            .filter(~pl.col("kept"))
+        setattr(result, outcome, str(path))
+    return result
+
+
+def settle(parts: list[Path], state: pl.DataFrame, outcomes: list[str], ledger: Ledger) -> None:
+    """Settle every input row's outcome in ``ledger`` from the records' fates.
+
+    An input row is kept while any of its records survives; otherwise the earliest stage that removed
+    one of its records names its outcome and reason. Also sets each file's output record count.
+    """
+    if not parts:
+        return
+    sources = pl.concat([pl.read_parquet(p, columns=["source"]) for p in parts]).select(
+        pl.col("source").struct.field("name", "uri", "row")
+    )
+    df = pl.concat([sources, state.select("alive", "stage", "reason")], how="horizontal")
+    for name, uri, n in df.group_by("name", "uri").agg(pl.col("alive").sum()).iter_rows():
+        ledger.set_output_records(name, uri, int(n))
+    per_row = (
+        df.sort("stage")
+        .group_by("name", "uri", "row")
+        .agg(
+            pl.col("alive").any().alias("kept"),
+            pl.col("stage").filter(~pl.col("alive")).first(),
+            pl.col("reason").filter(~pl.col("alive")).first(),
         )
-        counts = per_row.group_by("name", "uri", "stage", "reason").len()
-        for name, uri, stage, reason, n in counts.iter_rows():
-            ledger.move(name, uri, outcome_names[stage], reason, n)
+        .filter(~pl.col("kept"))
+    )
+    counts = per_row.group_by("name", "uri", "stage", "reason").len()
+    for name, uri, stage, reason, n in counts.iter_rows():
+        ledger.move(name, uri, outcomes[stage], reason, n)

@@ -72,11 +72,18 @@ def verified_pairs(
     return pairs
 
 
-def near_duplicates(keys: pl.Series, stage: NearDedupStage, priority: np.ndarray) -> DedupDecision:
-    """Decide near-duplicates among ``keys`` (one text per row) under ``stage``'s parameters."""
+def near_duplicates(
+    keys: pl.Series, stage: NearDedupStage, priority: np.ndarray, sk: Sketch | None = None
+) -> DedupDecision:
+    """Decide near-duplicates among ``keys`` (one text per row) under ``stage``'s parameters.
+
+    ``sk``: signatures computed beforehand (per shard, in parallel) for exactly these keys; the
+    global phase then only bands, verifies and clusters.
+    """
     t0 = time.perf_counter()
     n, p = len(keys), stage.minhash
-    sk = sketch(keys, p, keep_shingles=False, workers=stage.workers)
+    if sk is None:
+        sk = sketch(keys, p, keep_shingles=False, workers=stage.workers)
     t1 = time.perf_counter()
     bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
     keys_b = band_keys(sk.signatures, bands, rows, stage.workers)

@@ -1,0 +1,397 @@
+"""The steps of a curation run, as plain functions both drivers call.
+
+A run is: :func:`prepare` (plan the recipe) -> :func:`hash_file` per input -> :func:`ingest` per
+file (a shard each) -> :func:`sketch` per shard and near-dedup stage -> :func:`decide` (all
+stages, once, over every shard: filters, exact dedup, the global band group-by and connected
+components of near-dedup, decontamination) -> :func:`finish` per part (survivors and audit rows)
+-> :func:`assemble` (the run folder, its accounting, report and atomic commit) -> :func:`publish`.
+
+Between steps only small references travel (paths and content keys); the data stays in files
+under ``OUT/.work/NAME``, named by content, so each step is resumable and cacheable.
+:func:`curate.run.run_recipe` runs the steps in order in-process (``curate run --local``);
+``flows.curation`` runs them as Prefect tasks (mapped over files and parts, on threads or Dask).
+
+Example:
+    >>> # prep = prepare(load_recipe_file("recipes/quickstart.yaml"))
+    >>> # refs = [ingest(prep, hash_file(prep, s, f)) for s, f in prep.file_indexes()]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+
+from curate.accounting import Ledger
+from curate.ingest import sha256_of
+from curate.outputs import RunWriter, new_run_id
+from curate.plan import Plan, plan
+from curate.report import length_field, record_lengths, write_report
+from curate.shards import FileJob, ShardRef, code_fingerprint, digest, ingest_file, sketch_shard
+from schemas.kinds import arrow_schema
+from schemas.recipe_loader import LoadedRecipe
+from schemas.stages import DecontaminateStage, NearDedupStage
+
+
+@dataclass
+class RunResult:
+    """A committed run folder (None for a no-op refresh) and its summary."""
+
+    run_dir: Path | None
+    summary: dict[str, Any]
+
+
+class QuarantineLimitError(RuntimeError):
+    """More of the input was quarantined than ``limits.max_quarantined_fraction`` allows.
+
+    The run was still written (for audit) and nothing was published; ``result`` holds it.
+    """
+
+    def __init__(self, message: str, result: RunResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class Prepared:
+    """A planned run: the recipe, its inputs, where its run folder and work files go."""
+
+    doc: LoadedRecipe
+    plan: Plan
+    root: Path
+    work: Path
+    report: bool = True
+    run_id: str = field(default_factory=new_run_id)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.plan.recipe.name
+
+    def file_indexes(self) -> list[tuple[int, int]]:
+        """``(source_index, file_index)`` of every input file, in recipe order."""
+        return [(sp.index, i) for sp in self.plan.sources for i in range(len(sp.files))]
+
+    def near_stages(self) -> list[tuple[int, NearDedupStage, list[str]]]:
+        """``(stage index, stage, key fields)`` of every near-dedup stage."""
+        from curate.stages import DEFAULT_KEYS
+
+        kind = self.plan.recipe.output.kind
+        return [
+            (i, st, st.key or DEFAULT_KEYS[kind])
+            for i, st in enumerate(self.plan.recipe.stages)
+            if isinstance(st, NearDedupStage)
+        ]
+
+
+def prepare(doc: LoadedRecipe, out_dir: Path | None = None, report: bool = True) -> Prepared:
+    """Plan ``doc`` (raises RecipeError with every problem) and fix the run's folders."""
+    p = plan(doc)
+    root = Path(out_dir) if out_dir is not None else Path(p.recipe.output.dir)
+    return Prepared(doc, p, root, root / ".work" / p.recipe.name, report)
+
+
+def hash_file(prep: Prepared, source_index: int, file_index: int) -> FileJob:
+    """Content hash and identity of one input file (the key everything downstream is cached on)."""
+    sp = prep.plan.sources[source_index]
+    f = sp.files[file_index]
+    return FileJob(source_index, file_index, sp.spec.name, f.uri, sha256_of(f), f.format, f.compression, f.size)
+
+
+def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
+    """Ingest one input file into its shard (reused when its content key is already done)."""
+    sp = prep.plan.sources[job.source_index]
+    r = prep.plan.recipe
+    return ingest_file(
+        sp, sp.files[job.file_index], job.sha256, r.output.kind, r.limits, prep.work, r.output.rows_per_file, on_batch
+    )
+
+
+def sketch(prep: Prepared, ref: ShardRef, stage_index: int) -> str:
+    """Signatures of one shard for near-dedup stage ``stage_index``."""
+    stage = prep.plan.recipe.stages[stage_index]
+    assert isinstance(stage, NearDedupStage)
+    fields = next(f for i, _, f in prep.near_stages() if i == stage_index)
+    return sketch_shard(ref, stage, prep.plan.recipe.output.kind, fields, prep.work)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The fate of every record of a run, decided once over all shards (state in ``dir``)."""
+
+    key: str
+    dir: str
+    parts: list[str]
+    pinned_parts: int
+    sizes: list[int]
+    names: list[str]
+    outcomes: list[str]
+    results: list[dict[str, Any]]
+    leaks: int
+
+    def state(self) -> pl.DataFrame:
+        return pl.read_parquet(Path(self.dir) / "state.parquet")
+
+    def new_parts(self) -> list[str]:
+        return self.parts[self.pinned_parts :]
+
+    def part_state(self, index: int) -> pl.DataFrame:
+        """State rows of part ``index`` (an index into :attr:`parts`)."""
+        lo = sum(self.sizes[:index])
+        return self.state().slice(lo, self.sizes[index])
+
+
+def _reference_fingerprints(prep: Prepared) -> list[Any]:
+    out: list[Any] = []
+    for st in prep.plan.recipe.stages:
+        if isinstance(st, DecontaminateStage):
+            for ref in st.against:
+                path = prep.plan.base_dir / ref.path
+                out.append([ref.name, sha256_of(path) if path.exists() else ref.path])
+    return out
+
+
+def decision_key(prep: Prepared, refs: list[ShardRef], pinned: list[ShardRef] | None = None) -> str:
+    """Content key of a decision: the shards, the stages, their reference files and the code."""
+    recipe = prep.plan.recipe
+    stages_json = [s.model_dump(mode="json") for s in recipe.stages]
+    keys = [r.key for r in [*(pinned or []), *refs]]
+    return digest(
+        keys,
+        len(pinned or []),
+        stages_json,
+        recipe.output.kind.value,
+        _reference_fingerprints(prep),
+        code_fingerprint(),
+    )
+
+
+def decide(
+    prep: Prepared, refs: list[ShardRef], sketches: dict[int, list[str]], pinned: list[ShardRef] | None = None
+) -> Decision:
+    """Run every stage over the shards (``pinned``: published rows new rows are deduplicated against).
+
+    Phase 2 of near-dedup happens here (band group-by, verification, connected components), from the
+    per-shard signatures in ``sketches`` (stage index -> files, pinned shards first).
+    """
+    recipe = prep.plan.recipe
+    pinned = pinned or []
+    shards = [*pinned, *refs]
+    parts = [p for r in shards for p in r.parts]
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    key = decision_key(prep, refs, pinned)
+    folder = prep.work / "decisions" / key
+    meta = folder / "decision.json"
+    if meta.exists():
+        return Decision(**orjson.loads(meta.read_bytes()))
+    from curate.stages import STATE_SCHEMA, StageRunner, stage_label
+
+    pinned_parts = sum(len(r.parts) for r in pinned)
+    names = [stage_label(s) for s in recipe.stages]
+    leaks: list[dict[str, Any]] = []
+    if recipe.stages:
+        runner = StageRunner(
+            [Path(p) for p in parts],
+            recipe.output.kind,
+            prep.plan.base_dir,
+            recipe.limits.max_chars,
+            sketches,
+            pinned_parts,
+        )
+        runner.run(recipe.stages)
+        state = runner.state()
+        results = [r.as_dict() for r in runner.results]
+        outcomes = [r.outcome for r in runner.results]
+        leaks = runner.leaks
+    else:
+        n = sum(sizes)
+        state = (
+            pl.DataFrame({"alive": np.ones(n, bool), "stage": np.full(n, -1, np.int32)})
+            .with_columns(
+                *[pl.lit(None, dtype=t).alias(c) for c, t in STATE_SCHEMA.items() if c not in ("alive", "stage")]
+            )
+            .select(list(STATE_SCHEMA))
+        )
+        results, outcomes = [], []
+    tmp = folder.with_name(f".{key}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state.write_parquet(tmp / "state.parquet")
+    (tmp / "leaks.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in leaks))
+    decision = Decision(key, str(folder), parts, pinned_parts, sizes, names, outcomes, results, len(leaks))
+    (tmp / "decision.json").write_bytes(orjson.dumps(decision.__dict__))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return decision
+
+
+def finish(prep: Prepared, decision: Decision, index: int) -> dict[str, Any]:
+    """Phase 3, per part: survivors and audit rows of new part ``index`` (0-based among new parts)."""
+    from curate.stages import finish_part
+
+    at = decision.pinned_parts + index
+    out = prep.work / "finished" / decision.key
+    label = f"part-{index:05d}"
+    done = out / f"{label}.json"
+    if done.exists():
+        return orjson.loads(done.read_bytes())
+    res = finish_part(Path(decision.parts[at]), decision.part_state(at), decision.names, decision.outcomes, out, label)
+    payload = res.__dict__
+    done.write_bytes(orjson.dumps(payload))
+    return payload
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst`` (same file system), else copy: the run folder must own its files."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _concat_files(paths: list[Path], dst: Path) -> None:
+    with dst.open("ab") as out:
+        for p in paths:
+            if p.exists():
+                with p.open("rb") as f:
+                    shutil.copyfileobj(f, out)
+
+
+def ledger_of(refs: list[ShardRef]) -> Ledger:
+    """A ledger holding each shard's ingest tally (stages then move rows out of ``kept``)."""
+    led = Ledger()
+    for r in refs:
+        led.add_file(r.source, r.uri, r.sha256, r.format, r.compression)
+        t = r.tally
+        led.record(
+            r.source,
+            r.uri,
+            input_rows=t["input_rows"],
+            kept=t["kept"],
+            output_records=t["output_records"],
+            quarantined=t["quarantined_by_reason"],
+            records_rejected=t["records_rejected_by_reason"],
+        )
+    return led
+
+
+def assemble(
+    prep: Prepared,
+    refs: list[ShardRef],
+    decision: Decision,
+    finished: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """Write the run folder from the finished parts: data, audit files, summary, report; commit it.
+
+    Raises QuarantineLimitError (after committing the folder) when too much input was quarantined.
+    """
+    from curate.run import code_version
+    from curate.stages import AUDIT_COLUMNS, settle
+
+    recipe = prep.plan.recipe
+    kind = recipe.output.kind
+    staged = bool(recipe.stages)
+    writer = RunWriter(prep.root, recipe.name, arrow_schema(kind), recipe.output.rows_per_file, prep.run_id)
+    try:
+        data = [Path(f["data"]) for f in finished if f["data"]]
+        for i, path in enumerate(data):
+            dst = writer.staging / "data" / f"part-{i:05d}.parquet"
+            _link(path, dst)
+            writer.files.append(dst)
+        writer.close_audit()
+        _concat_files([r.quarantine for r in refs], writer.staging / "quarantine.jsonl")
+        _concat_files([r.rejected for r in refs], writer.staging / "rejected_records.jsonl")
+        if staged:
+            audit_schema = arrow_schema(kind)
+            import pyarrow as pa
+
+            audit_schema = pa.schema(list(audit_schema) + list(AUDIT_COLUMNS))
+            for outcome in ("dropped", "duplicates"):
+                tables = [pq.read_table(f[outcome]) for f in finished if f[outcome]]
+                table = pa.concat_tables(tables) if tables else audit_schema.empty_table()
+                pq.write_table(table, writer.staging / f"{outcome}.parquet", compression="zstd", use_dictionary=False)
+            leaks = Path(decision.dir) / "leaks.jsonl"
+            if leaks.stat().st_size:
+                _link(leaks, writer.staging / "contamination.jsonl")
+        ledger = ledger_of(refs)
+        state = decision.state()
+        new_state = state.slice(sum(decision.sizes[: decision.pinned_parts]))
+        new_parts = [Path(p) for p in decision.new_parts()]
+        settle(new_parts, new_state, decision.outcomes, ledger)
+        summary = ledger.summary()
+        summary["run_id"] = writer.run_id
+        summary["code_version"] = code_version()
+        if not summary["balanced"]:  # an accounting bug must never pass as a successful run
+            raise AssertionError(f"accounting does not balance: {summary}")
+        frac = summary["quarantined"] / summary["input_rows"] if summary["input_rows"] else 0.0
+        too_much = frac > recipe.limits.max_quarantined_fraction
+        seconds = time.time() - prep.started
+        summary.update(
+            recipe=recipe.name,
+            kind=kind.value,
+            seconds=round(seconds, 3),
+            rows_per_second=round(summary["input_rows"] / seconds, 1) if seconds > 0 else None,
+            outputs={
+                "dir": str(writer.final),
+                "data": [f"data/{f.name}" for f in writer.files] or ["data/part-00000.parquet"],
+                "quarantine": "quarantine.jsonl",
+                "rejected_records": "rejected_records.jsonl",
+                **({"report": "report.md"} if prep.report else {}),
+                **({"dropped": "dropped.parquet", "duplicates": "duplicates.parquet"} if staged else {}),
+            },
+            **(extra or {}),
+        )
+        if decision.results:
+            summary["stages"] = decision.results
+        writer.write_json("summary.json", summary)
+        writer.write_text("recipe.yaml", prep.doc.text)
+        if prep.report:
+            before = record_lengths(new_parts, kind)
+            write_report(writer.staging, summary, before, before[new_state["alive"].to_numpy()], length_field(kind))
+    except BaseException:
+        writer.abort()
+        raise
+    final = writer.commit()
+    result = RunResult(final, summary)
+    if too_much:
+        raise QuarantineLimitError(
+            f"{summary['quarantined']} of {summary['input_rows']} input rows ({frac:.1%}) were quarantined, over "
+            f"limits.max_quarantined_fraction={recipe.limits.max_quarantined_fraction}; "
+            f"see {final / 'quarantine.jsonl'}" + ("; nothing was published" if recipe.publish else ""),
+            result,
+        )
+    return result
+
+
+def publish(
+    prep: Prepared,
+    result: RunResult,
+    base_parts: list[str] | None = None,
+    carried_inputs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """Publish a committed run folder as the next dataset version (when the recipe says so).
+
+    ``base_parts``/``carried_inputs``: rows and input files of the version a refresh builds on.
+    The summary in the run folder is rewritten with what was published.
+    """
+    if prep.plan.recipe.publish is None:
+        return None
+    from curate.publish import publish_run
+
+    final, summary = result.run_dir, result.summary
+    files = [*(Path(p) for p in base_parts or []), *sorted((final / "data").glob("*.parquet"))]
+    published = publish_run(files, prep.doc, summary, carried_inputs or [], final)
+    summary["published"] = published
+    tmp = final / "summary.json.tmp"
+    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    tmp.replace(final / "summary.json")
+    return published
