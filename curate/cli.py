@@ -46,6 +46,12 @@ Examples:
 
   curate run recipes/quickstart.yaml --json | jq .quarantined_by_reason
 
+  curate run recipes/quickstart.yaml --local          # no Prefect: step by step in this process
+
+  curate refresh recipes/quickstart.yaml              # only new input files -> next version
+
+  curate server up; curate serve recipes/quickstart.yaml --cron '0 3 * * *'
+
   curate converters alpaca_to_messages
 
   curate filters gopher_quality
@@ -127,27 +133,63 @@ def validate(
         )
 
 
-@app.command(
-    epilog="Examples:\n\n  curate run recipes/quickstart.yaml\n\n"
-    "  curate run recipes/quickstart.yaml --out /tmp/runs --json > summary.json\n\n"
+RUN_EXIT = (
     "Exit codes: 0 ok (quarantined rows are not an error), 2 invalid recipe/input or too much "
     "quarantined (limits.max_quarantined_fraction), 1 internal error."
 )
-def run(
-    recipe: RecipeArg,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")
-    ] = None,
-    as_json: JsonOpt = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
-    ] = None,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False,
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")]
+ProgressOpt = Annotated[
+    bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
+]
+LocalOpt = Annotated[
+    bool, typer.Option("--local", help="Run in this process, step by step, without Prefect (for debugging).")
+]
+RunnerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--runner",
+        help="Task runner for the flow: thread[:N], dask[:N] (local cluster) or dask:tcp://HOST:PORT "
+        "(default: the recipe's flow.runner, else thread).",
+        show_default=False,
+    ),
+]
+DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")]
+
+
+def _execute(
+    recipe: Path,
+    out_dir: Path | None,
+    as_json: bool,
+    progress: bool | None,
+    debug: bool,
+    local: bool,
+    runner: str | None,
+    incremental: bool,
 ) -> None:
-    """Ingest, convert and validate every source; write the dataset, the quarantine and the summary."""
+    """Shared body of ``run`` and ``refresh``: validate first (no server starts for a bad recipe)."""
+    from curate.pipeline import RunResult
+
     try:
         doc = load_recipe_file(recipe)
-        result = run_recipe(doc, out_dir, show_progress=progress)
+        if incremental and doc.recipe.publish is None:
+            raise RecipeError([doc.problem(("publish",), "refresh needs a publish: section (the dataset it extends)")])
+        if local:
+            result = run_recipe(doc, out_dir, show_progress=progress, refresh=incremental)
+        else:
+            load_and_plan(recipe)  # every problem, before Prefect's temporary server starts
+            _prefect_env()
+            from flows.curation import run_flow
+            from flows.runners import task_runner
+
+            spec = runner or doc.recipe.flow.runner
+            try:
+                task_runner(spec)  # an unknown runner fails here, clearly
+            except ValueError as e:
+                err.print(f"[red bold]--runner[/]: {e}", highlight=False)
+                raise typer.Exit(EXIT_INVALID) from None
+            summary = run_flow(recipe, out_dir, runner=spec, incremental=incremental)
+            run_dir = summary.pop("run_dir", None)
+            result = RunResult(Path(run_dir) if run_dir else None, summary)
         code = EXIT_OK
     except RecipeError as e:
         _fail_recipe(e, as_json)
@@ -166,12 +208,158 @@ def run(
     s = result.summary
     if as_json:
         sys.stdout.write(orjson.dumps(s, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif result.run_dir is None:
+        out.print(f"[green]no-op[/]: nothing new since {s['refresh']['base_version']}; nothing published")
     else:
         _print_summary(s, result.run_dir)
     raise typer.Exit(code)
 
 
+def _prefect_env() -> None:
+    """Offline-friendly Prefect defaults (set before Prefect is imported; the user's settings win)."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
+
+
+@app.command(
+    epilog="Examples:\n\n  curate run recipes/quickstart.yaml\n\n"
+    "  curate run recipes/quickstart.yaml --local --out /tmp/runs --json > summary.json\n\n"
+    "  curate run recipes/quickstart.yaml --runner dask          # a local Dask cluster, 2 workers\n\n"
+    "  PREFECT_API_URL=http://127.0.0.1:4200/api curate run recipes/quickstart.yaml   # watch it in the UI\n\n"
+    + RUN_EXIT
+)
+def run(
+    recipe: RecipeArg,
+    out_dir: OutOpt = None,
+    as_json: JsonOpt = False,
+    progress: ProgressOpt = None,
+    local: LocalOpt = False,
+    runner: RunnerOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run a recipe as a Prefect flow: ingest every source, stages, run folder with report, publish.
+
+    Without PREFECT_API_URL, Prefect starts a temporary local server for the run. Steps are cached on
+    input content: a rerun after a failure resumes where it stopped, a rerun with nothing new reuses
+    everything. --local runs the same steps in this process without Prefect.
+    """
+    _execute(recipe, out_dir, as_json, progress, debug, local, runner, incremental=False)
+
+
+@app.command(
+    epilog="Examples:\n\n  curate refresh recipes/quickstart.yaml\n\n"
+    "  curate refresh recipes/quickstart.yaml --local --json | jq .published\n\n"
+    "  curate serve recipes/quickstart.yaml --cron '0 3 * * *'     # the same, every night\n\n" + RUN_EXIT
+)
+def refresh(
+    recipe: RecipeArg,
+    out_dir: OutOpt = None,
+    as_json: JsonOpt = False,
+    progress: ProgressOpt = None,
+    local: LocalOpt = False,
+    runner: RunnerOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Incremental refresh: process only input files the latest published version has not seen.
+
+    New (or changed) files are ingested and staged, deduplicated against the rows already published,
+    and the next version is published only if something changed; with nothing new it is a no-op
+    (logged in OUT/NAME/refreshes.jsonl).
+    """
+    _execute(recipe, out_dir, as_json, progress, debug, local, runner, incremental=True)
+
+
+@app.command(
+    epilog="Examples:\n\n  curate server up && export PREFECT_API_URL=http://127.0.0.1:4200/api\n\n"
+    "  curate serve recipes/quickstart.yaml --cron '0 3 * * *'\n\n"
+    "  curate serve recipes/quickstart.yaml --interval 3600 --name hourly-refresh"
+)
+def serve(
+    recipe: RecipeArg,
+    cron: Annotated[str | None, typer.Option(help="Cron schedule, e.g. '0 3 * * *'.")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between runs.", min=1)] = None,
+    name: Annotated[str | None, typer.Option(help="Deployment name (default: RECIPE_NAME-refresh).")] = None,
+    out_dir: OutOpt = None,
+    runner: RunnerOpt = None,
+) -> None:
+    """Serve the incremental refresh of RECIPE as a scheduled Prefect deployment (runs until stopped).
+
+    Needs a Prefect server: `curate server up` (then export the PREFECT_API_URL it prints) or your
+    team's server via PREFECT_API_URL. Runs execute in this process.
+    """
+    _prefect_env()
+    from flows.serve import serve_refresh
+
+    try:
+        load_and_plan(recipe)
+        serve_refresh(recipe, cron=cron, interval=interval, out_dir=out_dir, name=name, runner=runner)
+    except RecipeError as e:
+        _fail_recipe(e, False)
+    except (ValueError, RuntimeError) as e:
+        err.print(f"[red bold]cannot serve[/]: {e}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+server_app = typer.Typer(
+    help="A local Prefect server for schedules and the UI (runs in the background).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    epilog="Examples:\n\n  curate server up --port 4200\n\n  curate server status\n\n  curate server down",
+)
+app.add_typer(server_app, name="server")
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Server home (default: $CURATE_PREFECT_HOME or ~/.local/share/curate/prefect)."),
+]
+
+
+@server_app.command("up")
+def server_up_cmd(
+    home: HomeOpt = None,
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 4200,
+) -> None:
+    """Start a Prefect server in the background and print the PREFECT_API_URL to export."""
+    from flows.server import server_up
+
+    try:
+        info = server_up(home, port=port)
+    except RuntimeError as e:
+        err.print(f"[red bold]server did not start[/]: {e}", highlight=False)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    verb = "started" if info["started"] else "already running"
+    out.print(f"Prefect server {verb} (pid {info['pid']}); UI: {info['ui_url']}", highlight=False)
+    out.print(f"export PREFECT_API_URL={info['api_url']}", highlight=False)
+
+
+@server_app.command("down")
+def server_down_cmd(home: HomeOpt = None) -> None:
+    """Stop the server `curate server up` started."""
+    from flows.server import server_down
+
+    out.print("stopped" if server_down(home) else "no server was running")
+
+
+@server_app.command("status")
+def server_status_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Whether the server is running, and where (exit code 1 when it is not)."""
+    from flows.server import server_status
+
+    info = server_status(home)
+    if as_json:
+        print(json.dumps(info, indent=2))
+    elif info["running"]:
+        out.print(f"running: pid {info['pid']}, API {info['api_url']}, log {info['log']}", highlight=False)
+    else:
+        out.print(f"not running (home {info['home']})", highlight=False)
+    raise typer.Exit(EXIT_OK if info["running"] else EXIT_INTERNAL)
+
+
 def _print_summary(s: dict, run_dir: Path) -> None:
+    if s.get("orchestrator", {}).get("flow_run_id"):
+        o = s["orchestrator"]
+        out.print(f"flow run: {o['flow_run_name']} ({o['flow_run_id']})", highlight=False)
     table = Table(title=f"{s['recipe']} -> {s['kind']} ({s['seconds']} s)")
     cols = ("input rows", "kept", "quarantined", "duplicates", "dropped", "records out")
     table.add_column("source", no_wrap=True)

@@ -59,6 +59,9 @@ class QuarantineLimitError(RuntimeError):
         super().__init__(message)
         self.result = result
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (Dask workers)
+        return (type(self), (str(self), self.result))
+
 
 @dataclass
 class Prepared:

@@ -22,6 +22,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -248,13 +249,21 @@ def sketch_shard(ref: ShardRef, stage: NearDedupStage, kind: Kind, key_fields: l
     return str(path)
 
 
-def garbage_collect(work: Path, keep_shards: set[str], keep_files: set[str]) -> int:
-    """Remove shards and cached files this run does not use (and stale temporaries); returns how many."""
+GC_MIN_AGE = 3600.0
+"""Seconds an unused work file must be old before it is removed (another run may be writing it)."""
+
+
+def garbage_collect(work: Path, keep_shards: set[str], keep_files: set[str], min_age: float = GC_MIN_AGE) -> int:
+    """Remove shards and cached files this run does not use (and stale temporaries); returns how many.
+
+    Only items untouched for ``min_age`` seconds go, so a concurrent run of the same recipe keeps its files.
+    """
     removed = 0
+    cutoff = time.time() - min_age
     shards = work / "shards"
     if shards.exists():
         for d in shards.iterdir():
-            if d.name not in keep_shards:
+            if d.name not in keep_shards and d.stat().st_mtime < cutoff:
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
     for sub in ("sketches", "decisions", "finished"):
@@ -262,7 +271,7 @@ def garbage_collect(work: Path, keep_shards: set[str], keep_files: set[str]) -> 
         if not folder.exists():
             continue
         for item in folder.iterdir():
-            if str(item) not in keep_files:
+            if str(item) not in keep_files and item.stat().st_mtime < cutoff:
                 shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
                 removed += 1
     return removed

@@ -151,6 +151,18 @@ class SplitSpec(StrictModel):
         return v
 
 
+class FlowSpec(StrictModel):
+    """How ``curate run`` orchestrates the recipe when it runs as a Prefect flow (the default)."""
+
+    runner: str = Field(
+        "thread",
+        pattern=r"^(thread(:[0-9]+)?|dask(:.+)?)$",
+        description="Task runner: thread[:N] (threads in this process), dask[:N] (a local Dask cluster of N "
+        "worker processes, default 2) or dask:tcp://HOST:PORT (an existing Dask scheduler; inputs, output.dir "
+        "and the store must then be paths every worker can reach). `curate run --runner` overrides it.",
+    )
+
+
 class PublishSpec(StrictModel):
     """Where and how a run's dataset is published as a version."""
 
@@ -173,6 +185,7 @@ class Recipe(StrictModel):
         default_factory=list,
         description="Filters, dedup and decontamination, applied in this order after ingest.",
     )
+    flow: FlowSpec = Field(default_factory=FlowSpec, description="Orchestration settings for the Prefect flow.")
     feedback: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["feedback"])
     annotation: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["annotation"])
     publish: PublishSpec | None = Field(None, description="Publish the result as the next version of a dataset.")

@@ -109,7 +109,7 @@ def test_quarantine_limit_fails_with_exit_2_but_keeps_outputs(tmp_path: Path) ->
         f"name: x\noutput: {{kind: sft, dir: {tmp_path / 'runs'}}}\nlimits: {{max_quarantined_fraction: 0.5}}\n"
         "sources:\n  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n"
     )
-    res = curate("run", "r.yaml", "--json", cwd=tmp_path)
+    res = curate("run", "r.yaml", "--json", "--local", cwd=tmp_path)
     assert res.returncode == 2
     assert "max_quarantined_fraction" in res.stderr
     assert json.loads(res.stdout)["quarantined"] == 2

@@ -28,19 +28,19 @@ def test_run_publishes_versions_and_lineage(tmp_path: Path) -> None:
         "sources:\n  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n"
         "publish: {store: store, splits: {eval: 0.2, test: 0.1}}\n"
     )
-    first = cli("run", "r.yaml", "--json", cwd=tmp_path)
+    first = cli("run", "r.yaml", "--json", "--local", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     pub = json.loads(first.stdout)["published"]
     assert (pub["ref"], pub["created"]) == ("pubtest@1", True)
     assert sum(pub["rows_per_split"].values()) == 60 and set(pub["rows_per_split"]) == {"train", "eval", "test"}
-    again = json.loads(cli("run", "r.yaml", "--json", cwd=tmp_path).stdout)["published"]
+    again = json.loads(cli("run", "r.yaml", "--json", "--local", cwd=tmp_path).stdout)["published"]
     assert (again["version"], again["created"]) == (1, False)  # same content: nothing new
 
     with (tmp_path / "a.jsonl").open("a") as f:  # new rows -> version 2, old rows keep their split
         f.write(
             "".join(json.dumps({"instruction": f"New question {i}", "output": "New answer."}) + "\n" for i in range(5))
         )
-    v2 = json.loads(cli("run", "r.yaml", "--json", cwd=tmp_path).stdout)["published"]
+    v2 = json.loads(cli("run", "r.yaml", "--json", "--local", cwd=tmp_path).stdout)["published"]
     assert (v2["version"], v2["created"]) == (2, True)
     st = Store(tmp_path / "store")
     old = dict(st.read("pubtest@1").select("id", "split").iter_rows())

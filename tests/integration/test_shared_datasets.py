@@ -17,7 +17,7 @@ def run_cli(recipe: str, tmp_path: Path) -> dict:
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe, encoding="utf-8")
     res = subprocess.run(
-        [sys.executable, "-m", "curate.cli", "run", str(path), "--json", "--out", str(tmp_path / "runs")],
+        [sys.executable, "-m", "curate.cli", "run", str(path), "--json", "--local", "--out", str(tmp_path / "runs")],
         capture_output=True,
         text=True,
         timeout=300,

@@ -31,7 +31,7 @@ def run(tmp_path: Path, stages: str, kind: str = "sft", source: str | None = Non
     recipe = f"name: staged\noutput: {{kind: {kind}, dir: {tmp_path / 'runs'}}}\nsources:\n{source}stages:\n{stages}"
     (tmp_path / "r.yaml").write_text(recipe)
     res = subprocess.run(
-        [sys.executable, "-m", "curate.cli", "run", "r.yaml", "--json"],
+        [sys.executable, "-m", "curate.cli", "run", "r.yaml", "--json", "--local"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

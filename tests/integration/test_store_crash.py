@@ -221,7 +221,7 @@ def test_sigkill_during_publish_never_shows_a_half_version(frames: dict[str, Any
 
 def _cli(recipe: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "curate.cli", "run", recipe.name, "--json"],
+        [sys.executable, "-m", "curate.cli", "run", recipe.name, "--json", "--local"],
         cwd=recipe.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -302,7 +302,8 @@ def test_sigkill_during_curate_run(first_run: dict[str, Any], point: str) -> Non
     names a complete run, and every store version's ``run_id`` names a complete run folder."""
     runs, first, store = first_run["runs"], first_run["run_id"], first_run["store"]
     ready = {
-        "ingesting": lambda: any((p / "data" / "part-00000.parquet").exists() for p in runs.glob(".*.partial")),
+        # ingest writes shards under OUT/.work/NAME/shards, into a temporary folder renamed when complete
+        "ingesting": lambda: any(runs.parent.glob(".work/rc/shards/.*.tmp/records-00000.parquet")),
         "run folder committed": _latest_is_new(runs, first),
         "store version committed": (store / "rc" / "table" / "_delta_log" / COMMIT_V2).exists,
     }[point]
@@ -316,7 +317,10 @@ def test_sigkill_during_curate_run(first_run: dict[str, Any], point: str) -> Non
         assert st.manifest(f"rc@{v}")["run_id"] in complete, (v, complete, sorted(os.listdir(runs)))
     if point == "ingesting":
         assert complete == [first] and os.readlink(runs / "latest") == first and versions == [1]
-        assert len(list(runs.glob(".*.partial"))) == 1  # the killed run's staging folder is all that remains
+        assert not list(runs.glob(".*.partial"))  # the run folder is only staged once every shard is done
+        shards = runs.parent / ".work" / "rc" / "shards"
+        for d in shards.iterdir():  # the half-written shard never took a real key
+            assert d.name.startswith(".") or (d / "shard.json").exists(), d
     if point == "store version committed":
         assert versions == [1, 2]
     print(f"\n{point}: killed {seconds:.2f} s in; runs {sorted(os.listdir(runs))}; store versions {versions}")

@@ -281,7 +281,7 @@ def test_curate_run_writes_a_card_without_the_secret(tmp_path: Path) -> None:
     )
     env = {**os.environ, "CARD_TEST_TOKEN": secret}
     proc = subprocess.run(
-        [sys.executable, "-m", "curate.cli", "run", "r.yaml", "--json"],
+        [sys.executable, "-m", "curate.cli", "run", "r.yaml", "--json", "--local"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -308,7 +308,7 @@ def test_curate_run_writes_a_card_without_the_secret(tmp_path: Path) -> None:
     assert "${CARD_TEST_TOKEN}" in Store(tmp_path / "store").manifest("cardtest@1")["recipe"]["text"]
 
     again = subprocess.run(
-        [sys.executable, "-m", "curate.cli", "run", "r.yaml", "--json"],
+        [sys.executable, "-m", "curate.cli", "run", "r.yaml", "--json", "--local"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
