@@ -1,0 +1,98 @@
+"""``curate server up`` + ``curate serve``: a scheduled refresh deployment on a real Prefect server runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _curate(*args: str, env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "curate.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _wait(cond, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.integration
+def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "data" / "raw", tmp_path / "data" / "raw")
+    shutil.copytree(ROOT / "data" / "eval", tmp_path / "data" / "eval")
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CURATE_PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    up = _curate("server", "up", "--port", str(port), env=env, cwd=tmp_path)
+    assert up.returncode == 0, up.stderr
+    api = f"http://127.0.0.1:{port}/api"
+    assert f"export PREFECT_API_URL={api}" in up.stdout
+    serve = None
+    try:
+        assert _curate("server", "status", env=env, cwd=tmp_path).returncode == 0
+        # no server configured: serve refuses clearly instead of scheduling into a temporary one
+        refused = _curate("serve", "recipes/quickstart.yaml", "--cron", "0 3 * * *", env=env, cwd=tmp_path)
+        assert refused.returncode == 2 and "curate server up" in refused.stderr
+
+        env["PREFECT_API_URL"] = api
+        log = (tmp_path / "serve.log").open("w")
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "curate.cli", "serve", "recipes/quickstart.yaml", "--cron", "0 3 * * *"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"{api}/deployments/name/curate-refresh/quickstart-refresh"
+        _wait(lambda: httpx.get(url, timeout=5).status_code == 200, 120, "the deployment")
+        dep = httpx.get(url, timeout=5).json()
+        assert [s["schedule"]["cron"] for s in dep["schedules"]] == ["0 3 * * *"]
+        assert dep["parameters"]["recipe"] == str((tmp_path / "recipes" / "quickstart.yaml").resolve())
+
+        refreshes = tmp_path / "runs" / "quickstart" / "refreshes.jsonl"
+
+        def lines() -> list[dict]:
+            return [json.loads(x) for x in refreshes.read_text().splitlines()] if refreshes.exists() else []
+
+        for expected in (1, 2):  # what the schedule does at 03:00, triggered now
+            r = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=10)
+            assert r.status_code in (200, 201), r.text
+            _wait(lambda n=expected: len(lines()) >= n, 150, f"refresh run {expected}")
+        first, second = lines()
+        assert first["noop"] is False and first["published"]["ref"] == "quickstart@1"
+        assert second["noop"] is True and second["base_version"] == "quickstart@1"
+        assert first["flow_run_id"] and first["flow_run_id"] != second["flow_run_id"]
+    finally:
+        if serve is not None:
+            serve.terminate()
+            serve.wait(timeout=30)
+        down = _curate("server", "down", env=env, cwd=tmp_path)
+        assert down.returncode == 0 and "stopped" in down.stdout
