@@ -72,7 +72,33 @@ def test_run_json_summary_and_outputs(project: Path) -> None:
         p.read_text(errors="replace") for p in run_dir.rglob("*") if p.suffix in {".json", ".yaml", ".jsonl"}
     )
     assert "tok-123-secret" not in written and "${DEMO_SECRET_TOKEN}" in written
+    assert "tok-123-secret" not in res.stderr  # nor in the flow's logs
     assert not list((project / "runs" / "mixed").glob(".*partial"))
+    assert s["orchestrator"]["name"] == "prefect" and "Flow run" in res.stderr  # the default: a Prefect flow
+
+
+def test_refresh_local_publishes_then_noops(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    (tmp_path / "r.yaml").write_text(
+        f"name: rf\noutput: {{kind: sft, dir: {tmp_path / 'runs'}}}\n"
+        "sources:\n  - {name: a, path: '*.jsonl', convert: alpaca_to_messages}\npublish: {store: store}\n"
+    )
+    first = curate("refresh", "r.yaml", "--local", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["published"]["ref"] == "rf@1"
+    again = curate("refresh", "r.yaml", "--local", cwd=tmp_path)
+    assert again.returncode == 0 and "no-op" in again.stdout and "rf@1" in again.stdout
+
+
+def test_run_errors_name_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    (tmp_path / "r.yaml").write_text(
+        "name: e\noutput: {kind: sft}\nsources:\n  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n"
+    )
+    bad = curate("run", "r.yaml", "--runner", "ray", cwd=tmp_path)
+    assert bad.returncode == 2 and "use thread, thread:N, dask" in bad.stderr
+    no_pub = curate("refresh", "r.yaml", "--local", cwd=tmp_path)
+    assert no_pub.returncode == 2 and "refresh needs a publish: section" in no_pub.stderr
 
 
 def test_validate_reports_all_problems_exit_2(tmp_path: Path) -> None:
@@ -116,7 +142,7 @@ def test_quarantine_limit_fails_with_exit_2_but_keeps_outputs(tmp_path: Path) ->
 
 
 def test_help_shows_examples(tmp_path: Path) -> None:
-    for args in ([], ["run"], ["validate"], ["converters"], ["schema"]):
+    for args in ([], ["run"], ["refresh"], ["serve"], ["server"], ["validate"], ["converters"], ["schema"]):
         res = curate(*args, "--help", cwd=tmp_path)
         assert res.returncode == 0
         assert "Examples" in res.stdout, args
