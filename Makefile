@@ -20,6 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/curate validate recipes/quickstart.yaml
 	$(BIN)/curate run recipes/quickstart.yaml
+	$(BIN)/curate refresh recipes/quickstart.yaml --local
 	$(BIN)/curate datasets list
 	@echo ""
 	@echo "Outputs: runs/quickstart/latest/ (data/*.parquet, report.md, quarantine.jsonl, dropped.parquet,"
@@ -38,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dedup.py
 	$(BIN)/python benchmarks/bench_filters.py
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_flow.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).
 lock:
