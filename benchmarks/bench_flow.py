@@ -84,6 +84,7 @@ def mixed_inputs(rows: int, folder: Path) -> None:
 def child(recipe: str, variant: str) -> None:
     """One measured run in this process; prints JSON with the curation wall time."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from schemas.recipe_loader import load_recipe_file
 
     t0 = time.perf_counter()
