@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import orjson
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.accounting import Ledger
@@ -314,10 +315,7 @@ def assemble(
         _concat_files([r.quarantine for r in refs], writer.staging / "quarantine.jsonl")
         _concat_files([r.rejected for r in refs], writer.staging / "rejected_records.jsonl")
         if staged:
-            audit_schema = arrow_schema(kind)
-            import pyarrow as pa
-
-            audit_schema = pa.schema(list(audit_schema) + list(AUDIT_COLUMNS))
+            audit_schema = pa.schema(list(arrow_schema(kind)) + list(AUDIT_COLUMNS))
             for outcome in ("dropped", "duplicates"):
                 tables = [pq.read_table(f[outcome]) for f in finished if f[outcome]]
                 table = pa.concat_tables(tables) if tables else audit_schema.empty_table()

@@ -16,6 +16,7 @@ import polars as pl
 
 from curate.dedup.contamination import find_leaks
 from curate.fields import key_expr
+from curate.report import link_audit_files
 from curate.store import Store
 from curate.store.card import write_card
 from curate.store.splits import assign_splits, split_key_fields
@@ -109,15 +110,7 @@ def _copy_report(run_dir: Path, folder: Path) -> None:
             shutil.copyfile(run_dir / png, folder / f"run-{png}")
     text = report.read_text(encoding="utf-8").replace("](funnel.png)", "](run-funnel.png)")
     text = text.replace("](lengths.png)", "](run-lengths.png)")
-    for audit in (
-        "quarantine.jsonl",
-        "dropped.parquet",
-        "duplicates.parquet",
-        "contamination.jsonl",
-        "rejected_records.jsonl",
-        "summary.json",
-    ):
-        text = text.replace(f"]({audit})", f"]({(run_dir / audit).resolve().as_uri()})")
+    text = link_audit_files(text, run_dir)
     tmp = folder / ".run-report.md.tmp"
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(folder / "run-report.md")

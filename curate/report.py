@@ -15,6 +15,24 @@ import polars as pl
 from curate.fields import key_expr
 from schemas.kinds import Kind
 
+AUDIT_FILES = (
+    "quarantine.jsonl",
+    "dropped.parquet",
+    "duplicates.parquet",
+    "contamination.jsonl",
+    "rejected_records.jsonl",
+    "summary.json",
+    "recipe.yaml",
+)
+"""Files of a run folder the report links to (those a run wrote)."""
+
+
+def link_audit_files(text: str, run_dir: Path) -> str:
+    """``text`` (the report) with its relative links to audit files made absolute ``file://`` URIs."""
+    for name in AUDIT_FILES:
+        text = text.replace(f"]({name})", f"]({(run_dir / name).resolve().as_uri()})")
+    return text
+
 
 def length_field(kind: Kind) -> str:
     """The field whose length the report plots."""

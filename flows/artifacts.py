@@ -13,15 +13,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-AUDIT_FILES = (
-    "quarantine.jsonl",
-    "dropped.parquet",
-    "duplicates.parquet",
-    "contamination.jsonl",
-    "rejected_records.jsonl",
-    "summary.json",
-    "recipe.yaml",
-)
+from curate.report import AUDIT_FILES, link_audit_files
 
 
 def funnel_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,8 +56,7 @@ def report_markdown(run_dir: Path, summary: dict[str, Any]) -> str:
     page = run_dir / "report.md"
     text = page.read_text(encoding="utf-8") if page.exists() else f"# {summary.get('recipe')}\n"
     text = _inline_images(text, run_dir)
-    for name in AUDIT_FILES:
-        text = text.replace(f"]({name})", f"]({(run_dir / name).resolve().as_uri()})")
+    text = link_audit_files(text, run_dir)
     links = "\n".join(f"- [{n}]({(run_dir / n).resolve().as_uri()})" for n in AUDIT_FILES if (run_dir / n).exists())
     published = summary.get("published")
     pub = f"\n\nPublished: `{published['ref']}` (content {published['content_hash'][:12]})" if published else ""
