@@ -83,7 +83,11 @@ def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
             return [json.loads(x) for x in refreshes.read_text().splitlines()] if refreshes.exists() else []
 
         for expected in (1, 2):  # what the schedule does at 03:00, triggered now
-            r = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=10)
+            for _ in range(10):  # the server answers 503 while its SQLite database is busy: retry
+                r = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30)
+                if r.status_code != 503:
+                    break
+                time.sleep(2)
             assert r.status_code in (200, 201), r.text
             _wait(lambda n=expected: len(lines()) >= n, 150, f"refresh run {expected}")
         first, second = lines()
