@@ -145,7 +145,7 @@ def test_push_annotate_pull_is_correct_and_idempotent(argilla_server: Any, tmp_p
     assert snap["responses"] == 12 and snap["annotators"]["bob"] == {"submitted": 5, "discarded": 1, "draft": 0}
     # agreement on the preferred position: 4 of 5 shared records agree; kappa from the same labels by hand
     ann_pos = [_good_first(r.fields)[0] for r in records[:5]]
-    bob_pos = ann_pos[:4] + [_good_first(records[4].fields)[1]]
+    bob_pos = [*ann_pos[:4], _good_first(records[4].fields)[1]]
     po = sum(a == b for a, b in zip(ann_pos, bob_pos, strict=True)) / 5
     pe = sum((ann_pos.count(v) / 5) * (bob_pos.count(v) / 5) for v in {"response_1", "response_2"})
     assert snap["agreement"]["cohen_kappa"] == pytest.approx((po - pe) / (1 - pe), abs=1e-4)
