@@ -18,6 +18,8 @@ argilla-server is edited on disk; everything below is registered or patched at r
   ``$CURATE_ARGILLA_TMP/<pid>``, removed at exit (``curate argilla up``/``down`` also sweep folders
   of dead processes).
 * SQLite runs in WAL mode, so searches do not wait on writers.
+* Record webhook events are built only when a webhook listens (:func:`_patch_record_events`): the
+  server otherwise spends most of a bulk upsert building events nobody receives.
 
 Commands (environment: ``ARGILLA_HOME_PATH``, ``ARGILLA_DATABASE_URL``, ``ARGILLA_AUTH_SECRET_KEY``;
 ``CURATE_ARGILLA_CREDENTIALS`` for ``init``)::
@@ -479,6 +481,33 @@ def _patch_jobs() -> None:
                 obj.delay = _in_process_delay(obj)
 
 
+def _patch_record_events() -> None:
+    """Build record webhook events only when a webhook listens for them.
+
+    argilla-server builds every record event (a dataset query with five relationships plus a
+    pydantic dump) before looking for enabled webhooks, once per record of a bulk upsert: with no
+    webhook configured that is most of a push's server time. The wrapper asks first and skips the
+    build when nobody listens; with webhooks configured, events are built and sent exactly as before.
+    """
+    import importlib
+
+    from argilla_server.contexts import webhooks
+    from argilla_server.webhooks.v1 import records as record_events
+
+    original = record_events.notify_record_event
+
+    async def notify_record_event(db: Any, record_event: Any, record: Any) -> list:
+        listening = [w for w in await webhooks.list_enabled_webhooks(db) if record_event in w.events]
+        if not listening:
+            return []
+        return await original(db, record_event, record)
+
+    for name in ("bulk.records_bulk", "contexts.records", "contexts.datasets", "contexts.distribution"):
+        module = importlib.import_module(f"argilla_server.{name}")
+        if getattr(module, "notify_record_event_v1", None) is original:
+            module.notify_record_event_v1 = notify_record_event
+
+
 async def _init_owner(credentials: dict) -> bool:
     """Create the owner user (and its workspace) unless a user with that name exists."""
     from argilla_server.contexts import accounts
@@ -519,6 +548,7 @@ def cmd_serve(host: str, port: int) -> None:
 
     if _IN_PROCESS_JOBS:
         _patch_jobs()
+    _patch_record_events()
     uvicorn.run(argilla_app.app, host=host, port=port, log_level="warning", access_log=False)
 
 
