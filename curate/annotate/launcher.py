@@ -26,6 +26,7 @@ Commands (environment: ``ARGILLA_HOME_PATH``, ``ARGILLA_DATABASE_URL``, ``ARGILL
 
     python launcher.py init                         # migrate the database, create the owner if missing
     python launcher.py serve --host 127.0.0.1 --port 6900
+    python launcher.py worker                       # with ARGILLA_REDIS_URL only: runs the rq jobs
 """
 
 from __future__ import annotations
@@ -552,16 +553,29 @@ def cmd_serve(host: str, port: int) -> None:
     uvicorn.run(argilla_app.app, host=host, port=port, log_level="warning", access_log=False)
 
 
+def cmd_worker() -> None:
+    """With ``ARGILLA_REDIS_URL``: an rq worker for argilla's queues (``curate argilla up`` starts one)."""
+    from argilla_server.jobs.queues import DEFAULT_QUEUE, HIGH_QUEUE, REDIS_CONNECTION
+    from rq import Worker
+
+    Worker([HIGH_QUEUE, DEFAULT_QUEUE], connection=REDIS_CONNECTION).work(with_scheduler=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run argilla-server with curate's database search engine.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("init", help="migrate the database and create the owner user")
+    sub.add_parser("worker", help="run an rq worker (only with ARGILLA_REDIS_URL)")
     serve = sub.add_parser("serve", help="serve the API and UI")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=6900)
     args = parser.parse_args(argv)
     if args.cmd == "init":
         cmd_init()
+    elif args.cmd == "worker":
+        if _IN_PROCESS_JOBS:
+            parser.error("the worker needs ARGILLA_REDIS_URL (without it, jobs run inside the server)")
+        cmd_worker()
     else:
         cmd_serve(args.host, args.port)
 

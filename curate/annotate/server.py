@@ -230,7 +230,8 @@ class ArgillaHome:
         state = self._state()
         if state is not None:
             return self.status()
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.mkdir(parents=True, mode=0o700)  # credentials, secret and database live here
         self.sweep_tmp()
         self.install()
         creds = self.credentials(create=True)
@@ -262,13 +263,28 @@ class ArgillaHome:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+            worker = None
+            if env.get("ARGILLA_REDIS_URL"):  # jobs go through Redis: start a worker beside the server
+                worker = subprocess.Popen(
+                    [str(self.python), str(LAUNCHER), "worker"],
+                    env=env,
+                    cwd=self.path,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         state = {"pid": proc.pid, "host": host, "port": port, "url": url, "started_at": time.time()}
+        if worker is not None:
+            state["worker_pid"] = worker.pid
         _write_private(self.state_file, json.dumps(state))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self.state_file.unlink(missing_ok=True)
+                if worker is not None:
+                    worker.terminate()
                 raise ServerError(
                     f"the server exited (code {proc.returncode}); see {self.log_file}:\n"
                     f"{_tail(self.log_file.read_text(errors='replace'))}"
@@ -313,6 +329,7 @@ class ArgillaHome:
             host=state["host"],
             port=state["port"],
             healthy=info is not None,
+            jobs="redis worker" if state.get("worker_pid") else "in-process",
             version=(info or {}).get("version"),
             search_engine=((info or {}).get("search_engine") or {}).get("engine"),
             username=creds.username if creds else None,

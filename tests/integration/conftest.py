@@ -34,6 +34,16 @@ class LocalArgilla:
 
 
 @pytest.fixture(scope="session")
+def argilla_venv() -> Path:
+    """The argilla-server venv built by `make argilla-server` (skips the test when missing)."""
+    from curate.annotate.server import ArgillaHome
+
+    if not ArgillaHome(ROOT / ".no-home", venv=SERVER_VENV).venv_ready():
+        pytest.skip(f"argilla-server venv missing at {SERVER_VENV}: run `make argilla-server` (make test does)")
+    return SERVER_VENV
+
+
+@pytest.fixture(scope="session")
 def argilla_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalArgilla]:
     """Start the real argilla-server (temporary home, free port) for the session; stop it after."""
     from curate.annotate.server import ArgillaHome
