@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -259,3 +260,31 @@ def test_search_engine_answers_from_the_database(argilla_server: Any) -> None:
     assert len(search({"sort": sort})["items"]) == 5
     metrics = http.get(f"/api/v1/me/datasets/{ds.id}/metadata-properties")
     assert metrics.status_code == 200
+
+
+def test_recipe_stages_push_and_pull(argilla_server: Any, tmp_path: Path) -> None:
+    """The shipped recipe: `curate run` publishes, `annotate push/pull --recipe` use its annotation section."""
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "data" / "raw", tmp_path / "data" / "raw")
+    (tmp_path / "recipes").mkdir()
+    shutil.copy(root / "recipes" / "annotate.yaml", tmp_path / "recipes" / "annotate.yaml")
+    env = argilla_server.env()
+    run = cli("run", "recipes/annotate.yaml", "--json", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(run.stdout)["published"]["rows_per_split"]
+    pushed = cli("annotate", "push", "--recipe", "recipes/annotate.yaml", "--json", env=env, cwd=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["records"] == sum(rows.values())
+    assert json.loads(pushed.stdout)["dataset"] == "annotate-prefs"
+    pulled = cli("annotate", "pull", "--recipe", "recipes/annotate.yaml", "--json", env=env, cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stderr
+    out = json.loads(pulled.stdout)
+    assert out["annotation"]["outcomes"]["pending"] == sum(rows.values())  # nobody annotated yet
+    assert out["published"]["preference"] == {
+        "dataset": "annotate-prefs-human",
+        "created": False,
+        "rows": 0,
+        "reason": "no decided records yet",
+    }
+    missing = cli("annotate", "pull", "--dataset", "no-such-dataset", "--json", env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "no Argilla dataset 'no-such-dataset'" in missing.stderr
