@@ -7,6 +7,7 @@ names the field and the fix), 1 internal error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -165,6 +166,12 @@ def up(
     out.print(f"[green]Argilla {status.get('version')}[/] at {status['url']}  (pid {status['pid']}, home {h.path})")
     out.print(f"sign in as [bold]{status.get('username')}[/]; password: `curate argilla password`", highlight=False)
     out.print(f"(owner password and API key are stored in {h.credentials_file}, mode 0600)", highlight=False)
+    if os.environ.get("ARGILLA_API_URL"):
+        err.print(
+            f"[yellow]note[/]: ARGILLA_API_URL is set ({os.environ['ARGILLA_API_URL']}): `curate annotate` uses that "
+            "server, not this one; unset ARGILLA_API_URL and ARGILLA_API_KEY to use the local server",
+            highlight=False,
+        )
 
 
 @argilla_app.command(epilog="Examples:\n\n  curate argilla down\n\n  curate argilla down --home /tmp/argilla")
@@ -248,8 +255,6 @@ def users_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a user (default: an annotator) to the server and a workspace; prints a generated password once."""
-    import os
-
     from curate.annotate.client import resolve
     from curate.annotate.users import add_user
 
@@ -377,6 +382,7 @@ def pull(
     store: Annotated[Path | None, typer.Option("--store", help="Store root (default: the spec's).")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Fetch submitted responses, aggregate annotators, publish preference pairs (and KTO rows)."""
@@ -396,7 +402,8 @@ def pull(
         if name is None:
             err.print("--dataset: name the Argilla dataset to pull (or give --recipe)")
             raise typer.Exit(EXIT_INVALID)
-        pulled = do_pull(resolve(home), name, spec)
+        with _bar("pulling records", progress) as bar:
+            pulled = do_pull(resolve(home), name, spec, progress=lambda done: bar(done, None))
         published = None
         if publish:
             root = str(store) if store else (doc.recipe.publish.store if doc and doc.recipe.publish else None)
