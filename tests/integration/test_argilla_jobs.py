@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -85,3 +86,43 @@ def test_jobs_run_through_redis_when_configured(
         home.down()
         redis.terminate()
         redis.wait(10)
+
+
+def test_record_webhooks_still_fire(argilla_server: Any) -> None:
+    """The launcher skips building record events nobody listens to; a configured webhook still gets them."""
+    import http.server
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    creds = ArgillaHome(argilla_server.home).credentials()
+    assert creds is not None
+    conn = Connection(argilla_server.url, creds.api_key, "local")
+    http_client = conn.client().api.http_client
+    hook = http_client.post(
+        "/api/v1/webhooks",
+        json={"url": f"http://127.0.0.1:{server.server_port}/hook", "events": ["record.created"]},
+    )
+    assert hook.status_code == 201, hook.text
+    try:
+        push(conn, _rows("webhook"), "jobs-webhook", AnnotationSpec())
+        deadline = time.monotonic() + 30
+        while len(received) < 2:
+            assert time.monotonic() < deadline, f"webhook got {len(received)} of 2 record.created events"
+            time.sleep(0.2)
+        assert {e["type"] for e in received} == {"record.created"}
+    finally:
+        http_client.delete(f"/api/v1/webhooks/{hook.json()['id']}")
+        server.shutdown()
