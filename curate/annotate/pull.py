@@ -294,9 +294,14 @@ def publish_annotations(
             out[key] = {"dataset": name, "created": False, "rows": 0, "reason": "no decided records yet"}
             continue
         df = df.with_columns(assign_splits(df, kind, SplitSpec()).alias("split"))
+        spec_text = json.dumps(spec.model_dump(mode="json"), indent=2, sort_keys=True)
         manifest = {
             "kind": kind.value,
-            "recipe": None,
+            "recipe": {  # what made this version: the annotation spec (the aggregation rule in particular)
+                "name": f"annotate pull {pulled.snapshot['argilla']['dataset']}",
+                "sha256": hashlib.sha256(spec_text.encode()).hexdigest(),
+                "text": spec_text,
+            },
             "inputs": [
                 {
                     "source": "argilla",
@@ -314,6 +319,10 @@ def publish_annotations(
             "code_version": _code_version(),
         }
         res = store.publish(name, df, manifest)
+        if res.created:
+            from curate.store.card import write_card
+
+            write_card(store, name, res.version, df, res.manifest)
         out[key] = {
             "dataset": name,
             "ref": f"{name}@{res.version}",

@@ -167,6 +167,9 @@ def test_push_annotate_pull_is_correct_and_idempotent(argilla_server: Any, tmp_p
     ) == ["ann", "bob"]
     manifest = st.manifest("prefs-annotated@1")
     assert manifest["annotation"]["outcomes"]["pair"] == 5
+    assert (store / "prefs-annotated" / "cards" / "v1" / "README.md").exists()
+    shown = cli("datasets", "show", "prefs-annotated@1", "--store", str(store), env=env, cwd=tmp_path)
+    assert shown.returncode == 0 and "annotate pull prefs" in shown.stdout
     text = json.dumps(manifest)
     assert creds.api_key not in text and creds.password not in text  # no secrets in manifests
 
