@@ -95,7 +95,7 @@ from argilla_server.search_engine.base import (  # noqa: E402
     TermsMetrics,
     TextQuery,
 )
-from sqlalchemy import Engine, and_, event, exists, false, func, not_, or_, select, true  # noqa: E402
+from sqlalchemy import Engine, Float, Text, and_, cast, event, exists, false, func, not_, or_, select, true  # noqa: E402
 
 
 def _user_rank(record_id: Any, seed: Any) -> int:
@@ -170,13 +170,16 @@ class _ScopeSQL:
 
     def _suggestion(self, scope: Any, flt: Any) -> Any:
         prop = str(scope.property)
-        if prop == "value":
-            col = Suggestion.value.as_float() if isinstance(flt, RangeFilter) else Suggestion.value.as_string()
-            cond = self._match(col, flt, numeric=isinstance(flt, RangeFilter))
-            if isinstance(flt, TermsFilter):  # multi-label values are lists: match any element
-                cond = or_(cond, *[func.cast(Suggestion.value, _text()).like(f'%"{v}"%') for v in flt.values])
+        if prop == "value":  # a whole JSON column: compare its JSON text (strings quoted, lists searched)
+            text = cast(Suggestion.value, Text)
+            if isinstance(flt, RangeFilter):  # JSON null is stored as the text 'null' (which casts to 0)
+                cond = and_(text != "null", self._match(cast(text, Float), flt, numeric=True))
+            else:
+                encoded = [json.dumps(v) for v in flt.values] + [str(v) for v in flt.values]
+                cond = or_(text.in_(encoded), *[text.like(f'%"{v}"%') for v in flt.values])
         elif prop == "score":
-            cond = self._match(Suggestion.score.as_float(), flt, numeric=True)
+            score = cast(Suggestion.score, Text)
+            cond = and_(score.is_not(None), score != "null", self._match(cast(score, Float), flt, numeric=True))
         else:
             cond = self._match(getattr(Suggestion, prop), flt, numeric=False)
         return exists().where(
@@ -192,7 +195,7 @@ class _ScopeSQL:
             else:
                 cond = or_(
                     value.as_string().in_([str(v) for v in flt.values]),
-                    *[func.cast(value, _text()).like(f'%"{v}"%') for v in flt.values],
+                    *[cast(value, Text).like(f'%"{v}"%') for v in flt.values],
                 )
             return exists().where(Response.record_id == Record.id, *owner, cond)
         if scope.property == "status" and isinstance(flt, TermsFilter):
@@ -214,7 +217,8 @@ class _ScopeSQL:
             col = Record.metadata_[scope.metadata_property].as_float()
         elif isinstance(scope, SuggestionFilterScope):
             prop = str(scope.property)
-            inner = Suggestion.score.as_float() if prop == "score" else Suggestion.value.as_float()
+            column = Suggestion.score if prop == "score" else Suggestion.value
+            inner = cast(cast(column, Text), Float)
             if prop in ("agent", "type"):
                 inner = getattr(Suggestion, prop)
             col = (
@@ -231,12 +235,6 @@ class _ScopeSQL:
         else:
             raise ValueError(f"unsupported sort scope {scope!r}")
         return col.desc() if order.order == SortOrder.desc else col.asc()
-
-
-def _text() -> Any:
-    from sqlalchemy import Text
-
-    return Text()
 
 
 def _text_condition(dataset: Any, query: TextQuery | str | None) -> Any:

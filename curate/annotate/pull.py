@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +52,9 @@ class Pulled:
 
 def _find_dataset(client: Any, name: str, workspace: str | None) -> Any:
     if workspace is not None:
-        ds = client.datasets(name=name, workspace=workspace)
+        with warnings.catch_warnings():  # a missing dataset is reported below, with the known ones
+            warnings.simplefilter("ignore", UserWarning)
+            ds = client.datasets(name=name, workspace=workspace)
     else:
         ds = next((d for d in client.datasets if d.name == name), None)
     if ds is None:

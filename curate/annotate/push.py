@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -227,7 +228,9 @@ def ensure_dataset(client: Any, name: str, spec: AnnotationSpec, n: int) -> tupl
             if not workspaces:
                 raise PushError("no Argilla workspace: create one in the UI or set annotation.workspace")
             workspace = workspaces[0].name
-    existing = client.datasets(name=name, workspace=workspace)
+    with warnings.catch_warnings():  # the SDK warns when the dataset does not exist yet: expected here
+        warnings.simplefilter("ignore", UserWarning)
+        existing = client.datasets(name=name, workspace=workspace)
     if existing is None:
         ds = rg.Dataset(name=name, workspace=workspace, settings=settings_for(spec, n), client=client)
         return ds.create(), True

@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import secrets
+import warnings
 from typing import Any
 
 from curate.annotate.client import Connection
@@ -43,7 +44,9 @@ def add_user(
     ws = client.workspaces(ws_name)
     if ws is None:
         ws = rg.Workspace(name=ws_name, client=client).create()
-    user = client.users(username)
+    with warnings.catch_warnings():  # the SDK warns when the user does not exist yet: expected here
+        warnings.simplefilter("ignore", UserWarning)
+        user = client.users(username)
     generated = None
     created = user is None
     if user is None:

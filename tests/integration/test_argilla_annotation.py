@@ -261,6 +261,43 @@ def test_search_engine_answers_from_the_database(argilla_server: Any) -> None:
     assert search({"filters": {"and": [rng]}})["total"] == 0
     sort = [{"scope": {"entity": "record", "property": "inserted_at"}, "order": "desc"}]
     assert len(search({"sort": sort})["items"]) == 5
+    by_length = [{"scope": {"entity": "metadata", "metadata_property": "prompt_chars"}, "order": "desc"}]
+    assert len(search({"sort": by_length})["items"]) == 5
+    suggested = {
+        "type": "terms",
+        "scope": {"entity": "suggestion", "question": "preferred", "property": "value"},
+        "values": ["response_1", "response_2"],
+    }
+    assert search({"filters": {"and": [suggested]}})["total"] == 1  # only the AI-judged record has one
+    scored = {
+        "type": "terms",
+        "scope": {"entity": "suggestion", "question": "preferred", "property": "agent"},
+        "values": ["judge-x"],
+    }
+    assert search({"filters": {"and": [scored]}})["total"] == 1
+    score_range = {
+        "type": "range",
+        "scope": {"entity": "suggestion", "question": "ranking", "property": "score"},
+        "ge": 0.0,
+        "le": 1.0,
+    }
+    assert search({"filters": {"and": [score_range]}})["total"] == 0  # suggestions carry no score
+
+    import argilla as rg
+
+    client = conn.client()
+    record = next(iter(ds.records))
+    ranks = [{"value": "response_1", "rank": 1}, {"value": "response_2", "rank": 2}]
+    record.responses.add(rg.Response("ranking", ranks, user_id=client.me.id, status="submitted"))
+    record.responses.add(rg.Response("preferred", "response_1", user_id=client.me.id, status="submitted"))
+    ds.records.log([record])
+    submitted = {**pending, "values": ["submitted"]}
+    assert search({"filters": {"and": [submitted]}})["total"] == 1
+    assert search({"filters": {"and": [pending]}})["total"] == 4
+    label = {"type": "terms", "scope": {"entity": "response", "question": "preferred"}, "values": ["response_1"]}
+    assert search({"filters": {"and": [label]}})["total"] == 1
+    by_response = [{"scope": {"entity": "response", "property": "status"}, "order": "asc"}]
+    assert len(search({"sort": by_response})["items"]) == 5
     metrics = http.get(f"/api/v1/me/datasets/{ds.id}/metadata-properties")
     assert metrics.status_code == 200
 
