@@ -91,3 +91,48 @@ def test_wait_until_complete_polls_and_times_out() -> None:
             clock=lambda: now[0],
         )
     assert e.value.progress["completed"] == 1 and "1 of 2" in str(e.value)
+
+
+def test_read_source_from_run_folder_or_store(tmp_path: Path) -> None:
+    import polars as pl
+
+    from curate.annotate.push import PushError
+    from curate.annotate.stages import read_source
+    from curate.store import Store
+
+    (tmp_path / "runs" / "p" / "latest" / "data").mkdir(parents=True)
+    df = pl.DataFrame({"id": ["a"], "text": ["x"]})
+    df.write_parquet(tmp_path / "runs" / "p" / "latest" / "data" / "part-00000.parquet")
+    got, label = read_source(run_dir=tmp_path / "runs" / "p" / "latest")
+    assert got.equals(df) and label.startswith("run:")
+    Store(tmp_path / "store").publish("p", df.with_columns(pl.lit("train").alias("split")), {"kind": "text"})
+    got, label = read_source(ref="p@latest", store=tmp_path / "store")
+    assert label == "p@1" and got.height == 1
+    with pytest.raises(PushError, match="exactly one source"):
+        read_source()
+    with pytest.raises(PushError, match="no Parquet files"):
+        read_source(run_dir=tmp_path / "nowhere")
+
+
+def test_cli_without_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    monkeypatch.delenv("ARGILLA_API_URL", raising=False)
+    monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
+    runner = CliRunner()
+    home = str(tmp_path / "home")
+    status = runner.invoke(app, ["argilla", "status", "--home", home])
+    assert status.exit_code == 2 and "not running" in status.output
+    assert runner.invoke(app, ["argilla", "password", "--home", home]).exit_code == 2
+    creds = ArgillaHome(home).credentials(create=True)
+    assert creds is not None
+    shown = runner.invoke(app, ["argilla", "password", "--home", home])
+    assert shown.exit_code == 0 and shown.output.strip() == creds.password
+    assert runner.invoke(app, ["argilla", "password", "--api-key", "--home", home]).output.strip() == creds.api_key
+    push = runner.invoke(app, ["annotate", "push", "--from", "x@1", "--store", str(tmp_path), "--home", home])
+    assert push.exit_code == 2
+    pull = runner.invoke(app, ["annotate", "pull", "--dataset", "x", "--rule", "vote", "--home", home])
+    assert pull.exit_code == 2 and "aggregate.rule" in pull.output
+    assert "curate argilla up" in runner.invoke(app, ["argilla", "--help"]).output
