@@ -1,12 +1,12 @@
 """Push preference records to Argilla for human annotation.
 
 A record shows the prompt (a chat field) and 2..N candidate responses (``response_1`` ...), in an
-order shuffled per record (deterministically, from its id) so annotators cannot learn that the
-first one is the dataset's ``chosen``. Questions follow :class:`schemas.annotation.AnnotationSpec`:
-``ranking`` (rank all responses), ``preferred`` (label: a response or ``tie``), ``rating_N`` (1-5),
-``rationale`` (free text). Metadata for filtering: ``source``, ``dataset_version``, ``judge``,
-``prompt_chars``, ``response_chars``. When the data has AI judgements or model scores, ranking
-and label suggestions are pre-filled.
+order shuffled per record (deterministically, by a hash of the record id and the response) so
+annotators cannot learn that the first one is the dataset's ``chosen``. Questions follow
+:class:`schemas.annotation.AnnotationSpec`: ``ranking`` (rank all responses), ``preferred``
+(label: a response or ``tie``), ``rating_N`` (1-5), ``rationale`` (free text). Metadata for
+filtering: ``source``, ``dataset_version``, ``judge``, ``prompt_chars``, ``response_chars``. When
+the data has AI judgements or model scores, ranking and label suggestions are pre-filled.
 
 The Argilla record id (``external_id``) is derived from the content (prompt + the set of
 responses), so pushing the same data twice creates nothing new, and existing responses are kept.
@@ -131,13 +131,7 @@ def candidates(df: pl.DataFrame, dataset_ref: str | None = None, max_responses: 
     canon = base.select(record_ids(pl.col("prompt"), pl.col("responses"))).to_series()
     ids = nfc(canon).to_frame("c").select(pl.col("c").chash.sha2_256().str.slice(0, 32)).to_series()
     base = base.with_columns(ids.alias("record_id"))
-    # shuffle the display order per record (reverse when the id's first hex digit is odd)
-    flip = pl.col("record_id").str.slice(0, 1).str.to_integer(base=16) % 2 == 1
-    base = base.with_columns(
-        pl.when(flip).then(pl.col("responses").list.reverse()).otherwise(pl.col("responses")).alias("responses"),
-        pl.when(flip).then(pl.col("scores").list.reverse()).otherwise(pl.col("scores")).alias("scores"),
-        pl.lit(dataset_ref, pl.String).alias("dataset_version"),
-    )
+    base = _shuffle(base).with_columns(pl.lit(dataset_ref, pl.String).alias("dataset_version"))
     suggested = pl.col("scores").list.eval((-pl.element()).rank("min").cast(pl.Int64))
     return base.with_columns(
         suggested.alias("suggested_ranks"),
@@ -147,6 +141,29 @@ def candidates(df: pl.DataFrame, dataset_ref: str | None = None, max_responses: 
         .alias("prompt_chars"),
         pl.col("responses").list.eval(pl.element().str.len_chars()).list.max().alias("response_chars"),
     ).unique("record_id", keep="first", maintain_order=True)
+
+
+def _shuffle(base: pl.DataFrame) -> pl.DataFrame:
+    """Each record's responses (and scores) in a stable pseudo-random order: sorted by a hash of
+    (record id, response), so the same record always shows the same order and ``chosen`` is not
+    always first."""
+    n = pl.col("responses").list.len()
+    scores = pl.coalesce(pl.col("scores"), pl.col("responses").list.eval(pl.lit(None, pl.Float64)))
+    long = (
+        base.select(
+            pl.int_range(pl.len()).alias("__r"), "record_id", "responses", scores.alias("scores"), n.alias("__n")
+        )
+        .explode("responses", "scores")
+        .with_columns((pl.col("record_id") + _SEP + pl.col("responses")).chash.sha2_256().alias("__k"))
+        .sort("__r", "__k")
+        .group_by("__r", maintain_order=True)
+        .agg("responses", "scores")
+    )
+    had_scores = base["scores"].is_not_null()
+    return base.with_columns(
+        long["responses"].alias("responses"),
+        pl.when(had_scores).then(long["scores"]).otherwise(None).alias("scores"),
+    )
 
 
 def _common(df: pl.DataFrame) -> list[pl.Expr]:
