@@ -328,3 +328,18 @@ def test_recipe_stages_push_and_pull(argilla_server: Any, tmp_path: Path) -> Non
     }
     missing = cli("annotate", "pull", "--dataset", "no-such-dataset", "--json", env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "no Argilla dataset 'no-such-dataset'" in missing.stderr
+
+
+def test_existing_server_via_environment(argilla_server: Any, tmp_path: Path) -> None:
+    """ARGILLA_API_URL/ARGILLA_API_KEY win over the local home (here: an empty one, no local server)."""
+    creds = ArgillaHome(argilla_server.home).credentials()
+    assert creds is not None
+    env = argilla_server.env()
+    env.update(CURATE_ARGILLA_HOME=str(tmp_path / "empty"), ARGILLA_API_URL=argilla_server.url)
+    env["ARGILLA_API_KEY"] = creds.api_key
+    status = cli("annotate", "status", "--json", env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert isinstance(json.loads(status.stdout), list)
+    del env["ARGILLA_API_URL"], env["ARGILLA_API_KEY"]
+    local = cli("annotate", "status", env=env, cwd=tmp_path)
+    assert local.returncode == 2 and "curate argilla up" in local.stderr
