@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ LOCK_FILE = Path(__file__).with_name("server-requirements.lock")
 LAUNCHER = Path(__file__).with_name("launcher.py")
 DEFAULT_PORT = 6900
 SERVER_VERSION = "2.8.0"
+LOG_MAX_BYTES = 10_000_000
 
 
 class ServerError(RuntimeError):
@@ -225,13 +227,21 @@ class ArgillaHome:
         """Start the server (installing it first if needed) and wait until it answers; returns :meth:`status`.
 
         Already running: returns its status unchanged. ``port=None`` takes 6900, or a free port when
-        6900 is taken.
+        6900 is taken. Two ``up`` on one home at once start one server (a file lock serializes them).
         """
+        if not self.path.exists():
+            self.path.mkdir(parents=True, mode=0o700)  # credentials, secret and database live here
+        with (self.path / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._up(host, port, timeout)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _up(self, host: str, port: int | None, timeout: float) -> dict[str, Any]:
         state = self._state()
         if state is not None:
             return self.status()
-        if not self.path.exists():
-            self.path.mkdir(parents=True, mode=0o700)  # credentials, secret and database live here
         self.sweep_tmp()
         self.install()
         creds = self.credentials(create=True)
@@ -244,6 +254,8 @@ class ArgillaHome:
             port = free_port(host)
         env = self._env()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_file.exists() and self.log_file.stat().st_size > LOG_MAX_BYTES:  # keep one old log
+            self.log_file.replace(self.log_file.with_suffix(".log.1"))
         stamp = self.path / "server" / ".curate-initialized"
         if not (stamp.exists() and stamp.read_text() == _lock_digest()):  # migrate once per server version
             init = subprocess.run(
