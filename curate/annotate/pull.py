@@ -344,8 +344,3 @@ def _code_version() -> dict[str, Any]:
         return code_version()
     except Exception:
         return {"package": "curate-toolkit"}
-
-
-def snapshot_json(snapshot: dict[str, Any]) -> str:
-    """The snapshot as pretty JSON (for reports)."""
-    return json.dumps(snapshot, indent=2, sort_keys=True, default=str)
