@@ -314,16 +314,18 @@ class ArgillaHome:
         if state is None:
             self.sweep_tmp()
             return False
-        pid = int(state["pid"])
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
-            time.sleep(0.1)
-        if _pid_alive(pid):
+        pids = [int(state["pid"]), *([int(state["worker_pid"])] if state.get("worker_pid") else [])]
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            time.sleep(0.2)
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+            time.sleep(0.1)
+        for pid in pids:
+            if _pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        time.sleep(0.1)
         self.sweep_tmp()
         return True
 

@@ -82,6 +82,9 @@ def test_jobs_run_through_redis_when_configured(
         creds = home.credentials()
         assert creds is not None
         distribution_change_recomputes_statuses(Connection(status["url"], creds.api_key, "local"), "jobs-redis")
+        worker = json.loads(home.state_file.read_text())["worker_pid"]
+        home.down()
+        assert not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]
     finally:
         home.down()
         redis.terminate()
