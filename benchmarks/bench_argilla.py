@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -89,12 +90,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="Restarts timed on the existing home.")
     args = ap.parse_args()
 
-    import httpx
-
-    from curate.annotate.client import Connection
-    from curate.annotate.push import push
     from curate.annotate.server import ArgillaHome
-    from schemas.annotation import AnnotationSpec
 
     venv = os.environ.get("CURATE_ARGILLA_VENV") or str(REPO / ".argilla-server-venv")
     with tempfile.TemporaryDirectory(prefix="bench-argilla-") as tmp:
@@ -103,82 +99,90 @@ def main() -> None:
         home = ArgillaHome(tmp, venv=venv)
         if not home.venv_ready():
             raise SystemExit(f"no argilla-server venv at {venv}: run `make argilla-server`")
-        fresh = cli_up(env)
-        existing = []
-        for _ in range(args.repeats):
-            cli_down(env)
-            existing.append(cli_up(env))
-        status = home.status()
-        creds = home.credentials()
-        assert creds is not None
-        conn = Connection(status["url"], creds.api_key, "local")
-
-        df = corpus(args.records)
-        spec = AnnotationSpec(questions=["ranking", "rationale"])
-        first = push(conn, df, "bench", spec, dataset_ref="bench@1")
-        again = push(conn, df, "bench", spec, dataset_ref="bench@1")
-
-        ds_id = conn.client().datasets("bench", workspace=first.workspace).id
-        url = f"{conn.url}/api/v1/me/datasets/{ds_id}/records/search"
-        params = {"include": ["responses", "suggestions"], "offset": 0, "limit": 10}
-        pending = {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]}
-        rng = random.Random(1)
-        with httpx.Client(headers=conn.headers(), timeout=60) as http:
-
-            def timed(body: dict) -> tuple[float, int]:
-                t0 = time.perf_counter()
-                r = http.post(url, params=params, json=body)
-                ms = (time.perf_counter() - t0) * 1000
-                r.raise_for_status()
-                return ms, int(r.json()["total"])
-
-            timed({"filters": {"and": [pending]}})  # warm-up
-            search, hits = [], []
-            for _ in range(args.queries):
-                words = " ".join(rng.sample(WORDS, 2))
-                ms, total = timed({"query": {"text": {"q": words}}, "filters": {"and": [pending]}})
-                search.append(ms)
-                hits.append(total)
-            queue = [timed({"filters": {"and": [pending]}})[0] for _ in range(max(3, args.queries // 3))]
-        cli_down(env)
+        try:
+            results = measure(args, env, home)
+        finally:
+            cli_down(env)  # never leave a server behind, even when a step fails
         leaked = sorted(p.name for p in (Path(tmp) / "tmp").iterdir()) if (Path(tmp) / "tmp").exists() else []
+    print(json.dumps({**results, "temp_dirs_left": leaked}, indent=2))
+
+
+def measure(args: argparse.Namespace, env: dict[str, str], home: Any) -> dict[str, Any]:
+    """Start-up times, push throughput and UI search latency (the server is left running)."""
+    import httpx
+
+    from curate.annotate.client import Connection
+    from curate.annotate.push import push
+    from schemas.annotation import AnnotationSpec
+
+    fresh = cli_up(env)
+    existing = []
+    for _ in range(args.repeats):
+        cli_down(env)
+        existing.append(cli_up(env))
+    status = home.status()
+    creds = home.credentials()
+    assert creds is not None
+    conn = Connection(status["url"], creds.api_key, "local")
+
+    df = corpus(args.records)
+    spec = AnnotationSpec(questions=["ranking", "rationale"])
+    first = push(conn, df, "bench", spec, dataset_ref="bench@1")
+    again = push(conn, df, "bench", spec, dataset_ref="bench@1")
+
+    ds_id = conn.client().datasets("bench", workspace=first.workspace).id
+    url = f"{conn.url}/api/v1/me/datasets/{ds_id}/records/search"
+    params = {"include": ["responses", "suggestions"], "offset": 0, "limit": 10}
+    pending = {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]}
+    rng = random.Random(1)
+    with httpx.Client(headers=conn.headers(), timeout=60) as http:
+
+        def timed(body: dict) -> tuple[float, int]:
+            t0 = time.perf_counter()
+            r = http.post(url, params=params, json=body)
+            ms = (time.perf_counter() - t0) * 1000
+            r.raise_for_status()
+            return ms, int(r.json()["total"])
+
+        timed({"filters": {"and": [pending]}})  # warm-up
+        search, hits = [], []
+        for _ in range(args.queries):
+            words = " ".join(rng.sample(WORDS, 2))
+            ms, total = timed({"query": {"text": {"q": words}}, "filters": {"and": [pending]}})
+            search.append(ms)
+            hits.append(total)
+        queue = [timed({"filters": {"and": [pending]}})[0] for _ in range(max(3, args.queries // 3))]
 
     def p95(xs: list[float]) -> float:
         return round(sorted(xs)[max(0, round(0.95 * len(xs)) - 1)], 1)
 
-    print(
-        json.dumps(
-            {
-                "benchmark": "argilla",
-                "server": f"argilla-server {status.get('version')}, search engine {status.get('search_engine')}",
-                "records": args.records,
-                "up_fresh_home_s": round(fresh, 2),
-                "up_existing_home_s": round(statistics.median(existing), 2),
-                "up_existing_home_runs_s": [round(x, 2) for x in existing],
-                "push": {
-                    "records": first.records,
-                    "created": first.created,
-                    "seconds": first.seconds,
-                    "records_per_s": round(first.records / first.seconds, 1),
-                },
-                "repush": {
-                    "created": again.created,
-                    "updated": again.updated,
-                    "seconds": again.seconds,
-                    "records_per_s": round(again.records / again.seconds, 1),
-                },
-                "ui_search": {
-                    "queries": len(search),
-                    "median_ms": round(statistics.median(search), 1),
-                    "p95_ms": p95(search),
-                    "median_hits": statistics.median(hits),
-                },
-                "ui_queue": {"median_ms": round(statistics.median(queue), 1), "p95_ms": p95(queue)},
-                "temp_dirs_left": leaked,
-            },
-            indent=2,
-        )
-    )
+    return {
+        "benchmark": "argilla",
+        "server": f"argilla-server {status.get('version')}, search engine {status.get('search_engine')}",
+        "records": args.records,
+        "up_fresh_home_s": round(fresh, 2),
+        "up_existing_home_s": round(statistics.median(existing), 2),
+        "up_existing_home_runs_s": [round(x, 2) for x in existing],
+        "push": {
+            "records": first.records,
+            "created": first.created,
+            "seconds": first.seconds,
+            "records_per_s": round(first.records / first.seconds, 1),
+        },
+        "repush": {
+            "created": again.created,
+            "updated": again.updated,
+            "seconds": again.seconds,
+            "records_per_s": round(again.records / again.seconds, 1),
+        },
+        "ui_search": {
+            "queries": len(search),
+            "median_ms": round(statistics.median(search), 1),
+            "p95_ms": p95(search),
+            "median_hits": statistics.median(hits),
+        },
+        "ui_queue": {"median_ms": round(statistics.median(queue), 1), "p95_ms": p95(queue)},
+    }
 
 
 if __name__ == "__main__":
