@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench lock clean
+.PHONY: install demo test lint bench lock clean argilla-server chromium
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
@@ -17,6 +17,20 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# The local Argilla server's own venv (argilla-server 2.8.0 cannot share .venv), from its lock file.
+ARGILLA_VENV  := .argilla-server-venv
+ARGILLA_STAMP := $(ARGILLA_VENV)/.curate-lock-sha256
+$(ARGILLA_STAMP): curate/annotate/server-requirements.lock | $(STAMP)
+	$(BIN)/curate argilla install --venv $(ARGILLA_VENV)
+
+argilla-server: $(ARGILLA_STAMP)
+
+# Debian's chromium for the Argilla UI test (installed when missing and we are root; else the test skips).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } \
+	  || echo "chromium not installed: the Argilla browser test will skip"; }
+
 demo: $(STAMP)
 	$(BIN)/curate validate recipes/quickstart.yaml
 	$(BIN)/curate run recipes/quickstart.yaml
@@ -27,19 +41,20 @@ demo: $(STAMP)
 	@echo "         duplicates.parquet, contamination.jsonl, summary.json)"
 	@echo "Published: data/store/quickstart (curate datasets show quickstart)"
 
-test: $(STAMP)
+test: $(STAMP) argilla-server chromium
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
-	$(BIN)/python -m pytest -n 2 -q schemas curate train flows tests
+	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python -m pytest -n 2 --dist loadgroup -q schemas curate train flows tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
 
-bench: $(STAMP)
+bench: $(STAMP) argilla-server
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_dedup.py
 	$(BIN)/python benchmarks/bench_filters.py
 	$(BIN)/python benchmarks/bench_store.py
 	$(BIN)/python benchmarks/bench_flow.py
+	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python benchmarks/bench_argilla.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).
 lock:
@@ -50,4 +65,4 @@ lock:
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) runs data/store .pytest_cache .ruff_cache .bench
+	rm -rf $(VENV) runs data/store .pytest_cache .ruff_cache .bench $(ARGILLA_VENV) .artifacts

@@ -688,6 +688,12 @@ def datasets_export(
     out.print(f"manifest: {Path(r['out']) / 'export_manifest.json'}", highlight=False)
 
 
+from curate.annotate.cli import annotate_app, argilla_app  # noqa: E402  (Argilla annotation, issue 6)
+
+app.add_typer(argilla_app, name="argilla")
+app.add_typer(annotate_app, name="annotate")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

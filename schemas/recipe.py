@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from schemas.annotation import AnnotationSpec
 from schemas.kinds import Kind
 from schemas.stages import Stage
 
@@ -124,7 +125,6 @@ class OutputSpec(StrictModel):
 
 _LATER = {
     "feedback": "AI feedback (RLAIF)",
-    "annotation": "Argilla annotation",
     "train": "training",
     "eval": "evaluation",
 }
@@ -187,7 +187,9 @@ class Recipe(StrictModel):
     )
     flow: FlowSpec = Field(default_factory=FlowSpec, description="Orchestration settings for the Prefect flow.")
     feedback: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["feedback"])
-    annotation: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["annotation"])
+    annotation: AnnotationSpec | None = Field(
+        None, description="Human preference annotation in Argilla (output.kind preference; `curate annotate`)."
+    )
     publish: PublishSpec | None = Field(None, description="Publish the result as the next version of a dataset.")
     train: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["train"])
     eval: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["eval"])
@@ -199,6 +201,17 @@ class Recipe(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    @field_validator("annotation")
+    @classmethod
+    def _annotation_needs_preferences(cls, v: AnnotationSpec | None, info: ValidationInfo) -> AnnotationSpec | None:
+        output = info.data.get("output")
+        if v is not None and output is not None and output.kind is not Kind.PREFERENCE:
+            raise ValueError(
+                f"annotation compares candidate responses, so it needs output.kind: preference "
+                f"(this recipe writes {output.kind.value}); change output.kind or remove the annotation section"
+            )
         return v
 
     @field_validator(*_LATER)
