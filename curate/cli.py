@@ -276,7 +276,8 @@ def refresh(
 @app.command(
     epilog="Examples:\n\n  curate server up && export PREFECT_API_URL=http://127.0.0.1:4200/api\n\n"
     "  curate serve recipes/quickstart.yaml --cron '0 3 * * *'\n\n"
-    "  curate serve recipes/quickstart.yaml --interval 3600 --name hourly-refresh"
+    "  curate serve recipes/quickstart.yaml --interval 3600 --name hourly-refresh\n\n"
+    "  curate serve recipes/annotate.yaml --pull --cron '0 4 * * *'     # collect Argilla labels nightly"
 )
 def serve(
     recipe: RecipeArg,
@@ -285,8 +286,14 @@ def serve(
     name: Annotated[str | None, typer.Option(help="Deployment name (default: RECIPE_NAME-refresh).")] = None,
     out_dir: OutOpt = None,
     runner: RunnerOpt = None,
+    pull: Annotated[
+        bool, typer.Option("--pull", help="Serve the annotation pull (wait for labels, pull, publish) instead.")
+    ] = False,
 ) -> None:
     """Serve the incremental refresh of RECIPE as a scheduled Prefect deployment (runs until stopped).
+
+    A recipe with an annotation: section pushes each new version to Argilla; serve `--pull` on a
+    later schedule to collect the labels.
 
     Needs a Prefect server: `curate server up` (then export the PREFECT_API_URL it prints) or your
     team's server via PREFECT_API_URL. Runs execute in this process.
@@ -296,7 +303,7 @@ def serve(
 
     try:
         load_and_plan(recipe)
-        serve_refresh(recipe, cron=cron, interval=interval, out_dir=out_dir, name=name, runner=runner)
+        serve_refresh(recipe, cron=cron, interval=interval, out_dir=out_dir, name=name, runner=runner, pull=pull)
     except RecipeError as e:
         _fail_recipe(e, False)
     except (ValueError, RuntimeError) as e:

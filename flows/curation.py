@@ -217,12 +217,17 @@ def _curate(recipe: str, out_dir: str | None, report: bool, incremental: bool) -
     decision, finished, sketches = _stages(prep, refs, pinned)
     result = assemble_task(prep=prep, refs=refs, decision=decision, finished=finished, extra=extra)
     published = publish_task(prep=prep, result=result, base_parts=[p for r in pinned for p in r.parts], carried=carried)
+    from flows.annotation import push_new_version
+
+    pushed = push_new_version(doc, published)
     if incremental:
-        refresh.record_refresh(prep, {"noop": False, "published": published, **extra["orchestrator"]})
+        refresh.record_refresh(
+            prep, {"noop": False, "published": published, "annotation_push": pushed, **extra["orchestrator"]}
+        )
     keep = {decision.dir, str(prep.work / "finished" / decision.key), *(f for fs in sketches.values() for f in fs)}
     garbage_collect(prep.work, {r.key for r in [*pinned, *refs]}, keep | {str(prep.work / "prefect-results")})
     _report_artifacts(prep, result)
-    return {"run_dir": str(result.run_dir), **result.summary}
+    return {"run_dir": str(result.run_dir), **result.summary, **({"annotation_push": pushed} if pushed else {})}
 
 
 def _artifact_key(name: str, what: str) -> str:

@@ -31,8 +31,13 @@ def serve_refresh(
     out_dir: Path | None = None,
     name: str | None = None,
     runner: str | None = None,
+    pull: bool = False,
 ) -> None:
-    """Register the deployment with its schedule and execute its runs until interrupted."""
+    """Register the deployment with its schedule and execute its runs until interrupted.
+
+    ``pull``: serve the annotation pull (wait for labels, pull, publish) instead of the refresh.
+    """
+    from flows.annotation import annotation_pull_flow
     from flows.curation import refresh_flow
     from flows.runners import task_runner
     from schemas.recipe_loader import load_recipe_file
@@ -45,6 +50,18 @@ def serve_refresh(
             "prints, or export PREFECT_API_URL for your team's server"
         )
     doc = load_recipe_file(recipe)
+    if pull:
+        if doc.recipe.annotation is None:
+            raise ValueError(f"{recipe}: --pull needs an annotation: section in the recipe")
+        annotation_pull_flow.serve(
+            name=name or f"{doc.recipe.name}-pull",
+            cron=cron,
+            interval=interval,
+            parameters={"recipe": str(recipe.resolve()), "wait": True},
+            tags=["curate", "annotation", doc.recipe.name],
+            description=f"Pull annotations of {doc.recipe.name} from Argilla and publish them",
+        )
+        return
     fl = refresh_flow.with_options(task_runner=task_runner(runner or doc.recipe.flow.runner))
     fl.serve(
         name=name or f"{doc.recipe.name}-refresh",
