@@ -66,7 +66,7 @@ def build_tokenizer(vocab_size: int = 600):
 
 def build_tiny_model(
     out_dir: str | Path,
-    hidden_size: int = 32,
+    hidden_size: int = 64,
     layers: int = 2,
     vocab_size: int = 600,
     seed: int = 0,
@@ -75,7 +75,7 @@ def build_tiny_model(
 
     Args:
         out_dir: folder to write (created).
-        hidden_size, layers: model size (defaults give about 60k parameters).
+        hidden_size, layers: model size (defaults give about 150k parameters; hidden_size >= 64 keeps every weight row a whole 4-bit quantization block for QLoRA).
         vocab_size: BPE vocabulary size.
         seed: weight initialisation seed (same seed, same weights).
 
