@@ -498,6 +498,11 @@ def datasets_export(
     out.print(f"manifest: {Path(r['out']) / 'export_manifest.json'}", highlight=False)
 
 
+from train.cli import register as _register_train  # noqa: E402  (train and models commands; heavy imports lazy)
+
+_register_train(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -124,6 +124,7 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         "code_version": code_version(),
         "libraries": library_versions(),
         "hardware": hardware(setup.defaults.device),
+        "distributed": _distributed_info(),
         "metrics": {**result.metrics, "train_seconds": round(result.seconds, 3)},
         "logs": setup.logs,
         "ref_cache": result.ref_cache_events,
@@ -133,3 +134,12 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
     }
     write_lineage(setup.run_dir, manifest)
     return manifest
+
+
+def _distributed_info() -> dict[str, Any]:
+    """World size and backend of the process group, when this run was launched distributed."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return {"world_size": 1}
+    return {"world_size": dist.get_world_size(), "backend": str(dist.get_backend())}
