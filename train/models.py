@@ -139,6 +139,11 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     fresh.generation_config = loaded.generation_config
     fresh.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    # the config still says "quantized with GGUF", which makes trainers refuse the (dequantized) weights
+    cfg_path = tmp / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg.pop("quantization_config", None)
+    cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     (tmp / "curate_source.json").write_text(json.dumps({"gguf": str(gguf)}), encoding="utf-8")
     if folder.exists():  # another process converted it meanwhile: keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
