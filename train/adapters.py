@@ -123,7 +123,10 @@ def loraplus_optimizer(model: Any, spec: AdapterSpec, lr: float, weight_decay: f
 
 def save_trained(model: Any, spec: AdapterSpec, out: Path, tokenizer: Any, init_dir: Path | None) -> str:
     """Save what was trained to ``out``; returns ``adapter`` or ``model`` (full / freeze fine-tuning)."""
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
+    if hasattr(model, "peft_config"):
+        # DPO/KTO add a frozen "ref" adapter (their reference); only the trained one is the output
+        kwargs["selected_adapters"] = ["default"]
     if spec.init == "pissa" and init_dir is not None:
         kwargs["path_initial_model_for_weight_conversion"] = str(init_dir)
     model.save_pretrained(out, **kwargs)

@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from train.common import Setup, TrainResult, build_model, config_kwargs, progress_callback, run_trainer
 
 
@@ -29,4 +31,22 @@ def train(setup: Setup) -> TrainResult:
         optimizers=optimizers,
         callbacks=[progress_callback(setup)],
     )
+    if setup.recipe.adapter.type == "qlora":
+        keep_head_in_compute_dtype(trainer.model, config)
     return run_trainer(setup, trainer, task="seq_cls")
+
+
+def keep_head_in_compute_dtype(model: Any, config: Any) -> None:
+    """Undo TRL's bf16 cast of the score head for QLoRA when training in fp32.
+
+    RewardTrainer casts every trainable QLoRA parameter to bf16 (QLoRA paper), including the new score
+    head, whose input (the last hidden state) stays fp32 on CPU: the head's matmul then fails with a
+    dtype mismatch. The LoRA matrices handle the mix; the head is put back in fp32.
+    """
+    import torch
+
+    if config.bf16 or config.fp16:
+        return
+    for name, param in model.named_parameters():
+        if param.requires_grad and "score" in name:
+            param.data = param.data.to(torch.float32)
