@@ -3,6 +3,7 @@ kind, and a writer of train recipes pointing at both. Nothing touches a model hu
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -84,19 +85,21 @@ DATASET_FOR = {"sft": "chat", "reward": "pairs", "dpo": "pairs", "orpo": "pairs"
 def train_doc(tiny_model: Path, tiny_store: Path, tmp_path: Path) -> Callable[..., LoadedTrainRecipe]:
     """Build a validated train recipe for the tiny model and store: ``train_doc("dpo", adapter="dora", extra=...)``.
 
-    ``extra`` is YAML appended at the end (more top-level sections); ``training`` entries are merged into
-    the training mapping.
+    ``extra`` is YAML appended at the end (more top-level sections); ``training`` and ``adapter_extra``
+    entries override the training and adapter defaults.
     """
 
-    def make(method: str, adapter: str = "lora", training: str = "", extra: str = "", dataset: str = "",
-             adapter_extra: str = "") -> LoadedTrainRecipe:
+    def make(method: str, adapter: str = "lora", training: dict | None = None, extra: str = "", dataset: str = "",
+             adapter_extra: dict | None = None) -> LoadedTrainRecipe:
+        loop = {"max_steps": 3, "batch_size": 2, "max_length": 64, "learning_rate": 0.001, **(training or {})}
+        lora = {"type": adapter, "r": 4, "alpha": 8, "dropout": 0.0, **(adapter_extra or {})}
         text = (
             f"name: t-{method}-{adapter}\n"
             f"model: {{base: {tiny_model}}}\n"
             f"dataset: {{ref: {dataset or DATASET_FOR[method]}@latest, store: {tiny_store}}}\n"
             f"method: {method}\n"
-            f"adapter: {{type: {adapter}, r: 4, alpha: 8, dropout: 0.0{adapter_extra}}}\n"
-            f"training: {{max_steps: 3, batch_size: 2, max_length: 64, learning_rate: 0.001{training}}}\n"
+            f"adapter: {json.dumps(lora)}\n"  # JSON is YAML
+            f"training: {json.dumps(loop)}\n"
             f"output: {{dir: {tmp_path / 'runs'}}}\n"
             f"reference: {{cache_dir: {tmp_path / 'refcache'}}}\n"
             f"{extra}"

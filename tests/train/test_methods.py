@@ -79,7 +79,7 @@ def test_method_adapter_trains_and_reloads(method, adapter, train_doc, tmp_path)
 
 def test_full_and_freeze_tuning(train_doc, tmp_path):
     """adapter none trains every weight; freeze trains exactly the last N layers."""
-    doc = train_doc("sft", "freeze", adapter_extra=", freeze_last_n: 1")
+    doc = train_doc("sft", "freeze", adapter_extra={"freeze_last_n": 1})
     setup = prepare(doc, tmp_path / "run")
     result = entry_point("sft").train(setup)
     model = result.trainer.model
@@ -98,11 +98,11 @@ def test_orpo_and_cpo_run(train_doc, tmp_path):
 
 def test_loraplus_and_pissa(train_doc, tmp_path):
     """LoRA+ builds its own optimizer (B at ratio x lr); a PiSSA adapter is saved converted to plain LoRA."""
-    setup = prepare(train_doc("sft", "lora", adapter_extra=", loraplus_lr_ratio: 16"), tmp_path / "plus")
+    setup = prepare(train_doc("sft", "lora", adapter_extra={"loraplus_lr_ratio": 16}), tmp_path / "plus")
     model, (optimizer, _) = build_model(setup, lr=1e-3)
     assert sorted({g["lr"] for g in optimizer.param_groups if g["params"]}) == [1e-3, 16e-3]
 
-    setup = prepare(train_doc("sft", "lora", adapter_extra=", init: pissa"), tmp_path / "pissa")
+    setup = prepare(train_doc("sft", "lora", adapter_extra={"init": "pissa"}), tmp_path / "pissa")
     result = entry_point("sft").train(setup)
     reloaded = _reload(result, setup)
     ids = setup.tokenizer("The sky is blue.", return_tensors="pt")
