@@ -246,9 +246,9 @@ class TrainResult:
 
 def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
     """Train, evaluate (when an eval split is set), save the adapter/model; lineage is written by the caller."""
-    from train.adapters import save_trained
-
     from transformers.trainer_callback import PrinterCallback
+
+    from train.adapters import save_trained
 
     trainer.remove_callback(PrinterCallback)  # our progress callback prints a shorter line per step
     start = time.perf_counter()

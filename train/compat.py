@@ -9,9 +9,9 @@ Example:
     ...     "name: t\\nmodel: {base: m}\\ndataset: {ref: d@1}\\nmethod: kto\\n"
     ...     "training: {batch_size: 1, packing: true}\\n", "t.yaml")
     >>> for p in check_compat(doc):
-    ...     print(p)
-    t.yaml:5: training.packing: packing is only for method sft (kto examples are scored whole); set packing: false
-    t.yaml:5: training.batch_size: KTO needs a per-device batch size of at least 2 (its KL term compares examples within a batch); set batch_size: 2 or more
+    ...     print(str(p)[:95] + " ..." if len(str(p)) > 100 else p)
+    t.yaml:5: training.packing: packing is only for method sft (kto examples are scored whole); set ...
+    t.yaml:5: training.batch_size: KTO needs a per-device batch size of at least 2 (its KL term ...
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def check_compat(doc: LoadedTrainRecipe) -> list[Problem]:
                                           "init: default"))
     d = r.distributed
     if d is not None:
-        if d.preset.startswith("fsdp") and d.strategy != "fsdp" or d.preset.startswith("zero") and (
+        if (d.preset.startswith("fsdp") and d.strategy != "fsdp") or (d.preset.startswith("zero") and (
             d.strategy != "deepspeed"
-        ):
+        )):
             out.append(p(("distributed", "preset"), f"preset {d.preset} belongs to another strategy than "
                                                     f"{d.strategy}; use fsdp1/fsdp2 with fsdp, zero1-3 with deepspeed"))
         if d.num_machines > 1 and not d.main_process_ip:

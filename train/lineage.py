@@ -148,7 +148,8 @@ def _usage(m: dict[str, Any]) -> str:
     if out.get("kind") == "adapter":
         return ("from peft import AutoPeftModelForCausalLM\n"
                 f"model = AutoPeftModelForCausalLM.from_pretrained({out.get('path', 'adapter')!r})")
-    return f"from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained({out.get('path')!r})"
+    return ("from transformers import AutoModelForCausalLM\n"
+            f"model = AutoModelForCausalLM.from_pretrained({out.get('path')!r})")
 
 
 def list_models(root: str | Path = "runs/train") -> list[dict[str, Any]]:

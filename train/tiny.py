@@ -21,13 +21,15 @@ from train.templates import CHATML
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-_WORDS = (
-    "the a an is are was be to of and in that it for on with as at by from this what how why who which "
-    "answer question please explain write list give short long good bad help user assistant system "
-    "water sun moon cat dog tree house car city river book code python data model train test shop "
-    "order refund price time day night red blue green one two three four five yes no thanks hello "
-    "capital france paris color sky sea summer winter number add sum hot cold fast slow big small"
-).split()
+_TEXT = (
+    "the a an is are was be to of and in that it for on with as at by from this what how why who "
+    "which answer question please explain write list give short long good bad help user assistant "
+    "system water sun moon cat dog tree house car city river book code python data model train test "
+    "shop order refund price time day night red blue green one two three four five yes no thanks "
+    "hello capital france paris color sky sea summer winter number add sum hot cold fast slow big "
+    "small"
+)
+_WORDS = _TEXT.split()
 
 
 def corpus(n: int = 400) -> list[str]:
@@ -56,7 +58,7 @@ def build_tokenizer(vocab_size: int = 600):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tok.train_from_iterator(corpus() + ["<|im_start|>user\n", "assistant\n"], trainer=trainer)
+    tok.train_from_iterator([*corpus(), "<|im_start|>user\n", "assistant\n"], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
     )
@@ -75,7 +77,8 @@ def build_tiny_model(
 
     Args:
         out_dir: folder to write (created).
-        hidden_size, layers: model size (defaults give about 150k parameters; hidden_size >= 64 keeps every weight row a whole 4-bit quantization block for QLoRA).
+        hidden_size, layers: model size (defaults: about 150k parameters; hidden_size >= 64 keeps each
+            weight row a whole 4-bit quantization block, which bitsandbytes' CPU kernels need for QLoRA).
         vocab_size: BPE vocabulary size.
         seed: weight initialisation seed (same seed, same weights).
 

@@ -49,7 +49,8 @@ def test_config_file_and_commands(tmp_path: Path):
 
 @pytest.mark.integration
 def test_two_process_cpu_sft(train_doc, tmp_path):
-    doc = train_doc("sft", extra="distributed: {strategy: ddp, num_processes: 2, cpu: true, main_process_port: 29517}\n")
+    dist = "distributed: {strategy: ddp, num_processes: 2, cpu: true, main_process_port: 29517}\n"
+    doc = train_doc("sft", extra=dist)
     outcome = train_recipe(doc, run_dir=tmp_path / "run")
     m = outcome.manifest
     assert m["distributed"] == {"world_size": 2, "backend": "gloo"}

@@ -99,7 +99,7 @@ def test_orpo_and_cpo_run(train_doc, tmp_path):
 def test_loraplus_and_pissa(train_doc, tmp_path):
     """LoRA+ builds its own optimizer (B at ratio x lr); a PiSSA adapter is saved converted to plain LoRA."""
     setup = prepare(train_doc("sft", "lora", adapter_extra={"loraplus_lr_ratio": 16}), tmp_path / "plus")
-    model, (optimizer, _) = build_model(setup, lr=1e-3)
+    _, (optimizer, _) = build_model(setup, lr=1e-3)
     assert sorted({g["lr"] for g in optimizer.param_groups if g["params"]}) == [1e-3, 16e-3]
 
     setup = prepare(train_doc("sft", "lora", adapter_extra={"init": "pissa"}), tmp_path / "pissa")

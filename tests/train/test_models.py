@@ -10,19 +10,19 @@ from train.models import ModelError, load_tokenizer, package_file, resolve_sourc
 
 
 def test_missing_path_and_package_are_clear():
-    with pytest.raises(ModelError, match="does not exist; check the path"):
+    with pytest.raises(ModelError, match=r"does not exist; check the path"):
         resolve_source("./no/such/model")
-    with pytest.raises(ModelError, match="package 'no_such_pkg' is not installed"):
+    with pytest.raises(ModelError, match=r"package 'no_such_pkg' is not installed"):
         package_file("package:no_such_pkg/model.gguf")
 
 
 def test_folder_without_config(tmp_path):
-    with pytest.raises(ModelError, match="has no config.json"):
+    with pytest.raises(ModelError, match=r"has no config\.json"):
         resolve_source(str(tmp_path))
 
 
 def test_pad_token_must_exist(tiny_model):
-    with pytest.raises(ModelError, match="model.pad_token: '<nope>' is not in the tokenizer's vocabulary"):
+    with pytest.raises(ModelError, match=r"model\.pad_token: '<nope>' is not in the tokenizer's vocabulary"):
         load_tokenizer(resolve_source(str(tiny_model)), pad_token="<nope>")
 
 

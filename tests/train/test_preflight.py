@@ -81,7 +81,7 @@ def test_every_example_truncated(train_doc):
 
 
 def test_some_examples_truncated_is_a_warning(tok):
-    rows = CHAT + [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}]
+    rows = [*CHAT, {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}]
     report = run_checks("sft", "sft", datasets.Dataset.from_list(rows), tok, 14)
     assert report.ok
     assert [c.level for c in report.checks if c.name == "length"] == ["warn"]
