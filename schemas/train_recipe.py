@@ -153,7 +153,9 @@ class ReferenceSpec(StrictModel):
         "(with an adapter: the adapter switched off)."
     )
     cache: bool = Field(True, description="Reuse reference log-probs per (reference, dataset content, tokenization).")
-    cache_dir: str = Field(".cache/curate/refcache", description="Where cached log-probs live.")
+    cache_dir: str | None = Field(
+        None, description="Where cached log-probs live (default: $CURATE_CACHE_DIR/refcache, ~/.cache/curate/refcache)."
+    )
 
 
 class OutputSpec(StrictModel):

@@ -24,7 +24,7 @@ from typing import Any
 
 from schemas.train_recipe import TrainRecipe
 from schemas.train_recipe_loader import LoadedTrainRecipe
-from train.models import ModelSource, load_model, load_tokenizer, resolve_source, set_offline
+from train.models import ModelSource, cache_dir, load_model, load_tokenizer, resolve_source, set_offline
 from train.templates import template_for
 
 WORKER_ENV = "CURATE_TRAIN_WORKER"  # set in processes started by `accelerate launch`
@@ -210,7 +210,8 @@ def ref_cache(setup: Setup, split: str = "train") -> Any:
                     "method": r.method, "precision": setup.defaults.precision,
                     "kto_kl": r.method == "kto" and (r.kto is None or r.kto.loss_type == "kto")}
     parts = {"reference": reference, "data": data, "tokenization": tokenization}
-    return RefCache(r.reference.cache_dir, cache_key(reference, data, tokenization), parts)
+    root = r.reference.cache_dir or cache_dir() / "refcache"
+    return RefCache(root, cache_key(reference, data, tokenization), parts)
 
 
 def progress_callback(setup: Setup) -> Any:
