@@ -243,6 +243,7 @@ class TrainResult:
     seconds: float
     ref_cache_events: list[str] = field(default_factory=list)
     train_tokens: int = 0
+    cpu_seconds: float = 0.0  # process CPU time of trainer.train() (all threads): robust to a busy machine
 
 
 def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
@@ -252,9 +253,9 @@ def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
     from train.adapters import save_trained
 
     trainer.remove_callback(PrinterCallback)  # our progress callback prints a shorter line per step
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = trainer.train()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     metrics = {k: v for k, v in out.metrics.items() if isinstance(v, int | float)}
     if setup.eval_dataset is not None:
         metrics.update({k: v for k, v in trainer.evaluate().items() if isinstance(v, int | float)})
@@ -266,7 +267,7 @@ def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
                             setup.tokenizer, init_dir)
     tokens = int(getattr(trainer, "_total_train_tokens", 0) or metrics.get("num_tokens", 0) or 0)
     return TrainResult(trainer, metrics, out_dir, kind, task, seconds,
-                       list(getattr(trainer, "ref_cache_events", [])), tokens)
+                       list(getattr(trainer, "ref_cache_events", [])), tokens, cpu_seconds)
 
 
 def recipe_digest(doc: LoadedTrainRecipe) -> str:
