@@ -7,8 +7,9 @@ counts, rendezvous address and mixed precision filled in; ``curate train`` then 
 the recipe with the distributed section ignored. ``cpu: true`` runs the processes on CPU with the
 gloo backend (how this is tested without GPUs).
 
-Multi-node: run the same ``curate train`` on every machine with ``machine_rank`` set per machine
-(or use ``curate train RECIPE --print-launch`` to get the command and adapt it to a scheduler).
+Multi-node: run the same ``curate train`` on every machine with ``machine_rank`` set per machine;
+the command it runs is printed first (``[train] accelerate launch ...``) and kept in the run folder
+(``launch.sh``, beside ``accelerate_config.json``) to adapt to a scheduler.
 
 Example:
     >>> from schemas.train_recipe import DistributedSpec
@@ -109,6 +110,7 @@ def launch_recipe(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> Any:
     recipe_copy.write_text(doc.text, encoding="utf-8")
     cmd = launch_command(doc.recipe.distributed, cfg, str(recipe_copy), run_dir)
     print("[train] " + shlex.join(cmd), file=sys.stderr, flush=True)
+    (run_dir / "launch.sh").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
     env = {**os.environ, WORKER_ENV: "1"}
     proc = subprocess.run(cmd, env=env, check=False)
     if proc.returncode != 0:

@@ -145,10 +145,10 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     cfg.pop("quantization_config", None)
     cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     (tmp / "curate_source.json").write_text(json.dumps({"gguf": str(gguf)}), encoding="utf-8")
-    if folder.exists():  # another process converted it meanwhile: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
+    try:
         tmp.replace(folder)
+    except OSError:  # another process converted it meanwhile: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def set_offline(enforce: bool) -> None:
