@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_train_smoke() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--model", "tiny", "--steps", "2"],
+        [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--model", "tiny", "--steps", "2",
+         "--repeats", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
