@@ -119,8 +119,9 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
                     "eval_split": r.dataset.eval_split, "content_hash": dm.get("content_hash"),
                     "kind": setup.kind, "rows": len(setup.train_dataset), "store": r.dataset.store},
         "recipe": {"file": setup.doc.file, "sha256": recipe_digest(setup.doc), "text": setup.doc.text},
-        "training": {"precision": setup.defaults.precision, "device": setup.defaults.device,
-                     "gradient_checkpointing": setup.defaults.gradient_checkpointing, **r.training.model_dump()},
+        # the recipe's loop settings with the per-device defaults resolved to what actually ran
+        "training": {**r.training.model_dump(), "precision": setup.defaults.precision,
+                     "device": setup.defaults.device, "gradient_checkpointing": setup.defaults.gradient_checkpointing},
         "code_version": code_version(),
         "libraries": library_versions(),
         "hardware": hardware(setup.defaults.device),
