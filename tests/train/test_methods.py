@@ -110,3 +110,13 @@ def test_loraplus_and_pissa(train_doc, tmp_path):
     trained = result.trainer.model.eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**ids).logits, trained(**ids).logits, rtol=1e-3, atol=1e-4)
+
+
+def test_sft_packing(train_doc, tmp_path):
+    """Packing (BFD) puts several short examples in one sequence: fewer, fuller rows than examples."""
+    setup = prepare(train_doc("sft", training={"packing": True}), tmp_path / "run")
+    result = entry_point("sft").train(setup)
+    assert math.isfinite(result.metrics["train_loss"])
+    rows = result.trainer.train_dataset
+    assert len(rows) < len(setup.train_dataset)
+    assert max(len(r) for r in rows["input_ids"]) > 30  # one packed row holds more than one ~15-token example
