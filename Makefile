@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(BIN)/curate run recipes/preferences.yaml
 	$(BIN)/curate train recipes/train/quickstart_sft.yaml
 	$(BIN)/curate train recipes/train/preferences_dpo.yaml
-	$(BIN)/curate models list
+	@echo "Trained models with their lineage: curate models list / curate models show quickstart-sft"
 
 test: $(STAMP)
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
