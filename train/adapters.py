@@ -70,6 +70,7 @@ def apply_adapter(model: Any, spec: AdapterSpec, task: str, gradient_checkpointi
 
     if spec.type == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        keep_4bit_trainable(model)
     peft_model = get_peft_model(model, lora_config(spec, task))
     if spec.init == "pissa" and init_dir is not None:
         # saved as plain LoRA weights so that loading it later does not redo the SVD
@@ -77,6 +78,38 @@ def apply_adapter(model: Any, spec: AdapterSpec, task: str, gradient_checkpointi
         peft_model.save_pretrained(init_dir)
         peft_model.peft_config["default"].init_lora_weights = "pissa_niter_4"
     return peft_model
+
+
+def keep_4bit_trainable(model: Any) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference; returns the layers switched.
+
+    On CPUs with AVX512-BF16, a ``Linear4bit`` forward in eval mode without gradients (DPO/KTO's
+    reference pass runs so, before training) permanently repacks its weight for a fast inference kernel
+    that has no autograd support: training afterwards backpropagates through it silently wrong (PyTorch
+    only warns that ``bitsandbytes::gemv_4bit`` has no autograd kernel; LoRA gradients are off by O(1)).
+    """
+    switched = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            switched += 1
+    return switched
+
+
+def unpack_cpu_4bit_weights(model: Any) -> int:
+    """Put 4-bit weights that were repacked for CPU inference back in their training layout (a safety net
+    behind :func:`keep_4bit_trainable`; the round trip re-quantizes the block scales, so it is close to,
+    not exactly, the original). Returns how many were restored."""
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+    restored = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        if state is not None and getattr(state, "packing_format_for_cpu", False):
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
+            restored += 1
+    return restored
 
 
 def decoder_layers(model: Any) -> Any:

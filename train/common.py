@@ -231,6 +231,21 @@ def progress_callback(setup: Setup) -> Any:
     return Progress()
 
 
+def unpack_4bit_callback() -> Any:
+    """Before every step, undo bitsandbytes' CPU inference repacking (see
+    :func:`train.adapters.unpack_cpu_4bit_weights`): the reference pass runs in eval mode first."""
+    from transformers import TrainerCallback
+
+    from train.adapters import unpack_cpu_4bit_weights
+
+    class Unpack4bit(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            if model is not None:
+                unpack_cpu_4bit_weights(model)
+
+    return Unpack4bit()
+
+
 @dataclass
 class TrainResult:
     """What a method's training produced (the trainer stays available to tests)."""
@@ -253,6 +268,8 @@ def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
     from train.adapters import save_trained
 
     trainer.remove_callback(PrinterCallback)  # our progress callback prints a shorter line per step
+    if setup.recipe.adapter.type == "qlora":
+        trainer.add_callback(unpack_4bit_callback())
     start, cpu_start = time.perf_counter(), time.process_time()
     out = trainer.train()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
