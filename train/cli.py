@@ -28,6 +28,8 @@ out = Console(soft_wrap=True, highlight=False)
 
 TRAIN_EPILOG = """Examples:
 
+  curate train recipes/train/quickstart_sft.yaml --check     # keys, values, combinations; loads nothing
+
   curate train recipes/train/quickstart_sft.yaml --dry-run   # pre-flight checks only, nothing trains
 
   curate train recipes/train/quickstart_sft.yaml
@@ -63,6 +65,8 @@ def _invalid(message: str) -> None:
 def train_command(
     recipe: Annotated[Path, typer.Argument(help="Train recipe YAML (see recipes/train/).", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the pre-flight checks only.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate the recipe and its combination only; load "
+                                        "nothing (fast, for CI).")] = False,
     as_json: JsonOpt = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
@@ -79,6 +83,13 @@ def train_command(
     from train.run import PreflightError, train_recipe
 
     try:
+        if check:
+            from schemas.train_recipe_loader import load_train_recipe_file
+            from train.compat import require_compatible
+
+            require_compatible(load_train_recipe_file(recipe))
+            print(json.dumps({"ok": True}) if as_json else f"{recipe}: recipe ok (nothing loaded)")
+            return
         outcome = train_recipe(recipe, dry_run=dry_run)
     except RecipeError as e:
         if as_json:

@@ -37,7 +37,7 @@ def check_compat(doc: LoadedTrainRecipe) -> list[Problem]:
     if t.packing and r.method != "sft":
         out.append(p(("training", "packing"), f"packing is only for method sft ({r.method} examples are scored "
                                               "whole); set packing: false"))
-    if r.method == "kto" and t.batch_size < 2:
+    if r.method == "kto" and t.batch_size < 2 and (r.kto is None or r.kto.loss_type == "kto"):
         out.append(p(("training", "batch_size"), "KTO needs a per-device batch size of at least 2 (its KL term "
                                                  "compares examples within a batch); set batch_size: 2 or more"))
     if t.assistant_only_loss and r.method != "sft":

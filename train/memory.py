@@ -46,8 +46,8 @@ class Estimate:
     trainable: int
 
     def as_dict(self) -> dict[str, Any]:
-        """The estimate in GiB (rounded), for reports."""
-        return {k: (round(v / 2**30, 3) if k != "trainable" else v) for k, v in asdict(self).items()}
+        """The estimate in GiB, for reports."""
+        return {k: (round(v / 2**30, 6) if k != "trainable" else v) for k, v in asdict(self).items()}
 
 
 def shape_from_config(config: Any) -> ModelShape:

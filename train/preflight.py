@@ -146,15 +146,21 @@ def run_checks(
     if memory:
         report.memory = memory
         est = memory["estimate"]
-        msg = (f"~{est['total']:.2f} GiB needed (weights {est['weights']:.2f}, gradients {est['gradients']:.2f}, "
-               f"optimizer {est['optimizer']:.2f}, activations {est['activations']:.2f}; {est['trainable']:,} "
-               f"trainable parameters) of {memory['device_bytes'] / 2**30:.1f} GiB on {memory['device']}")
+        msg = (f"~{_size(est['total'])} needed (weights {_size(est['weights'])}, gradients "
+               f"{_size(est['gradients'])}, optimizer {_size(est['optimizer'])}, activations "
+               f"{_size(est['activations'])}; {est['trainable']:,} trainable parameters) of "
+               f"{memory['device_bytes'] / 2**30:.1f} GiB on {memory['device']}")
         if memory["fits"]:
             report.add("memory", "ok", msg)
         else:
             report.add("memory", "error", msg + "; lower training.batch_size or max_length, turn on "
                        "gradient_checkpointing, or use adapter.type: qlora", "training.batch_size")
     return report
+
+
+def _size(gib: float) -> str:
+    """GiB as a readable size (MiB below 1 GiB)."""
+    return f"{gib:.2f} GiB" if gib >= 1 else f"{gib * 1024:.1f} MiB"
 
 
 def _check_tokens(report: PreflightReport, tok: Any, method: str) -> None:

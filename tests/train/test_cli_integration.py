@@ -85,7 +85,7 @@ def test_train_dry_run_train_list_show_merge(workdir, tiny_model):
 
 def test_cli_errors_exit_2_with_the_field(workdir, tiny_model):
     (workdir / "bad.yaml").write_text(_train_recipe(str(tiny_model)).replace("method: sft", "method: dpo\nbeta: 1"))
-    r = cli("train", "bad.yaml", cwd=workdir)
+    r = cli("train", "bad.yaml", "--check", cwd=workdir)
     assert r.returncode == 2
     assert "bad.yaml:5: beta: unknown key" in r.stderr
 
