@@ -32,3 +32,13 @@ def test_cache_can_be_switched_off(train_doc, tmp_path):
     doc = train_doc("dpo", extra="")
     doc = load_train_recipe_doc(doc.text.replace("reference: {", "reference: {cache: false, "), doc.file)
     assert entry_point("dpo").train(prepare(doc, tmp_path / "r")).ref_cache_events == []
+
+
+def test_separate_reference_model_full_tuning(train_doc, tiny_model, tmp_path):
+    """Full fine-tuning against a separate reference model: its identity keys the cache."""
+    doc = train_doc("dpo", adapter="none")
+    doc = load_train_recipe_doc(doc.text.replace("reference: {", f"reference: {{model: {tiny_model}, "), doc.file)
+    first = entry_point("dpo").train(prepare(doc, tmp_path / "r1"))
+    assert first.output_kind == "model" and first.ref_cache_events == ["miss:train"]
+    assert math.isfinite(first.metrics["train_loss"])
+    assert entry_point("dpo").train(prepare(doc, tmp_path / "r2")).ref_cache_events == ["hit:train"]
