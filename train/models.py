@@ -50,6 +50,8 @@ class ModelSource:
             out["gguf_sha256"] = file_sha256(self.gguf)
         elif self.kind == "local":
             out["weights_sha256"] = folder_digest(Path(self.folder))
+        else:
+            out["revision"] = hub_revision(str(self.folder))
         return out
 
 
@@ -76,6 +78,16 @@ def folder_digest(folder: Path, max_bytes: int = 4 << 30) -> str:
         h.update(p.name.encode())
         h.update(file_sha256(p).encode() if total <= max_bytes else f"{p.stat().st_size}:{p.stat().st_mtime}".encode())
     return h.hexdigest()
+
+
+def hub_revision(repo_id: str) -> str | None:
+    """The commit of the locally cached snapshot of a hub model (``None`` when it is not cached)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True)).name
+    except Exception:  # not cached, or offline and unknown: the spec alone identifies it then
+        return None
 
 
 def package_file(spec: str) -> Path:
