@@ -278,7 +278,11 @@ def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
         metrics.update({k: v for k, v in trainer.evaluate().items() if isinstance(v, int | float)})
     out_dir = setup.run_dir / ("adapter" if setup.recipe.adapter.type in ("lora", "qlora", "dora") else "model")
     kind = "adapter"
-    if trainer.accelerator.is_main_process:
+    if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
+        # sharded parameters: the trainer gathers the full state dict across processes (all must call it)
+        trainer.save_model(str(out_dir))
+        kind = "adapter" if setup.recipe.adapter.type in ("lora", "qlora", "dora") else "model"
+    elif trainer.accelerator.is_main_process:
         init_dir = setup.run_dir / "pissa_init" if setup.recipe.adapter.init == "pissa" else None
         kind = save_trained(trainer.accelerator.unwrap_model(trainer.model), setup.recipe.adapter, out_dir,
                             setup.tokenizer, init_dir)
