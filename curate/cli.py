@@ -700,6 +700,10 @@ from curate.annotate.cli import annotate_app, argilla_app  # noqa: E402  (Argill
 app.add_typer(argilla_app, name="argilla")
 app.add_typer(annotate_app, name="annotate")
 
+from train.cli import register as _register_train  # noqa: E402  (train and models commands; heavy imports lazy)
+
+_register_train(app)
+
 
 def main() -> None:
     """Console-script entry point."""

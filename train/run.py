@@ -1,0 +1,147 @@
+"""Run a train recipe: validate, pre-flight, train with the method's entry point, write lineage.
+
+``curate train RECIPE`` calls :func:`train_recipe`; ``--dry-run`` stops after the pre-flight checks.
+With a ``distributed:`` section the same recipe is re-launched through ``accelerate launch`` (see
+:mod:`train.distributed`); each worker process runs :func:`train_recipe` again without it.
+
+Example:
+    >>> from schemas.recipe_loader import RecipeError
+    >>> try:
+    ...     train_recipe("missing.yaml")
+    ... except RecipeError as e:
+    ...     print(e)
+    missing.yaml: file not found
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from schemas.train_recipe_loader import LoadedTrainRecipe, load_train_recipe_file
+from train.common import WORKER_ENV, Setup, TrainResult, memory_check, prepare, recipe_digest, write_recipe_copy
+from train.compat import require_compatible
+from train.preflight import PreflightReport, run_checks
+
+
+class PreflightError(ValueError):
+    """Pre-flight found errors; ``report`` has them all."""
+
+    def __init__(self, report: PreflightReport):
+        self.report = report
+        super().__init__(report.format())
+
+
+@dataclass
+class Outcome:
+    """What :func:`train_recipe` did: the report, and for a real run the result and its manifest."""
+
+    report: PreflightReport
+    setup: Setup | None = None
+    result: TrainResult | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+
+def entry_point(method: str) -> Any:
+    """The module whose ``train(setup)`` runs ``method``."""
+    import importlib
+
+    name = {"orpo": "orpo", "cpo": "orpo"}.get(method, method)
+    return importlib.import_module(f"train.{name}")
+
+
+def preflight(setup: Setup) -> PreflightReport:
+    """All pre-flight checks for ``setup`` (dataset, template, tokens, masking, lengths, memory)."""
+    r = setup.recipe
+    return run_checks(r.method, setup.kind, setup.train_dataset, setup.tokenizer, r.training.max_length,
+                      r.training.assistant_only_loss, memory_check(setup), setup.data_manifest.get("resolved", ""))
+
+
+def train_recipe(
+    path: str | Path | LoadedTrainRecipe,
+    dry_run: bool = False,
+    run_dir: Path | None = None,
+    launch: bool = True,
+) -> Outcome:
+    """Validate ``path``, run pre-flight, then train (unless ``dry_run``) and write lineage.
+
+    Raises:
+        RecipeError: the recipe is invalid or an incompatible combination (all problems listed).
+        PreflightError: the data, template or tokenizer would make training go wrong.
+        ModelError / DataError: the base model or the dataset cannot be found.
+    """
+    doc = path if isinstance(path, LoadedTrainRecipe) else load_train_recipe_file(path)
+    require_compatible(doc)
+    if doc.recipe.distributed is not None and launch and not dry_run and not os.environ.get(WORKER_ENV):
+        from train.distributed import launch_recipe
+
+        return launch_recipe(doc, run_dir)
+    setup = prepare(doc, run_dir)
+    report = preflight(setup)
+    if not report.ok:
+        raise PreflightError(report)
+    if dry_run:
+        return Outcome(report, setup)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
+        write_recipe_copy(setup)
+    result = entry_point(doc.recipe.method).train(setup)
+    manifest: dict[str, Any] = {}
+    if rank0:
+        manifest = finish(setup, result, report)
+    return Outcome(report, setup, result, manifest, setup.run_dir)
+
+
+def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
+    """Merge (when asked) and write the manifest and model card of a finished run."""
+    from train.adapters import merge_adapter
+    from train.lineage import code_version, hardware, library_versions, write_lineage
+
+    r = setup.recipe
+    merged = None
+    if r.output.merge and result.output_kind == "adapter":
+        merged = merge_adapter(setup.source.folder, result.output_dir, setup.run_dir / "merged", result.task)
+    dm = setup.data_manifest
+    manifest = {
+        "name": r.name,
+        "run_id": setup.run_dir.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "method": r.method,
+        "task": result.task,
+        "adapter": r.adapter.model_dump(),
+        "base_model": setup.source.identity(),
+        "reference_model": r.reference.model,
+        "dataset": {"ref": dm.get("resolved"), "requested": r.dataset.ref, "split": r.dataset.split,
+                    "eval_split": r.dataset.eval_split, "content_hash": dm.get("content_hash"),
+                    "kind": setup.kind, "rows": len(setup.train_dataset), "store": r.dataset.store},
+        "recipe": {"file": setup.doc.file, "sha256": recipe_digest(setup.doc), "text": setup.doc.text},
+        # the recipe's loop settings with the per-device defaults resolved to what actually ran
+        "training": {**r.training.model_dump(), "precision": setup.defaults.precision,
+                     "device": setup.defaults.device, "gradient_checkpointing": setup.defaults.gradient_checkpointing},
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "hardware": hardware(setup.defaults.device),
+        "distributed": _distributed_info(),
+        "metrics": {**result.metrics, "train_seconds": round(result.seconds, 3),
+                    "train_cpu_seconds": round(result.cpu_seconds, 3)},
+        "logs": setup.logs,
+        "ref_cache": result.ref_cache_events,
+        "preflight": report.as_dict(),
+        "output": {"kind": result.output_kind, "path": str(result.output_dir),
+                   "merged": str(merged) if merged else None},
+    }
+    write_lineage(setup.run_dir, manifest)
+    return manifest
+
+
+def _distributed_info() -> dict[str, Any]:
+    """World size and backend of the process group, when this run was launched distributed."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return {"world_size": 1}
+    return {"world_size": dist.get_world_size(), "backend": str(dist.get_backend())}
