@@ -59,6 +59,10 @@ Examples:
   curate schema -o recipe.schema.json
 
   curate datasets list
+
+  curate argilla up; curate annotate push --recipe recipes/annotate.yaml
+
+  curate train recipes/train/quickstart_sft.yaml --dry-run
 """,
     no_args_is_help=True,
     rich_markup_mode=None,
