@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -111,12 +110,6 @@ def child(recipe: str, variant: str) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=200_000)
@@ -131,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     launcher = Launcher()
     server = None
     try:
+        sys.path.insert(0, str(REPO))
+        from curate.processes import free_port
+
         inp = tmp / "input"
         mixed_inputs(args.rows, inp)
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp / "prefect"))
         server = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],

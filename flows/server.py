@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from curate.processes import pid_alive
+
 DEFAULT_HOME = Path.home() / ".local" / "share" / "curate" / "prefect"
 
 
@@ -43,21 +45,6 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:  # reap it if it is our own exited child (a zombie still answers kill(pid, 0))
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def server_status(home: Path | None = None) -> dict[str, Any]:
     """``{"running": bool, "pid", "api_url", "ui_url", "home", "log"}`` of the server ``up`` started."""
     h = home_dir(home)
@@ -65,7 +52,7 @@ def server_status(home: Path | None = None) -> dict[str, Any]:
     if not state.exists():
         return {"running": False, "home": str(h)}
     info = json.loads(state.read_text())
-    info["running"] = _alive(info["pid"]) and healthy(info["api_url"])
+    info["running"] = pid_alive(info["pid"]) and healthy(info["api_url"])
     return info
 
 
@@ -113,13 +100,13 @@ def server_down(home: Path | None = None, wait: float = 20.0) -> bool:
     if not state.exists():
         return False
     pid = json.loads(state.read_text())["pid"]
-    was = _alive(pid)
+    was = pid_alive(pid)
     if was:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + wait
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if pid_alive(pid):
             os.killpg(pid, signal.SIGKILL)
     state.unlink()
     return was

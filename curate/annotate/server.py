@@ -42,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from curate.processes import free_port, pid_alive
+
 LOCK_FILE = Path(__file__).with_name("server-requirements.lock")
 LAUNCHER = Path(__file__).with_name("launcher.py")
 DEFAULT_PORT = 6900
@@ -60,26 +62,6 @@ def default_home() -> Path:
         return Path(env).expanduser()
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "curate" / "argilla"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child (exited, not yet reaped) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -193,7 +175,7 @@ class ArgillaHome:
             state = json.loads(self.state_file.read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        return state if _pid_alive(int(state.get("pid", -1))) else None
+        return state if pid_alive(int(state.get("pid", -1))) else None
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGILLA_", "VIRTUAL_ENV"))}
@@ -218,7 +200,7 @@ class ArgillaHome:
             return 0
         removed = 0
         for child in self.tmp.iterdir():
-            if not (child.name.isdigit() and _pid_alive(int(child.name))):
+            if not (child.name.isdigit() and pid_alive(int(child.name))):
                 shutil.rmtree(child, ignore_errors=True)
                 removed += 1
         return removed
@@ -319,10 +301,10 @@ class ArgillaHome:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
             time.sleep(0.1)
         for pid in pids:
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
         time.sleep(0.1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from curate.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _curate(*args: str, env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -43,7 +38,7 @@ def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "data" / "raw", tmp_path / "data" / "raw")
     shutil.copytree(ROOT / "data" / "eval", tmp_path / "data" / "eval")
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CURATE_PREFECT_HOME": str(tmp_path / "prefect-home"),
