@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from schemas.recipe import Recipe
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,12 @@ def load_recipe_text(text: str, file: str = "<recipe>") -> Recipe:
     return load_recipe_doc(text, file).recipe
 
 
-def load_recipe_doc(text: str, file: str = "<recipe>") -> LoadedRecipe:
-    """Like :func:`load_recipe_text`, keeping the YAML tree for line numbers."""
+def parse_validated(text: str, file: str, model: type[M], what: str, keys: str) -> tuple[M, Any]:
+    """Parse YAML ``text`` and validate it as ``model``; returns the model and the YAML tree.
+
+    Raises :class:`RecipeError` listing every problem with its line. ``what`` and ``keys`` name the
+    document and its top keys for the message when it is not a mapping at all.
+    """
     yaml = YAML(typ="rt")
     try:
         root = yaml.load(text)
@@ -126,15 +132,21 @@ def load_recipe_doc(text: str, file: str = "<recipe>") -> LoadedRecipe:
         line = e.problem_mark.line + 1 if e.problem_mark else None
         raise RecipeError([Problem(file, line, "", f"not valid YAML: {e.problem}")]) from None
     if not isinstance(root, CommentedMap):
-        raise RecipeError([Problem(file, 1, "", "a recipe must be a YAML mapping (name:, output:, sources:)")])
+        raise RecipeError([Problem(file, 1, "", f"{what} must be a YAML mapping ({keys})")])
     try:
-        return LoadedRecipe(Recipe.model_validate(to_plain(root)), file, text, root)
+        return model.model_validate(to_plain(root)), root
     except ValidationError as e:
         problems = []
         for err in e.errors():
             loc = _loc(err)
             problems.append(Problem(file, line_of(root, loc), format_loc(loc), _message(err)))
         raise RecipeError(problems) from None
+
+
+def load_recipe_doc(text: str, file: str = "<recipe>") -> LoadedRecipe:
+    """Like :func:`load_recipe_text`, keeping the YAML tree for line numbers."""
+    recipe, root = parse_validated(text, file, Recipe, "a recipe", "name:, output:, sources:")
+    return LoadedRecipe(recipe, file, text, root)
 
 
 def load_recipe(path: str | Path) -> Recipe:

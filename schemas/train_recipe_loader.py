@@ -4,6 +4,7 @@ Same conventions as curation recipes (``schemas.recipe_loader``): each problem n
 its line, and what to do.
 
 Example:
+    >>> from schemas.recipe_loader import RecipeError
     >>> text = "name: t\\nmodel: {base: m}\\ndataset: {ref: d@1}\\nmethod: dpoo\\n"
     >>> try:
     ...     load_train_recipe_text(text, "t.yaml")
@@ -18,12 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError
-
-from schemas.recipe_loader import Problem, RecipeError, _loc, _message, format_loc, line_of, read_recipe_text, to_plain
+from schemas.recipe_loader import Problem, format_loc, line_of, parse_validated, read_recipe_text
 from schemas.train_recipe import TrainRecipe
 
 
@@ -43,23 +39,8 @@ class LoadedTrainRecipe:
 
 def load_train_recipe_doc(text: str, file: str = "<train recipe>") -> LoadedTrainRecipe:
     """Parse and validate train recipe YAML text; raise :class:`RecipeError` listing all problems."""
-    yaml = YAML(typ="rt")
-    try:
-        root = yaml.load(text)
-    except MarkedYAMLError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark else None
-        raise RecipeError([Problem(file, line, "", f"not valid YAML: {e.problem}")]) from None
-    if not isinstance(root, CommentedMap):
-        raise RecipeError([Problem(file, 1, "", "a train recipe must be a YAML mapping (name:, model:, dataset:, "
-                                   "method:)")])
-    try:
-        return LoadedTrainRecipe(TrainRecipe.model_validate(to_plain(root)), file, text, root)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = _loc(err)
-            problems.append(Problem(file, line_of(root, loc), format_loc(loc), _message(err)))
-        raise RecipeError(problems) from None
+    recipe, root = parse_validated(text, file, TrainRecipe, "a train recipe", "name:, model:, dataset:, method:")
+    return LoadedTrainRecipe(recipe, file, text, root)
 
 
 def load_train_recipe_text(text: str, file: str = "<train recipe>") -> TrainRecipe:
