@@ -36,7 +36,7 @@ from curate.ingest import sha256_of
 from curate.outputs import RunWriter, new_run_id
 from curate.plan import Plan, plan
 from curate.report import length_field, record_lengths, write_report
-from curate.shards import FileJob, ShardRef, code_fingerprint, digest, ingest_file, sketch_shard
+from curate.shards import FileJob, ShardRef, code_fingerprint, digest, garbage_collect, ingest_file, sketch_shard
 from schemas.kinds import arrow_schema
 from schemas.recipe_loader import LoadedRecipe
 from schemas.stages import DecontaminateStage, NearDedupStage
@@ -150,7 +150,8 @@ class Decision:
     def part_state(self, index: int) -> pl.DataFrame:
         """State rows of part ``index`` (an index into :attr:`parts`)."""
         lo = sum(self.sizes[:index])
-        return self.state().slice(lo, self.sizes[index])
+        # a lazy slice reads only the rows of this part, not the whole run's state per part
+        return pl.scan_parquet(Path(self.dir) / "state.parquet").slice(lo, self.sizes[index]).collect()
 
 
 def _reference_fingerprints(prep: Prepared) -> list[Any]:
@@ -396,3 +397,9 @@ def publish(
     tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     tmp.replace(final / "summary.json")
     return published
+
+
+def cleanup(prep: Prepared, shards: list[ShardRef], decision: Decision, sketches: dict[int, list[str]]) -> int:
+    """Remove work files this run did not use (see :func:`curate.shards.garbage_collect`)."""
+    keep = {decision.dir, str(prep.work / "finished" / decision.key), *(f for fs in sketches.values() for f in fs)}
+    return garbage_collect(prep.work, {r.key for r in shards}, keep)

@@ -21,6 +21,7 @@ from curate.pipeline import (
     QuarantineLimitError,
     RunResult,
     assemble,
+    cleanup,
     decide,
     finish,
     hash_file,
@@ -31,7 +32,7 @@ from curate.pipeline import (
 )
 from curate.progress import byte_progress
 from curate.refresh import base_shard, carried_inputs, plan_refresh, record_refresh
-from curate.shards import ShardRef, garbage_collect
+from curate.shards import ShardRef
 from schemas.recipe_loader import LoadedRecipe
 
 __all__ = ["QuarantineLimitError", "RunResult", "code_version", "run_recipe"]
@@ -103,6 +104,5 @@ def run_recipe(
     published = publish(prep, result, [p for r in pinned for p in r.parts], carried)
     if refresh:
         record_refresh(prep, {"noop": False, "run_id": result.summary["run_id"], "published": published})
-    keep = {decision.dir, str(prep.work / "finished" / decision.key), *(f for fs in sketches.values() for f in fs)}
-    garbage_collect(prep.work, {r.key for r in shards}, keep)
+    cleanup(prep, shards, decision, sketches)
     return result

@@ -240,7 +240,7 @@ def sketch_shard(ref: ShardRef, stage: NearDedupStage, kind: Kind, key_fields: l
         return str(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     expr = key_expr(kind, key_fields)
-    keys = [pl.read_parquet(p).select(expr).to_series() for p in ref.parts]
+    keys = [pl.scan_parquet(p).select(expr).collect().to_series() for p in ref.parts]  # only the key columns
     texts = pl.concat(keys) if keys else pl.Series("__key", [], dtype=pl.String)
     sk = sketch(texts, stage.minhash, keep_shingles=False, workers=stage.workers)
     tmp = path.with_suffix(f".{secrets.token_hex(3)}.tmp.npz")

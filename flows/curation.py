@@ -35,7 +35,7 @@ from prefect.futures import as_completed
 
 from curate import pipeline, refresh
 from curate.pipeline import Decision, Prepared, RunResult
-from curate.shards import FileJob, ShardRef, digest, garbage_collect, shard_key, sketch_key
+from curate.shards import FileJob, ShardRef, digest, shard_key, sketch_key
 from flows.runners import task_runner
 from schemas.recipe_loader import load_recipe_file
 
@@ -224,8 +224,7 @@ def _curate(recipe: str, out_dir: str | None, report: bool, incremental: bool) -
         refresh.record_refresh(
             prep, {"noop": False, "published": published, "annotation_push": pushed, **extra["orchestrator"]}
         )
-    keep = {decision.dir, str(prep.work / "finished" / decision.key), *(f for fs in sketches.values() for f in fs)}
-    garbage_collect(prep.work, {r.key for r in [*pinned, *refs]}, keep | {str(prep.work / "prefect-results")})
+    pipeline.cleanup(prep, [*pinned, *refs], decision, sketches)
     _report_artifacts(prep, result)
     return {"run_dir": str(result.run_dir), **result.summary, **({"annotation_push": pushed} if pushed else {})}
 

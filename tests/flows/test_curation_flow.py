@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,4 +159,3 @@ def test_dask_runner_gives_the_same_dataset(
     a = pl.read_parquet(Path(threads["run_dir"]) / "data").sort("id")
     b = pl.read_parquet(Path(dask["run_dir"]) / "data").sort("id")
     assert a.equals(b)
-    shutil.rmtree(tmp_path / "dask-runs", ignore_errors=True)
