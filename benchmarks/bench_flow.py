@@ -89,7 +89,7 @@ def child(recipe: str, variant: str) -> None:
 
     t0 = time.perf_counter()
     if variant == "local":
-        from curate.run import run_recipe
+        from curate.engine.local import run_recipe
 
         s = run_recipe(load_recipe_file(recipe), show_progress=False).summary
     else:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         sys.path.insert(0, str(REPO))
-        from curate.processes import free_port
+        from curate.background import free_port
 
         inp = tmp / "input"
         mixed_inputs(args.rows, inp)

@@ -1,7 +1,7 @@
 """Ingest benchmark: synthetic Alpaca JSONL -> ``alpaca_to_messages`` -> SFT Parquet, single-threaded.
 
 Generates N synthetic Alpaca rows (deterministic for a seed; cached under ``.bench/`` in the repo
-root), then runs the real pipeline (:func:`curate.run.run_recipe` with ``report=False``, on a recipe written to a temp
+root), then runs the real pipeline (:func:`curate.engine.local.run_recipe` with ``report=False``, on a recipe written to a temp
 folder) in a fresh subprocess with ``POLARS_MAX_THREADS=1``, K times. Each run's throughput is the
 input rows divided by the pipeline's wall time (ingest, convert, validate, ids, Parquet write;
 interpreter start-up and imports are reported separately as ``process_wall_s``); its peak RSS is the
@@ -165,7 +165,7 @@ sources:
 
 def child(recipe: str, out: str, profile: str | None, report: bool = False) -> None:
     """Run the pipeline once in this process and print its result as JSON (runs in the subprocess)."""
-    from curate.run import run_recipe
+    from curate.engine.local import run_recipe
     from schemas.recipe_loader import load_recipe_file
 
     doc = load_recipe_file(recipe)

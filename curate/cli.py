@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.convert import all_converters, get_converter
+from curate.engine.local import QuarantineLimitError, run_recipe
+from curate.engine.plan import load_and_plan
 from curate.ingest import InputError
-from curate.plan import load_and_plan
-from curate.run import QuarantineLimitError, run_recipe
 from schemas.kinds import Kind
 from schemas.recipe import recipe_json_schema
 from schemas.recipe_loader import RecipeError, load_recipe_file
@@ -171,7 +171,7 @@ def _execute(
     incremental: bool,
 ) -> None:
     """Shared body of ``run`` and ``refresh``: validate first (no server starts for a bad recipe)."""
-    from curate.pipeline import RunResult
+    from curate.engine.steps import RunResult
 
     try:
         doc = load_recipe_file(recipe)

@@ -1,7 +1,8 @@
-"""Annotation steps as Prefect tasks: push after a refresh publishes, wait and pull on a schedule.
+"""Annotation steps as Prefect tasks: wait for labels and pull them on a schedule.
 
-A recipe with an ``annotation:`` section gets its new version pushed to Argilla by the curation
-and refresh flows (see :func:`push_new_version`); :func:`annotation_pull_flow` waits (polling,
+A recipe with an ``annotation:`` section gets each new version pushed to Argilla by the run
+sequence's ``annotation_push`` hook (:mod:`curate.engine.hooks`, under either driver);
+:func:`annotation_pull_flow` waits (polling,
 with the recipe's ``annotation.wait`` timeout) until enough records are complete, then pulls,
 aggregates and publishes the labelled dataset. Served on a schedule (``curate serve RECIPE
 --pull --cron ...``), a nightly refresh pushes today's pairs and the next pull collects them.
@@ -14,17 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from schemas.recipe_loader import LoadedRecipe, load_recipe_file
-
-
-@task(name="annotate-push", retries=2, retry_delay_seconds=[2, 10])
-def push_task(doc: LoadedRecipe) -> dict[str, Any]:
-    from curate.annotate.stages import push_stage
-
-    return push_stage(doc).as_dict()
 
 
 @task(name="annotate-wait")
@@ -42,19 +36,10 @@ def wait_task(doc: LoadedRecipe) -> dict[str, Any]:
 
 @task(name="annotate-pull", retries=2, retry_delay_seconds=[2, 10])
 def pull_task(doc: LoadedRecipe) -> dict[str, Any]:
-    from curate.annotate.stages import pull_stage
+    from curate.annotate.steps import pull_stage
 
     pulled, published = pull_stage(doc)
     return {"annotation": pulled.snapshot, "published": published}
-
-
-def push_new_version(doc: LoadedRecipe, published: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Inside a flow: push the version just published when the recipe asks for annotation."""
-    if doc.recipe.annotation is None or not published or not published.get("created"):
-        return None
-    pushed = push_task(doc)
-    get_run_logger().info("pushed %s records to Argilla dataset %s", pushed["records"], pushed["dataset"])
-    return pushed
 
 
 @flow(name="annotation-pull", log_prints=True)

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from curate.processes import pid_alive
+from curate.background import pid_alive
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "curate" / "prefect"
 

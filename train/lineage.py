@@ -25,29 +25,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
-
-
-def code_version() -> dict[str, str | None]:
-    """Package version and, in a git checkout, the commit."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    commit = None
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        commit = out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    try:
-        pkg = version("curate-toolkit")
-    except PackageNotFoundError:
-        pkg = None
-    return {"package": pkg, "git_commit": commit, "python": platform.python_version()}
 
 
 def library_versions() -> dict[str, str | None]:

@@ -98,8 +98,9 @@ def train_recipe(
 
 def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
     """Merge (when asked) and write the manifest and model card of a finished run."""
+    from schemas.provenance import code_version
     from train.adapters import merge_adapter
-    from train.lineage import code_version, hardware, library_versions, write_lineage
+    from train.lineage import hardware, library_versions, write_lineage
 
     r = setup.recipe
     merged = None
@@ -122,7 +123,7 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         # the recipe's loop settings with the per-device defaults resolved to what actually ran
         "training": {**r.training.model_dump(), "precision": setup.defaults.precision,
                      "device": setup.defaults.device, "gradient_checkpointing": setup.defaults.gradient_checkpointing},
-        "code_version": code_version(),
+        "code_version": code_version().model_dump(),
         "libraries": library_versions(),
         "hardware": hardware(setup.defaults.device),
         "distributed": _distributed_info(),

@@ -337,7 +337,7 @@ def push(
     """Create or update an Argilla dataset from preference records for annotators to rank."""
     from curate.annotate.client import resolve
     from curate.annotate.push import push as do_push
-    from curate.annotate.stages import read_source, recipe_source
+    from curate.annotate.steps import read_source, recipe_source
 
     with _errors(debug):
         doc, spec = _load_spec(recipe)

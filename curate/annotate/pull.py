@@ -338,9 +338,6 @@ def publish_annotations(
 
 
 def _code_version() -> dict[str, Any]:
-    try:
-        from curate.run import code_version
+    from schemas.provenance import code_version
 
-        return code_version()
-    except Exception:
-        return {"package": "curate-toolkit"}
+    return code_version().model_dump()

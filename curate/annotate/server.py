@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from curate.processes import free_port, pid_alive
+from curate.background import free_port, pid_alive
 
 LOCK_FILE = Path(__file__).with_name("server-requirements.lock")
 LAUNCHER = Path(__file__).with_name("launcher.py")

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from curate.fields import field_expr
+from schemas.fields import field_expr
 from schemas.kinds import Kind
 
 

@@ -62,8 +62,8 @@ from typing import Literal
 import polars as pl
 from pydantic import ConfigDict
 
-from curate.fields import field_expr
 from curate.filters.base import Filter, FilterParams, first_reason, register
+from schemas.fields import field_expr
 from schemas.kinds import Kind
 
 NA_OUTPUTS: tuple[str, ...] = (

@@ -29,10 +29,10 @@ import numpy as np
 import polars as pl
 import yaml
 
-from curate.fields import field_expr
-from curate.report import length_field
+from curate.engine.report import length_field
 from curate.store.load import trl_columns
 from curate.store.store import Store
+from schemas.fields import field_expr
 from schemas.kinds import Kind
 
 SPLIT_ORDER = ("train", "eval", "test")

@@ -31,10 +31,10 @@ from typing import Any
 import polars as pl
 
 from curate.dedup.normalize import normalize_series
-from curate.fields import field_expr, field_names, key_expr
 from curate.store.refs import RefError
 from curate.store.splits import split_key_fields
 from curate.store.store import Store
+from schemas.fields import field_expr, field_names, key_expr
 from schemas.kinds import IDENTITY_COLUMNS, Kind
 from schemas.recipe import SplitSpec
 from schemas.stages import Normalization

@@ -39,9 +39,9 @@ import polars as pl
 import pyarrow as pa
 
 from curate.convert.render import IM_END, load_tokenizer, render_chatml
-from curate.fields import field_expr
 from curate.store.load import trl_columns
 from curate.store.store import Store
+from schemas.fields import field_expr
 from schemas.kinds import MESSAGES, Kind
 
 MANIFEST_FILE = "export_manifest.json"

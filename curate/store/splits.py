@@ -19,7 +19,7 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers .nchash)
 
 from curate.dedup.normalize import normalize_series
-from curate.fields import key_expr
+from schemas.fields import key_expr
 from schemas.kinds import Kind
 from schemas.recipe import SplitSpec
 from schemas.stages import Normalization

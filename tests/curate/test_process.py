@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from curate.convert import get_converter
+from curate.engine.batch import SourceInfo, process_batch
 from curate.ingest import RawBatch, ReadError
-from curate.process import SourceInfo, process_batch
 from schemas.kinds import Kind
 
 SRC = SourceInfo("s", "file:///x.jsonl", "abc")

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from curate.pipeline import hash_file, ingest, prepare
-from curate.run import run_recipe
-from curate.shards import garbage_collect
+from curate.engine.local import run_recipe
+from curate.engine.shards import garbage_collect
+from curate.engine.steps import hash_file, ingest, prepare
 from curate.store import Store
 from schemas.recipe_loader import load_recipe_doc
 

@@ -10,7 +10,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curate.run import run_recipe
+from curate.engine.local import run_recipe
 from schemas.recipe_loader import load_recipe_doc
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from curate.run import run_recipe
+from curate.engine.local import run_recipe
 from curate.store import Store
 from flows.curation import curate_flow, run_flow
 from schemas.recipe_loader import load_recipe_file

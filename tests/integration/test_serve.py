@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from curate.processes import free_port
+from curate.background import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

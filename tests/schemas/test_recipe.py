@@ -82,7 +82,7 @@ def test_shipped_json_schema_is_current() -> None:
 
 
 def test_every_shipped_recipe_validates() -> None:
-    from curate.plan import plan
+    from curate.engine.plan import plan
     from schemas.recipe_loader import load_recipe_file
 
     recipes = sorted((ROOT / "recipes").glob("*.yaml"))

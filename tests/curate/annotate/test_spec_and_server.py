@@ -97,7 +97,7 @@ def test_read_source_from_run_folder_or_store(tmp_path: Path) -> None:
     import polars as pl
 
     from curate.annotate.push import PushError
-    from curate.annotate.stages import read_source
+    from curate.annotate.steps import read_source
     from curate.store import Store
 
     (tmp_path / "runs" / "p" / "latest" / "data").mkdir(parents=True)

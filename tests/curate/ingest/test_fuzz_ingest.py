@@ -19,7 +19,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curate.run import run_recipe
+from curate.engine.local import run_recipe
 from schemas.recipe_loader import load_recipe_doc
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(lambda s: s.strip())

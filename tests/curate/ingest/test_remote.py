@@ -12,7 +12,7 @@ import fsspec
 import polars as pl
 import pytest
 
-from curate.run import run_recipe
+from curate.engine.local import run_recipe
 from schemas.recipe_loader import RecipeError, load_recipe_doc
 
 

@@ -26,16 +26,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.accounting import Ledger
 from curate.dedup.contamination import find_leaks
 from curate.dedup.decisions import DedupDecision, priority_for
 from curate.dedup.exact import exact_duplicates
 from curate.dedup.minhash import Sketch
 from curate.dedup.near import near_duplicates
-from curate.fields import key_expr
+from curate.dedup.references import load_reference
+from curate.engine.accounting import Ledger
+from curate.engine.report import record_lengths
 from curate.filters import get_filter
-from curate.references import load_reference
-from curate.report import record_lengths
+from schemas.fields import key_expr
 from schemas.kinds import Kind, content_schema
 from schemas.stages import DecontaminateStage, ExactDedupStage, FilterStage, NearDedupStage
 
@@ -114,7 +114,7 @@ class StageRunner:
         sketches: dict[int, list[str]] | None = None,
         pinned_parts: int = 0,
     ):
-        """``sketches``: per near-dedup stage index, signature files (:func:`curate.shards.sketch_shard`)
+        """``sketches``: per near-dedup stage index, signature files (:func:`curate.engine.shards.sketch_shard`)
         covering ``parts`` in order. ``pinned_parts``: the first parts hold rows already published;
         they are never filtered or removed, but new rows are deduplicated against them."""
         self.parts, self.kind, self.base_dir, self.max_chars = parts, kind, base_dir, max_chars

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.fields import key_expr
+from schemas.fields import key_expr
 from schemas.kinds import Kind
 
 AUDIT_FILES = (

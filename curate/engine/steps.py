@@ -8,7 +8,7 @@ components of near-dedup, decontamination) -> :func:`finish` per part (survivors
 
 Between steps only small references travel (paths and content keys); the data stays in files
 under ``OUT/.work/NAME``, named by content, so each step is resumable and cacheable.
-:func:`curate.run.run_recipe` runs the steps in order in-process (``curate run --local``);
+:func:`curate.engine.local.run_recipe` runs the steps in order in-process (``curate run --local``);
 ``flows.curation`` runs them as Prefect tasks (mapped over files and parts, on threads or Dask).
 
 Example:
@@ -31,13 +31,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.accounting import Ledger
+from curate.engine.accounting import Ledger
+from curate.engine.plan import Plan, plan
+from curate.engine.report import length_field, record_lengths, write_report
+from curate.engine.run_folder import RunWriter, new_run_id
+from curate.engine.shards import FileJob, ShardRef, code_fingerprint, digest, garbage_collect, ingest_file, sketch_shard
 from curate.ingest import sha256_of
-from curate.outputs import RunWriter, new_run_id
-from curate.plan import Plan, plan
-from curate.report import length_field, record_lengths, write_report
-from curate.shards import FileJob, ShardRef, code_fingerprint, digest, garbage_collect, ingest_file, sketch_shard
 from schemas.kinds import arrow_schema
+from schemas.provenance import code_version
 from schemas.recipe_loader import LoadedRecipe
 from schemas.stages import DecontaminateStage, NearDedupStage
 
@@ -86,7 +87,7 @@ class Prepared:
 
     def near_stages(self) -> list[tuple[int, NearDedupStage, list[str]]]:
         """``(stage index, stage, key fields)`` of every near-dedup stage."""
-        from curate.stages import DEFAULT_KEYS
+        from curate.engine.stage_runner import DEFAULT_KEYS
 
         kind = self.plan.recipe.output.kind
         return [
@@ -94,6 +95,10 @@ class Prepared:
             for i, st in enumerate(self.plan.recipe.stages)
             if isinstance(st, NearDedupStage)
         ]
+
+    def near_stage(self, stage_index: int) -> tuple[NearDedupStage, list[str]]:
+        """The near-dedup stage at ``stage_index`` and its key fields."""
+        return next((st, f) for i, st, f in self.near_stages() if i == stage_index)
 
 
 def prepare(doc: LoadedRecipe, out_dir: Path | None = None, report: bool = True) -> Prepared:
@@ -121,9 +126,7 @@ def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
 
 def sketch(prep: Prepared, ref: ShardRef, stage_index: int) -> str:
     """Signatures of one shard for near-dedup stage ``stage_index``."""
-    stage = prep.plan.recipe.stages[stage_index]
-    assert isinstance(stage, NearDedupStage)
-    fields = next(f for i, _, f in prep.near_stages() if i == stage_index)
+    stage, fields = prep.near_stage(stage_index)
     return sketch_shard(ref, stage, prep.plan.recipe.output.kind, fields, prep.work)
 
 
@@ -197,7 +200,7 @@ def decide(
     meta = folder / "decision.json"
     if meta.exists():
         return Decision(**orjson.loads(meta.read_bytes()))
-    from curate.stages import STATE_SCHEMA, StageRunner, stage_label
+    from curate.engine.stage_runner import STATE_SCHEMA, StageRunner, stage_label
 
     pinned_parts = sum(len(r.parts) for r in pinned)
     names = [stage_label(s) for s in recipe.stages]
@@ -238,19 +241,36 @@ def decide(
     return decision
 
 
+def finish_key(decision: Decision, index: int) -> str:
+    """Content key of new part ``index``'s finished output (the decision's key plus the index)."""
+    return f"{decision.key}-{index}"
+
+
+def finished_part(prep: Prepared, key: str) -> dict[str, Any] | None:
+    """The finished output stored under ``key`` when it is complete on disk, else None."""
+    decision_key_, _, index = key.rpartition("-")
+    done = prep.work / "finished" / decision_key_ / f"part-{int(index):05d}.json"
+    if not done.exists():
+        return None
+    payload = orjson.loads(done.read_bytes())
+    files = [payload[k] for k in ("data", "dropped", "duplicates") if payload.get(k)]
+    return payload if all(Path(f).exists() for f in files) else None
+
+
 def finish(prep: Prepared, decision: Decision, index: int) -> dict[str, Any]:
     """Phase 3, per part: survivors and audit rows of new part ``index`` (0-based among new parts)."""
-    from curate.stages import finish_part
+    from curate.engine.stage_runner import finish_part
 
+    key = finish_key(decision, index)
+    cached = finished_part(prep, key)
+    if cached is not None:
+        return cached
     at = decision.pinned_parts + index
     out = prep.work / "finished" / decision.key
     label = f"part-{index:05d}"
-    done = out / f"{label}.json"
-    if done.exists():
-        return orjson.loads(done.read_bytes())
     res = finish_part(Path(decision.parts[at]), decision.part_state(at), decision.names, decision.outcomes, out, label)
     payload = res.__dict__
-    done.write_bytes(orjson.dumps(payload))
+    (out / f"{label}.json").write_bytes(orjson.dumps(payload))
     return payload
 
 
@@ -299,8 +319,7 @@ def assemble(
 
     Raises QuarantineLimitError (after committing the folder) when too much input was quarantined.
     """
-    from curate.run import code_version
-    from curate.stages import AUDIT_COLUMNS, settle
+    from curate.engine.stage_runner import AUDIT_COLUMNS, settle
 
     recipe = prep.plan.recipe
     kind = recipe.output.kind
@@ -331,7 +350,7 @@ def assemble(
         settle(new_parts, new_state, decision.outcomes, ledger)
         summary = ledger.summary()
         summary["run_id"] = writer.run_id
-        summary["code_version"] = code_version()
+        summary["code_version"] = code_version().model_dump()
         if not summary["balanced"]:  # an accounting bug must never pass as a successful run
             raise AssertionError(f"accounting does not balance: {summary}")
         frac = summary["quarantined"] / summary["input_rows"] if summary["input_rows"] else 0.0
@@ -387,7 +406,7 @@ def publish(
     """
     if prep.plan.recipe.publish is None:
         return None
-    from curate.publish import publish_run
+    from curate.store.publish import publish_run
 
     final, summary = result.run_dir, result.summary
     files = [*(Path(p) for p in base_parts or []), *sorted((final / "data").glob("*.parquet"))]
@@ -400,6 +419,6 @@ def publish(
 
 
 def cleanup(prep: Prepared, shards: list[ShardRef], decision: Decision, sketches: dict[int, list[str]]) -> int:
-    """Remove work files this run did not use (see :func:`curate.shards.garbage_collect`)."""
+    """Remove work files this run did not use (see :func:`curate.engine.shards.garbage_collect`)."""
     keep = {decision.dir, str(prep.work / "finished" / decision.key), *(f for fs in sketches.values() for f in fs)}
     return garbage_collect(prep.work, {r.key for r in shards}, keep)

@@ -1,4 +1,4 @@
-"""What a flow run shows in Prefect's UI: the funnel as a table, the run report as markdown.
+"""What a run shows a person beside its files: the funnel as a table, the run report as markdown (Prefect artifacts).
 
 Example:
     >>> rows = funnel_rows({"input_rows": 3, "kept": 2, "quarantined": 1, "duplicates": 0, "dropped": 0,
@@ -13,7 +13,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from curate.report import AUDIT_FILES, link_audit_files
+from curate.engine.report import AUDIT_FILES, link_audit_files
 
 
 def funnel_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ work, so a rerun with nothing new reads nothing twice, and a run that died halfw
 the shards already written. Shards are written to a temporary folder and renamed into place, so
 a crash never leaves a half shard under a real key.
 
-Both drivers call these units: :func:`curate.run.run_recipe` in a loop, and the Prefect flows
+Both drivers call these units: :func:`curate.engine.local.run_recipe` in a loop, and the Prefect flows
 (``flows/``) as mapped tasks, on threads or Dask workers.
 
 Example:
@@ -35,10 +35,10 @@ import orjson
 import polars as pl
 import pyarrow.parquet as pq
 
-from curate.fields import key_expr
+from curate.engine.batch import SourceInfo, process_batch
+from curate.engine.plan import SourcePlan
 from curate.ingest import InputFile, read_batches
-from curate.plan import SourcePlan
-from curate.process import SourceInfo, process_batch
+from schemas.fields import key_expr
 from schemas.kinds import Kind, arrow_schema
 from schemas.recipe import Limits
 from schemas.stages import NearDedupStage
@@ -49,7 +49,7 @@ PACKAGES = ("schemas", "curate")
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """SHA-256 over the source of the packages a shard depends on (uncommitted edits count)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
     for pkg in PACKAGES:
         for path in sorted((root / pkg).rglob("*.py")):
@@ -113,7 +113,8 @@ def shard_key(sp: SourcePlan, sha256: str, kind: Kind, limits: Limits) -> str:
     return digest(sha256, spec, kind.value, limits.model_dump(mode="json"), code_fingerprint())
 
 
-def _load_ref(folder: Path) -> ShardRef | None:
+def load_shard(folder: Path) -> ShardRef | None:
+    """The shard in ``folder`` when it is complete, else None."""
     meta = folder / "shard.json"
     if not meta.exists():
         return None
@@ -137,7 +138,7 @@ def ingest_file(
     """
     key = shard_key(sp, sha256, kind, limits)
     final = work / "shards" / key
-    done = _load_ref(final)
+    done = load_shard(final)
     if done is not None:
         return done
     tmp = work / "shards" / f".{key}.{secrets.token_hex(3)}.tmp"

@@ -18,9 +18,9 @@ import polars as pl
 
 from curate.convert import get_converter
 from curate.convert.registry import ROW, InputField
-from curate.fields import field_expr
+from curate.engine.batch import conform
 from curate.ingest import discover, extract, read_batches
-from curate.process import conform
+from schemas.fields import field_expr
 from schemas.stages import ReferenceSpec
 from schemas.validate import check_rules
 

@@ -30,9 +30,9 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 
 from curate.convert import Converter, all_converters, get_converter
-from curate.fields import field_names
 from curate.filters import all_filters, get_filter
 from curate.ingest import InputError, InputFile, discover, read_batches
+from schemas.fields import field_names
 from schemas.kinds import Kind, content_schema
 from schemas.recipe import Recipe, SourceSpec, resolve_secrets
 from schemas.recipe_loader import (

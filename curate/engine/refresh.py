@@ -27,8 +27,8 @@ import orjson
 import polars as pl
 import pyarrow.parquet as pq
 
-from curate.pipeline import Prepared
-from curate.shards import FileJob, ShardRef, digest
+from curate.engine.shards import FileJob, ShardRef, digest
+from curate.engine.steps import Prepared
 from schemas.kinds import arrow_schema
 
 
@@ -90,12 +90,17 @@ def select_new(jobs: list[FileJob], published_inputs: list[dict[str, Any]]) -> S
     return sel
 
 
+def base_key(prep: Prepared, base: BaseVersion, drop_uris: list[str]) -> str:
+    """Content key of the pinned base shard: the base version's content, less ``drop_uris``."""
+    return digest("base", base.content_hash, sorted(drop_uris), prep.plan.recipe.output.kind.value)
+
+
 def base_shard(prep: Prepared, base: BaseVersion, drop_uris: list[str]) -> ShardRef:
     """The base version's rows (less those from ``drop_uris``) as a pinned shard, written once per key."""
     from curate.store import Store
 
     kind = prep.plan.recipe.output.kind
-    key = digest("base", base.content_hash, sorted(drop_uris), kind.value)
+    key = base_key(prep, base, drop_uris)
     final = prep.work / "shards" / key
     meta = final / "shard.json"
     if meta.exists():

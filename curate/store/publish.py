@@ -15,11 +15,11 @@ from typing import Any
 import polars as pl
 
 from curate.dedup.contamination import find_leaks
-from curate.fields import key_expr
-from curate.report import link_audit_files
+from curate.engine.report import link_audit_files
 from curate.store import Store
 from curate.store.card import write_card
 from curate.store.splits import assign_splits, split_key_fields
+from schemas.fields import key_expr
 from schemas.kinds import Kind
 from schemas.recipe import PublishSpec
 from schemas.recipe_loader import LoadedRecipe

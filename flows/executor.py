@@ -1,0 +1,120 @@
+"""The Prefect executor of the run sequence: every step a task, mapped over files, shards and parts.
+
+:func:`curate.engine.sequence.run_sequence` is the sequence; this executor only decides *how* a
+step runs: as a Prefect task (named after the step, with the step's retries), submitted on the
+flow's task runner (threads or Dask) and mapped where the sequence maps.
+
+One cache: a cached step's Prefect cache key **is** its content key (:attr:`Step.key`), and its
+results persist under ``OUT/.work/NAME/prefect-results``. Before a task looks its key up, the
+step's own ``done`` check runs; when the step's files are gone (garbage-collected, deleted by
+hand) the stale cache record is deleted, so Prefect recomputes instead of returning a reference to
+missing files. A rerun after a failure therefore shows ``Cached`` for every finished step and runs
+the rest.
+
+Example:
+    >>> # with a flow: run_sequence(prep, PrefectExecutor(prep), refresh=False, hooks=default_hooks())
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext, get_run_context
+from prefect.futures import as_completed
+
+from curate.engine.sequence import Hook, Outcome, Step
+from curate.engine.steps import Prepared
+
+
+class StepCache(CachePolicy):
+    """Prefect's cache key for a step: the step's content key, honoured only while its output exists."""
+
+    def __init__(self, step: Step, records: Path):
+        super().__init__()
+        assert step.key is not None and step.done is not None
+        self.step = step
+        self.records = records
+        # the key takes the step's leading arguments (not options such as ingest's on_batch)
+        self.params = list(inspect.signature(step.fn).parameters)[: len(inspect.signature(step.key).parameters)]
+
+    def compute_key(
+        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        args = [inputs[p] for p in self.params if p in inputs]
+        prep: Prepared = args[0]
+        key = self.step.key(*args)  # type: ignore[misc]
+        if not self.step.done(prep, key):  # type: ignore[misc]
+            (self.records / key).unlink(missing_ok=True)  # its files are gone: the record must not answer
+        return key
+
+
+class PrefectExecutor:
+    """Runs sequence steps as Prefect tasks inside the current flow run."""
+
+    def __init__(self, prep: Prepared):
+        self.records = (prep.work / "prefect-results").resolve()
+        self._tasks: dict[str, Any] = {}
+
+    def _task(self, step: Step) -> Any:
+        t = self._tasks.get(step.name)
+        if t is None:
+            options: dict[str, Any] = {"name": step.name, "retries": step.retries}
+            if step.retry_delay_seconds:
+                options["retry_delay_seconds"] = list(step.retry_delay_seconds)
+            if step.key is not None:
+                options |= {
+                    "cache_policy": StepCache(step, self.records),
+                    "persist_result": True,
+                    "result_storage": self.records,
+                }
+            t = self._tasks[step.name] = task(step.fn, **options)
+        return t
+
+    def orchestrator(self) -> dict[str, Any]:
+        run = getattr(get_run_context(), "flow_run", None)
+        return {
+            "name": "prefect",
+            "flow_run_id": str(run.id) if run else None,
+            "flow_run_name": run.name if run else None,
+        }
+
+    def call(self, step: Step, prep: Prepared, *args: Any) -> Any:
+        return self._task(step)(prep, *args)
+
+    def map(self, step: Step, prep: Prepared, calls: Sequence[tuple[Any, ...]], label: str = "") -> list[Any]:
+        t = self._task(step)
+        futures = [t.submit(prep, *args) for args in calls]
+        if not step.progress:
+            return [f.result() for f in futures]
+        # long per-file work: a progress artifact in the UI and a log line per finished file
+        logger = get_run_logger()
+        progress = create_progress_artifact(0.0, description=f"{prep.name}: input files {label}ed")
+        index = {f: i for i, f in enumerate(futures)}
+        for done, fut in enumerate(as_completed(futures), start=1):
+            ref = fut.result()
+            update_progress_artifact(progress, 100.0 * done / len(futures))
+            job = calls[index[fut]][0]
+            logger.info("%s %s: %s rows -> %s records", label, job.uri, ref.tally["input_rows"], ref.records)
+        update_progress_artifact(progress, 100.0)
+        return [f.result() for f in futures]
+
+    def hook(self, hook: Hook, outcome: Outcome) -> Any:
+        name = hook.name.replace("_", "-")
+        return task(hook.run, name=name, retries=hook.retries, retry_delay_seconds=[2, 10])(outcome, self)
+
+    def table(self, key: str, rows: list[dict[str, Any]], description: str) -> None:
+        create_table_artifact(rows, key=key, description=description)
+
+    def markdown(self, key: str, text: str, description: str) -> None:
+        create_markdown_artifact(text, key=key, description=description)
