@@ -23,7 +23,7 @@ install: $(STAMP)
 # The local Argilla server's own venv (argilla-server 2.8.0 cannot share .venv), from its lock file.
 ARGILLA_VENV  := .argilla-server-venv
 ARGILLA_STAMP := $(ARGILLA_VENV)/.curate-lock-sha256
-$(ARGILLA_STAMP): curate/annotate/server-requirements.lock | $(STAMP)
+$(ARGILLA_STAMP): curate/annotate/argilla-server/requirements.lock | $(STAMP)
 	$(BIN)/curate argilla install --venv $(ARGILLA_VENV)
 
 argilla-server: $(ARGILLA_STAMP)

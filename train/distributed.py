@@ -95,13 +95,11 @@ def launch_command(d: DistributedSpec, config: Path, recipe_file: str, run_dir: 
     return [str(accelerate), "launch", "--config_file", str(config), *worker]
 
 
-def launch_recipe(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> Any:
-    """Launch ``doc`` through accelerate and wait; returns the :class:`train.run.Outcome` read back from disk."""
+def launch_recipe(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Launch ``doc`` through accelerate and wait; returns the manifest the workers wrote, and the run folder."""
     import json
 
     from train.common import WORKER_ENV, new_run_dir
-    from train.preflight import PreflightReport
-    from train.run import Outcome
 
     assert doc.recipe.distributed is not None
     run_dir = run_dir or new_run_dir(doc.recipe)
@@ -115,6 +113,4 @@ def launch_recipe(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> Any:
     proc = subprocess.run(cmd, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"accelerate launch exited with {proc.returncode} (see the worker output above)")
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    report = PreflightReport()
-    return Outcome(report, None, None, manifest, run_dir)
+    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")), run_dir

@@ -79,7 +79,8 @@ def train_recipe(
     if doc.recipe.distributed is not None and launch and not dry_run and not os.environ.get(WORKER_ENV):
         from train.distributed import launch_recipe
 
-        return launch_recipe(doc, run_dir)
+        manifest, launched = launch_recipe(doc, run_dir)
+        return Outcome(PreflightReport(), None, None, manifest, launched)
     setup = prepare(doc, run_dir)
     report = preflight(setup)
     if not report.ok:

@@ -1,6 +1,6 @@
 """Human preference annotation in Argilla: a local server, push, pull, aggregation, agreement, progress.
 
-Modules: ``server`` (the local argilla-server: venv, credentials, up/down/status), ``launcher``
+Modules: ``server`` (the local argilla-server: venv, credentials, up/down/status), ``argilla-server/launcher.py``
 (runs inside the server's venv), ``client`` (which server), ``push``, ``pull``, ``aggregate``,
-``agreement``, ``progress``, ``users``, ``cli`` (``curate argilla`` / ``curate annotate``).
+``agreement``, ``progress``, ``users``, ``steps`` (the recipe's push/pull); the commands are in ``curate.cli.annotate``.
 """

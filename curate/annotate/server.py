@@ -2,8 +2,8 @@
 
 ``argilla-server`` 2.8.0 cannot share our virtual environment (its typer/pydantic/fastapi pins
 conflict with Prefect's), so it gets its own, created on first use from the exact pins in
-``server-requirements.lock`` (next to this file). It runs as a detached subprocess of
-``launcher.py`` (see that module: a search engine over Argilla's SQLite database, jobs in-process
+``argilla-server/requirements.lock`` (next to this file). It runs as a detached subprocess of
+``argilla-server/launcher.py`` (see that file: a search engine over Argilla's SQLite database, jobs in-process
 unless ``ARGILLA_REDIS_URL`` is set, no temp-dir leak).
 
 Home layout (``CURATE_ARGILLA_HOME``, default ``~/.local/share/curate/argilla``)::
@@ -44,8 +44,9 @@ import httpx
 
 from curate.background import free_port, pid_alive
 
-LOCK_FILE = Path(__file__).with_name("server-requirements.lock")
-LAUNCHER = Path(__file__).with_name("launcher.py")
+SERVER_FILES = Path(__file__).with_name("argilla-server")  # not a package: it runs in the server's own venv
+LOCK_FILE = SERVER_FILES / "requirements.lock"
+LAUNCHER = SERVER_FILES / "launcher.py"
 DEFAULT_PORT = 6900
 SERVER_VERSION = "2.8.0"
 LOG_MAX_BYTES = 10_000_000

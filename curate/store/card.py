@@ -511,3 +511,19 @@ def rewrite_card(store: Store, ref: str) -> Path:
     name, version = store.resolve(ref)
     exact = f"{name}@{version}"
     return write_card(store, name, version, store.read(exact), store.manifest(exact))
+
+
+def repair_cards(store: Store, name: str) -> list[int]:
+    """Repair ``name``'s manifest copies and write the cards missing for committed versions.
+
+    A crash between a version's commit and its card leaves the card unwritten; every publish runs
+    this first. Returns the versions that needed either.
+    """
+    fixed = set(store.repair(name))
+    if name not in store.names():
+        return sorted(fixed)
+    for version in store.versions(name):
+        if not (store.root / name / "cards" / f"v{version}" / "README.md").exists():
+            rewrite_card(store, f"{name}@{version}")
+            fixed.add(version)
+    return sorted(fixed)

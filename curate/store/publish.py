@@ -17,7 +17,7 @@ import polars as pl
 from curate.dedup.contamination import find_leaks
 from curate.engine.report import link_audit_files
 from curate.store import Store
-from curate.store.card import write_card
+from curate.store.card import repair_cards, write_card
 from curate.store.splits import assign_splits, split_key_fields
 from schemas.fields import key_expr
 from schemas.kinds import Kind
@@ -135,7 +135,7 @@ def publish_run(
     leaks = split_leaks(df, kind, spec)
     store = Store(store_root(spec))
     name = spec.dataset or doc.recipe.name
-    store.repair(name, cards=True)  # a crash after an earlier commit may have left its card unwritten
+    repair_cards(store, name)  # a crash after an earlier commit may have left its card unwritten
     manifest = build_manifest(doc, summary, leaks, list(carried_inputs))
     result = store.publish(name, df, manifest, skip_unchanged=spec.skip_unchanged)
     card = write_card(store, name, result.version, df, result.manifest) if result.created else None

@@ -177,10 +177,10 @@ class Store:
         self.write_manifest_copy(name, version, full)
         return Published(name, version, full, created=True)
 
-    def repair(self, name: str, cards: bool = False) -> list[int]:
-        """Rewrite the manifest copies (and, with ``cards``, the cards) missing for committed versions.
+    def repair(self, name: str) -> list[int]:
+        """Rewrite the manifest copies missing for committed versions; returns the versions that needed it.
 
-        Returns the versions that needed it.
+        Cards are derived from the store, one layer up: :func:`curate.store.card.repair_cards`.
 
         Unreferenced data files of a killed publish are left alone: they are invisible to readers,
         and Delta's ``vacuum`` would also delete older versions' files.
@@ -192,12 +192,7 @@ class Store:
             if not (self.root / name / "manifests" / f"v{version}.json").exists():
                 self.write_manifest_copy(name, version, self.manifest(f"{name}@{version}"))
                 fixed.append(version)
-            if cards and not (self.root / name / "cards" / f"v{version}" / "README.md").exists():
-                from curate.store.card import rewrite_card  # card rendering needs matplotlib: load lazily
-
-                rewrite_card(self, f"{name}@{version}")
-                fixed.append(version)
-        return sorted(set(fixed))
+        return fixed
 
     def write_manifest_copy(self, name: str, version: int, manifest: dict[str, Any]) -> Path:
         """Write ``manifests/vN.json`` (a derived, human-readable copy; the commit is authoritative)."""

@@ -65,8 +65,9 @@ def _invalid(message: str) -> None:
 def train_command(
     recipe: Annotated[Path, typer.Argument(help="Train recipe YAML (see recipes/train/).", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the pre-flight checks only.")] = False,
-    check: Annotated[bool, typer.Option("--check", help="Validate the recipe and its combination only; load "
-                                        "nothing (fast, for CI).")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Validate the recipe and its combination only; load nothing (fast, for CI).")
+    ] = False,
     as_json: JsonOpt = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
@@ -113,9 +114,20 @@ def train_command(
         raise typer.Exit(EXIT_INTERNAL) from None
     if as_json:
         m = outcome.manifest
-        print(json.dumps({"ok": True, "dry_run": dry_run, "preflight": outcome.report.as_dict(),
-                          "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
-                          "output": m.get("output"), "metrics": m.get("metrics")}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "dry_run": dry_run,
+                    "preflight": outcome.report.as_dict(),
+                    "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
+                    "output": m.get("output"),
+                    "metrics": m.get("metrics"),
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return
     if outcome.report.checks:
         out.print(outcome.report.format(), markup=False)
@@ -124,9 +136,11 @@ def train_command(
         return
     m = outcome.manifest
     o = m["output"]
-    out.print(f"trained {m['name']} ({m['method']}, {m['adapter']['type']}) on {m['dataset']['ref']} "
-              f"(content {m['dataset']['content_hash'][:12]}): train_loss {m['metrics'].get('train_loss', 'n/a')}",
-              markup=False)
+    out.print(
+        f"trained {m['name']} ({m['method']}, {m['adapter']['type']}) on {m['dataset']['ref']} "
+        f"(content {m['dataset']['content_hash'][:12]}): train_loss {m['metrics'].get('train_loss', 'n/a')}",
+        markup=False,
+    )
     out.print(f"{o['kind']}: {o['path']}", markup=False)
     if o.get("merged"):
         out.print(f"merged model: {o['merged']}", markup=False)
@@ -143,8 +157,19 @@ def models_list(root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) ->
 
     found = list_models(root)
     if as_json:
-        print(json.dumps([{k: m.get(k) for k in ("name", "run_id", "method", "created", "dataset", "output",
-                                                  "metrics", "dir")} for m in found], indent=2, default=str))
+        print(
+            json.dumps(
+                [
+                    {
+                        k: m.get(k)
+                        for k in ("name", "run_id", "method", "created", "dataset", "output", "metrics", "dir")
+                    }
+                    for m in found
+                ],
+                indent=2,
+                default=str,
+            )
+        )
         return
     if not found:
         out.print(f"no trained models under {root} (curate train RECIPE)", markup=False)
@@ -152,8 +177,15 @@ def models_list(root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) ->
     table = Table("name", "run", "method", "adapter", "dataset", "train_loss", "folder")
     for m in found:
         loss = m.get("metrics", {}).get("train_loss")
-        table.add_row(m["name"], m["run_id"], m["method"], m.get("adapter", {}).get("type", ""),
-                      m["dataset"]["ref"], f"{loss:.4g}" if isinstance(loss, float) else "", m["dir"])
+        table.add_row(
+            m["name"],
+            m["run_id"],
+            m["method"],
+            m.get("adapter", {}).get("type", ""),
+            m["dataset"]["ref"],
+            f"{loss:.4g}" if isinstance(loss, float) else "",
+            m["dir"],
+        )
     out.print(table)
 
 
@@ -185,8 +217,8 @@ def models_show(
         f"  recipe:    {m['recipe']['file']} sha256 {m['recipe']['sha256'][:16]}...",
         f"  code:      {m['code_version']}",
         f"  hardware:  {m['hardware']}",
-        "  metrics:   " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                  for k, v in m["metrics"].items()),
+        "  metrics:   "
+        + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m["metrics"].items()),
     ]
     if m.get("ref_cache"):
         lines.append(f"  reference log-prob cache: {', '.join(m['ref_cache'])}")

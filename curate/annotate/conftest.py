@@ -1,1 +1,0 @@
-collect_ignore = ["launcher.py"]  # runs inside the argilla-server venv (imports argilla_server)
