@@ -52,10 +52,12 @@ demo: $(STAMP)
 
 test: $(STAMP) argilla-server chromium
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
+	$(BIN)/ruff format --check schemas curate train flows tests benchmarks
 	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python -m pytest -n 2 --dist loadgroup -q schemas curate train flows tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
+	$(BIN)/ruff format --check schemas curate train flows tests benchmarks
 
 bench: $(STAMP) argilla-server
 	$(BIN)/python benchmarks/bench_ingest.py

@@ -58,8 +58,13 @@ def child(name: str, workdir: Path, base: str, steps: int) -> dict:
     from train.common import prepare
 
     method = "sft" if name.startswith("sft") else "dpo"
-    text = RECIPE.format(method=method, base=base, dataset="quickstart" if method == "sft" else "preferences",
-                         steps=steps, cache="false" if name == "dpo_nocache" else "true")
+    text = RECIPE.format(
+        method=method,
+        base=base,
+        dataset="quickstart" if method == "sft" else "preferences",
+        steps=steps,
+        cache="false" if name == "dpo_nocache" else "true",
+    )
     setup = prepare(load_train_recipe_doc(text, f"{name}.yaml"), workdir / "runs" / name)
     if name == "sft_ours":
         result = sft.train(setup)
@@ -69,14 +74,25 @@ def child(name: str, workdir: Path, base: str, steps: int) -> dict:
     else:
         t0, c0 = time.perf_counter(), time.process_time()
         result = dpo.train(setup)
-        return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-                "train_runtime": result.metrics["train_runtime"], "ref_cache": result.ref_cache_events}
+        return {
+            "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
+            "train_runtime": result.metrics["train_runtime"],
+            "ref_cache": result.ref_cache_events,
+        }
     logs = [e for e in trainer.state.log_history if "num_tokens" in e]
     runtime = next(e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e)
     tokens = logs[-1]["num_tokens"]
-    return {"tokens": tokens, "train_runtime": runtime, "tokens_per_s": tokens / runtime, "cpu_seconds": cpu,
-            "tokens_per_cpu_s": tokens / cpu, "bf16": trainer.args.bf16,
-            "gradient_checkpointing": trainer.args.gradient_checkpointing, "packing": trainer.args.packing}
+    return {
+        "tokens": tokens,
+        "train_runtime": runtime,
+        "tokens_per_s": tokens / runtime,
+        "cpu_seconds": cpu,
+        "tokens_per_cpu_s": tokens / cpu,
+        "bf16": trainer.args.bf16,
+        "gradient_checkpointing": trainer.args.gradient_checkpointing,
+        "packing": trainer.args.packing,
+    }
 
 
 def _trl_defaults_sft(setup, steps: int):
@@ -86,10 +102,23 @@ def _trl_defaults_sft(setup, steps: int):
     from train.adapters import lora_config
     from train.models import load_model
 
-    config = SFTConfig(output_dir=str(setup.run_dir), max_steps=steps, per_device_train_batch_size=2,
-                       max_length=512, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1)
-    trainer = SFTTrainer(model=load_model(setup.source), args=config, train_dataset=setup.train_dataset,
-                         processing_class=setup.tokenizer, peft_config=lora_config(setup.recipe.adapter, "causal"))
+    config = SFTConfig(
+        output_dir=str(setup.run_dir),
+        max_steps=steps,
+        per_device_train_batch_size=2,
+        max_length=512,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+    )
+    trainer = SFTTrainer(
+        model=load_model(setup.source),
+        args=config,
+        train_dataset=setup.train_dataset,
+        processing_class=setup.tokenizer,
+        peft_config=lora_config(setup.recipe.adapter, "causal"),
+    )
     c0 = time.process_time()
     trainer.train()
     return trainer, time.process_time() - c0
@@ -101,8 +130,7 @@ def best(runs: list[dict], key: str) -> dict:
 
 
 def run_child(name: str, workdir: Path, base: str, steps: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, "--workdir", str(workdir), "--base", base,
-           "--steps", str(steps)]
+    cmd = [sys.executable, __file__, "--child", name, "--workdir", str(workdir), "--base", base, "--steps", str(steps)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
@@ -113,8 +141,9 @@ def run_child(name: str, workdir: Path, base: str, steps: int) -> dict:
 def publish_demo_data(workdir: Path) -> None:
     curate = Path(sys.executable).with_name("curate")
     for recipe in ("quickstart.yaml", "preferences.yaml"):
-        subprocess.run([str(curate), "run", str(REPO / "recipes" / recipe), "--json"], cwd=workdir, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [str(curate), "run", str(REPO / "recipes" / recipe), "--json"], cwd=workdir, check=True, capture_output=True
+        )
 
 
 def main() -> None:
@@ -168,8 +197,9 @@ def main() -> None:
                 "ratio": round(nocache["seconds"] / second["seconds"], 3),
                 "ratio_cpu_time": round(nocache["cpu_seconds"] / second["cpu_seconds"], 3),
                 # the part the cache changes: model load + reference pass (or cache read), without training
-                "setup_ratio": round((nocache["seconds"] - nocache["train_runtime"])
-                                     / (second["seconds"] - second["train_runtime"]), 3),
+                "setup_ratio": round(
+                    (nocache["seconds"] - nocache["train_runtime"]) / (second["seconds"] - second["train_runtime"]), 3
+                ),
             },
             "repeats": args.repeats,
             "all_runs": runs,

@@ -125,8 +125,19 @@ class DpoSpec(StrictModel):
     """DPO settings (TRL's DPOConfig names)."""
 
     beta: float = Field(0.1, gt=0)
-    loss_type: Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero",
-                       "apo_down", "discopop", "sft"] = "sigmoid"
+    loss_type: Literal[
+        "sigmoid",
+        "hinge",
+        "ipo",
+        "robust",
+        "bco_pair",
+        "sppo_hard",
+        "nca_pair",
+        "apo_zero",
+        "apo_down",
+        "discopop",
+        "sft",
+    ] = "sigmoid"
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
 
 
@@ -149,8 +160,9 @@ class ReferenceSpec(StrictModel):
     """The DPO/KTO reference model and its log-prob cache."""
 
     model: str | None = Field(
-        None, description="A separate reference model (same forms as model.base); default: the base model "
-        "(with an adapter: the adapter switched off)."
+        None,
+        description="A separate reference model (same forms as model.base); default: the base model "
+        "(with an adapter: the adapter switched off).",
     )
     cache: bool = Field(True, description="Reuse reference log-probs per (reference, dataset content, tokenization).")
     cache_dir: str | None = Field(
@@ -204,8 +216,14 @@ class TrainRecipe(StrictModel):
 
     def method_spec(self) -> Any:
         """The settings section of the chosen method (defaults when the section is absent)."""
-        defaults = {"sft": SftSpec, "reward": RewardSpec, "dpo": DpoSpec, "kto": KtoSpec, "orpo": OrpoSpec,
-                    "cpo": OrpoSpec}
+        defaults = {
+            "sft": SftSpec,
+            "reward": RewardSpec,
+            "dpo": DpoSpec,
+            "kto": KtoSpec,
+            "orpo": OrpoSpec,
+            "cpo": OrpoSpec,
+        }
         return getattr(self, self.method) or defaults[self.method]()
 
 

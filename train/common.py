@@ -99,8 +99,9 @@ def load_data(recipe: TrainRecipe, split: str) -> tuple[Any, dict[str, Any]]:
     try:
         ds, manifest = load(ds_spec.ref, split=split, root=ds_spec.store, with_manifest=True)
     except ValueError as e:  # RefError: unknown dataset or version
-        raise DataError(f"dataset.ref: {e}; list published datasets with `curate datasets list --store "
-                        f"{ds_spec.store}`") from None
+        raise DataError(
+            f"dataset.ref: {e}; list published datasets with `curate datasets list --store {ds_spec.store}`"
+        ) from None
     except FileNotFoundError as e:
         raise DataError(f"dataset.store: {e}") from None
     if ds_spec.limit is not None and len(ds) > ds_spec.limit:
@@ -131,12 +132,26 @@ def memory_check(setup: Setup) -> dict[str, Any]:
     r = setup.recipe
     shape = shape_from_config(AutoConfig.from_pretrained(setup.source.folder))
     dtype_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") else 4
-    est = estimate(shape, r.adapter.type, dtype_bytes, r.training.batch_size, r.training.max_length, r.method,
-                   setup.defaults.gradient_checkpointing, r.adapter.r, r.adapter.freeze_last_n,
-                   separate_reference=r.reference.model is not None and not r.reference.cache)
+    est = estimate(
+        shape,
+        r.adapter.type,
+        dtype_bytes,
+        r.training.batch_size,
+        r.training.max_length,
+        r.method,
+        setup.defaults.gradient_checkpointing,
+        r.adapter.r,
+        r.adapter.freeze_last_n,
+        separate_reference=r.reference.model is not None and not r.reference.cache,
+    )
     name, total = device_memory(setup.defaults.device)
-    return {"estimate": est.as_dict(), "device": name, "device_bytes": total, "fits": est.total <= total,
-            "params": shape.params}
+    return {
+        "estimate": est.as_dict(),
+        "device": name,
+        "device_bytes": total,
+        "fits": est.total <= total,
+        "params": shape.params,
+    }
 
 
 def config_kwargs(setup: Setup, learning_rate_default: float | None = None) -> dict[str, Any]:
@@ -180,8 +195,9 @@ def build_model(setup: Setup, task: str = "causal", lr: float = 1e-4) -> tuple[A
     if quant is not None:
         dtype = getattr(torch, d.torch_dtype)
     torch.manual_seed(r.training.seed)
-    model = load_model(setup.source, task=task, dtype=dtype, quantization=quant,
-                       pad_token_id=setup.tokenizer.pad_token_id)
+    model = load_model(
+        setup.source, task=task, dtype=dtype, quantization=quant, pad_token_id=setup.tokenizer.pad_token_id
+    )
     init_dir = setup.run_dir / "pissa_init" if a.init == "pissa" else None
     model = apply_adapter(model, a, task, d.gradient_checkpointing, init_dir)
     optimizer = loraplus_optimizer(model, a, lr) if a.type in ("lora", "qlora", "dora") else None
@@ -202,13 +218,26 @@ def ref_cache(setup: Setup, split: str = "train") -> Any:
     if not r.reference.cache:
         return None
     ref_src = reference_source(setup) or setup.source
-    reference = {**ref_src.identity(), "adapter": r.adapter.type if r.reference.model is None else "none",
-                 "init": r.adapter.init, "quant": r.adapter.quant.model_dump() if r.adapter.type == "qlora" else None}
-    data = {"content_hash": setup.data_manifest["content_hash"], "ref": setup.data_manifest["resolved"],
-            "split": r.dataset.split, "eval_split": r.dataset.eval_split, "limit": r.dataset.limit}
-    tokenization = {"tokenizer": tokenizer_digest(setup.tokenizer), "max_length": r.training.max_length,
-                    "method": r.method, "precision": setup.defaults.precision,
-                    "kto_kl": r.method == "kto" and (r.kto is None or r.kto.loss_type == "kto")}
+    reference = {
+        **ref_src.identity(),
+        "adapter": r.adapter.type if r.reference.model is None else "none",
+        "init": r.adapter.init,
+        "quant": r.adapter.quant.model_dump() if r.adapter.type == "qlora" else None,
+    }
+    data = {
+        "content_hash": setup.data_manifest["content_hash"],
+        "ref": setup.data_manifest["resolved"],
+        "split": r.dataset.split,
+        "eval_split": r.dataset.eval_split,
+        "limit": r.dataset.limit,
+    }
+    tokenization = {
+        "tokenizer": tokenizer_digest(setup.tokenizer),
+        "max_length": r.training.max_length,
+        "method": r.method,
+        "precision": setup.defaults.precision,
+        "kto_kl": r.method == "kto" and (r.kto is None or r.kto.loss_type == "kto"),
+    }
     parts = {"reference": reference, "data": data, "tokenization": tokenization}
     root = r.reference.cache_dir or cache_dir() / "refcache"
     return RefCache(root, cache_key(reference, data, tokenization), parts)
@@ -224,8 +253,20 @@ def progress_callback(setup: Setup) -> Any:
                 return
             entry = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, int | float)}}
             setup.logs.append(entry)
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k in ("loss", "learning_rate",
-                              "rewards/accuracies", "rewards/margins", "train_loss", "eval_loss", "accuracy"))
+            shown = ", ".join(
+                f"{k} {v:.4g}"
+                for k, v in entry.items()
+                if k
+                in (
+                    "loss",
+                    "learning_rate",
+                    "rewards/accuracies",
+                    "rewards/margins",
+                    "train_loss",
+                    "eval_loss",
+                    "accuracy",
+                )
+            )
             print(f"[train] step {state.global_step}/{state.max_steps}: {shown}", file=sys.stderr, flush=True)
 
     return Progress()
@@ -284,11 +325,21 @@ def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
         kind = "adapter" if setup.recipe.adapter.type in ("lora", "qlora", "dora") else "model"
     elif trainer.accelerator.is_main_process:
         init_dir = setup.run_dir / "pissa_init" if setup.recipe.adapter.init == "pissa" else None
-        kind = save_trained(trainer.accelerator.unwrap_model(trainer.model), setup.recipe.adapter, out_dir,
-                            setup.tokenizer, init_dir)
+        kind = save_trained(
+            trainer.accelerator.unwrap_model(trainer.model), setup.recipe.adapter, out_dir, setup.tokenizer, init_dir
+        )
     tokens = int(getattr(trainer, "_total_train_tokens", 0) or metrics.get("num_tokens", 0) or 0)
-    return TrainResult(trainer, metrics, out_dir, kind, task, seconds,
-                       list(getattr(trainer, "ref_cache_events", [])), tokens, cpu_seconds)
+    return TrainResult(
+        trainer,
+        metrics,
+        out_dir,
+        kind,
+        task,
+        seconds,
+        list(getattr(trainer, "ref_cache_events", [])),
+        tokens,
+        cpu_seconds,
+    )
 
 
 def recipe_digest(doc: LoadedTrainRecipe) -> str:

@@ -32,26 +32,49 @@ def check_compat(doc: LoadedTrainRecipe) -> list[Problem]:
 
     for m in METHODS:
         if m != r.method and getattr(r, m) is not None:
-            out.append(p((m,), f"settings for method {m}, but method is {r.method}; remove this section "
-                               f"or set method: {m}"))
+            out.append(
+                p((m,), f"settings for method {m}, but method is {r.method}; remove this section or set method: {m}")
+            )
     if t.packing and r.method != "sft":
-        out.append(p(("training", "packing"), f"packing is only for method sft ({r.method} examples are scored "
-                                              "whole); set packing: false"))
+        out.append(
+            p(
+                ("training", "packing"),
+                f"packing is only for method sft ({r.method} examples are scored whole); set packing: false",
+            )
+        )
     if r.method == "kto" and t.batch_size < 2 and (r.kto is None or r.kto.loss_type == "kto"):
-        out.append(p(("training", "batch_size"), "KTO needs a per-device batch size of at least 2 (its KL term "
-                                                 "compares examples within a batch); set batch_size: 2 or more"))
+        out.append(
+            p(
+                ("training", "batch_size"),
+                "KTO needs a per-device batch size of at least 2 (its KL term "
+                "compares examples within a batch); set batch_size: 2 or more",
+            )
+        )
     if t.assistant_only_loss and r.method != "sft":
-        out.append(p(("training", "assistant_only_loss"), "assistant_only_loss is an SFT setting; preference "
-                                                          "methods always train on the completion only"))
+        out.append(
+            p(
+                ("training", "assistant_only_loss"),
+                "assistant_only_loss is an SFT setting; preference methods always train on the completion only",
+            )
+        )
     if a.init == "pissa" and r.reference.model is not None:
-        out.append(p(("adapter", "init"), "PiSSA rewrites the base weights, so a separate reference model no longer "
-                                          "matches the policy's starting point; remove reference.model or use "
-                                          "init: default"))
+        out.append(
+            p(
+                ("adapter", "init"),
+                "PiSSA rewrites the base weights, so a separate reference model no longer "
+                "matches the policy's starting point; remove reference.model or use "
+                "init: default",
+            )
+        )
     if a.type in ("none", "freeze"):
         for key, bad in (("init", a.init != "default"), ("loraplus_lr_ratio", a.loraplus_lr_ratio is not None)):
             if bad:
-                out.append(p(("adapter", key), f"{key} applies to LoRA adapters, not type {a.type}; remove it or "
-                                               "use type: lora"))
+                out.append(
+                    p(
+                        ("adapter", key),
+                        f"{key} applies to LoRA adapters, not type {a.type}; remove it or use type: lora",
+                    )
+                )
     if a.type == "freeze" and a.freeze_last_n is None:
         out.append(p(("adapter", "type"), "type freeze needs freeze_last_n: how many final layers to train"))
     if a.type != "freeze" and a.freeze_last_n is not None:
@@ -61,25 +84,39 @@ def check_compat(doc: LoadedTrainRecipe) -> list[Problem]:
     if r.reference.model is not None and r.method not in REFERENCE_METHODS:
         out.append(p(("reference", "model"), f"method {r.method} uses no reference model; remove reference.model"))
     if r.method == "reward" and a.init == "pissa":
-        out.append(p(("adapter", "init"), "PiSSA with a sequence-classification head is not supported; use "
-                                          "init: default"))
+        out.append(
+            p(("adapter", "init"), "PiSSA with a sequence-classification head is not supported; use init: default")
+        )
     d = r.distributed
     if d is not None:
-        if (d.preset.startswith("fsdp") and d.strategy != "fsdp") or (d.preset.startswith("zero") and (
-            d.strategy != "deepspeed"
-        )):
-            out.append(p(("distributed", "preset"), f"preset {d.preset} belongs to another strategy than "
-                                                    f"{d.strategy}; use fsdp1/fsdp2 with fsdp, zero1-3 with deepspeed"))
+        if (d.preset.startswith("fsdp") and d.strategy != "fsdp") or (
+            d.preset.startswith("zero") and (d.strategy != "deepspeed")
+        ):
+            out.append(
+                p(
+                    ("distributed", "preset"),
+                    f"preset {d.preset} belongs to another strategy than "
+                    f"{d.strategy}; use fsdp1/fsdp2 with fsdp, zero1-3 with deepspeed",
+                )
+            )
         if d.num_machines > 1 and not d.main_process_ip:
-            out.append(p(("distributed", "main_process_ip"), "multi-node runs need the address of machine 0; "
-                                                             "set main_process_ip"))
+            out.append(
+                p(
+                    ("distributed", "main_process_ip"),
+                    "multi-node runs need the address of machine 0; set main_process_ip",
+                )
+            )
         if d.machine_rank >= d.num_machines:
             out.append(p(("distributed", "machine_rank"), "machine_rank must be below num_machines"))
         if d.cpu and d.strategy != "ddp":
             out.append(p(("distributed", "strategy"), f"{d.strategy} needs GPUs; CPU (gloo) runs use strategy: ddp"))
         if a.type == "qlora" and d.strategy == "deepspeed" and d.preset == "zero3":
-            out.append(p(("distributed", "preset"), "QLoRA with ZeRO-3 needs bnb_4bit_quant_storage set to the "
-                                                    "compute dtype; use zero2 or fsdp2"))
+            out.append(
+                p(
+                    ("distributed", "preset"),
+                    "QLoRA with ZeRO-3 needs bnb_4bit_quant_storage set to the compute dtype; use zero2 or fsdp2",
+                )
+            )
     return out
 
 

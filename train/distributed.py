@@ -87,9 +87,16 @@ def launch_command(d: DistributedSpec, config: Path, recipe_file: str, run_dir: 
     worker = ["-m", "train.worker", recipe_file, str(run_dir)]
     if d.cpu:
         per_node = max(d.num_processes // d.num_machines, 1)
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={per_node}",
-               f"--nnodes={d.num_machines}", f"--node_rank={d.machine_rank}",
-               f"--master_addr={d.main_process_ip or '127.0.0.1'}", f"--master_port={d.main_process_port}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={per_node}",
+            f"--nnodes={d.num_machines}",
+            f"--node_rank={d.machine_rank}",
+            f"--master_addr={d.main_process_ip or '127.0.0.1'}",
+            f"--master_port={d.main_process_port}",
+        ]
         return cmd + worker
     accelerate = Path(sys.executable).with_name("accelerate")
     return [str(accelerate), "launch", "--config_file", str(config), *worker]

@@ -28,6 +28,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from schemas.manifests import ModelManifest, checked
+
 MANIFEST = "manifest.json"
 
 
@@ -48,8 +50,12 @@ def hardware(device: str) -> dict[str, Any]:
     """The machine a run trained on."""
     import torch
 
-    info: dict[str, Any] = {"device": device, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                            "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
     if device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpu_count"] = torch.cuda.device_count()
@@ -60,7 +66,9 @@ def hardware(device: str) -> dict[str, Any]:
 def write_lineage(run_dir: Path, manifest: dict[str, Any]) -> Path:
     """Write ``manifest.json`` and the model card ``README.md`` into ``run_dir``; point ``latest`` at it."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    (run_dir / MANIFEST).write_text(
+        json.dumps(checked(ModelManifest, manifest), indent=2, sort_keys=True, default=str), encoding="utf-8"
+    )
     (run_dir / "README.md").write_text(model_card(manifest), encoding="utf-8")
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest.{os.getpid()}"
@@ -127,10 +135,19 @@ def _weights(base: dict[str, Any]) -> str:
 def _usage(m: dict[str, Any]) -> str:
     out = m.get("output", {})
     if out.get("kind") == "adapter":
-        return ("from peft import AutoPeftModelForCausalLM\n"
-                f"model = AutoPeftModelForCausalLM.from_pretrained({out.get('path', 'adapter')!r})")
-    return ("from transformers import AutoModelForCausalLM\n"
-            f"model = AutoModelForCausalLM.from_pretrained({out.get('path')!r})")
+        return (
+            "from peft import AutoPeftModelForCausalLM\n"
+            f"model = AutoPeftModelForCausalLM.from_pretrained({out.get('path', 'adapter')!r})"
+        )
+    return (
+        "from transformers import AutoModelForCausalLM\n"
+        f"model = AutoModelForCausalLM.from_pretrained({out.get('path')!r})"
+    )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A model's ``manifest.json``, checked against :class:`schemas.manifests.ModelManifest`."""
+    return checked(ModelManifest, json.loads(path.read_text(encoding="utf-8")))
 
 
 def list_models(root: str | Path = "runs/train") -> list[dict[str, Any]]:
@@ -140,7 +157,7 @@ def list_models(root: str | Path = "runs/train") -> list[dict[str, Any]]:
     for path in root.glob(f"*/*/{MANIFEST}"):
         if path.parent.name == "latest":
             continue
-        m = json.loads(path.read_text(encoding="utf-8"))
+        m = read_manifest(path)
         m["dir"] = str(path.parent)
         found.append(m)
     return sorted(found, key=lambda m: (m.get("created", ""), m.get("run_id", "")), reverse=True)
@@ -150,12 +167,12 @@ def find_model(ref: str, root: str | Path = "runs/train") -> dict[str, Any]:
     """A run by folder path, ``NAME`` (its latest run) or ``NAME/RUN_ID``; ``KeyError`` says what exists."""
     p = Path(ref)
     if (p / MANIFEST).exists():
-        m = json.loads((p / MANIFEST).read_text(encoding="utf-8"))
+        m = read_manifest(p / MANIFEST)
         m["dir"] = str(p.resolve() if p.name == "latest" else p)
         return m
     for candidate in (Path(root) / ref, Path(root) / ref / "latest"):
         if (candidate / MANIFEST).exists():
-            m = json.loads((candidate / MANIFEST).read_text(encoding="utf-8"))
+            m = read_manifest(candidate / MANIFEST)
             m["dir"] = str(candidate.resolve())
             return m
     names = sorted({m["name"] for m in list_models(root)})

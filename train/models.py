@@ -96,8 +96,10 @@ def package_file(spec: str) -> Path:
     pkg, _, name = rest.partition("/")
     found = importlib.util.find_spec(pkg) if pkg else None
     if found is None or not found.submodule_search_locations:
-        raise ModelError(f"model.base: package {pkg!r} is not installed; install it (e.g. pip install "
-                         f"{pkg.replace('_', '-')}) or point model.base at a model folder")
+        raise ModelError(
+            f"model.base: package {pkg!r} is not installed; install it (e.g. pip install "
+            f"{pkg.replace('_', '-')}) or point model.base at a model folder"
+        )
     path = Path(next(iter(found.submodule_search_locations))) / name
     if not path.exists():
         raise ModelError(f"model.base: {name!r} is not in package {pkg} ({path.parent})")
@@ -119,8 +121,10 @@ def resolve_source(base: str, gguf_file: str | None = None) -> ModelSource:
         if gguf_file:
             return _from_gguf(base, path / gguf_file)
         if not (path / "config.json").exists():
-            raise ModelError(f"model.base: {path} has no config.json; point it at a transformers model folder, "
-                             "a .gguf file, or set model.gguf_file")
+            raise ModelError(
+                f"model.base: {path} has no config.json; point it at a transformers model folder, "
+                "a .gguf file, or set model.gguf_file"
+            )
         return ModelSource(base, "local", path)
     if base.startswith((".", "/", "~")) or base.endswith(".gguf"):
         raise ModelError(f"model.base: {base} does not exist; check the path (relative to the working directory)")
@@ -186,8 +190,10 @@ def load_tokenizer(src: ModelSource, chat_template: str | None = None, pad_token
         tok.chat_template = chat_template
     if pad_token is not None:
         if pad_token not in tok.get_vocab():
-            raise ModelError(f"model.pad_token: {pad_token!r} is not in the tokenizer's vocabulary; pick an existing "
-                             "special token (e.g. <|endoftext|>)")
+            raise ModelError(
+                f"model.pad_token: {pad_token!r} is not in the tokenizer's vocabulary; pick an existing "
+                "special token (e.g. <|endoftext|>)"
+            )
         tok.pad_token = pad_token
     return tok
 
@@ -219,6 +225,8 @@ def load_model(
 
 def _not_found(src: ModelSource, e: Exception) -> str:
     if src.kind == "hub":
-        return (f"model.base: cannot load {src.spec!r} ({type(e).__name__}); without a model hub use a local folder "
-                "or a .gguf file, or set model.offline: false on a machine that can download")
+        return (
+            f"model.base: cannot load {src.spec!r} ({type(e).__name__}); without a model hub use a local folder "
+            "or a .gguf file, or set model.offline: false on a machine that can download"
+        )
     return f"model.base: cannot load {src.folder}: {e}"

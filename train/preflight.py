@@ -76,8 +76,13 @@ class PreflightReport:
         self.checks.append(Check(name, level, message, field_))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks], "sample": self.sample,
-                "memory": self.memory, "lengths": self.lengths}
+        return {
+            "ok": self.ok,
+            "checks": [asdict(c) for c in self.checks],
+            "sample": self.sample,
+            "memory": self.memory,
+            "lengths": self.lengths,
+        }
 
     def format(self) -> str:
         """Human-readable report (one line per check, then the marked example)."""
@@ -125,10 +130,14 @@ def run_checks(
     report = PreflightReport()
     if kind not in EXPECTED_KIND[method]:
         want = " or ".join(EXPECTED_KIND[method])
-        report.add("schema", "error", f"{dataset_ref or 'the dataset'} holds {kind} records "
-                   f"({KIND_HINT.get(kind, kind)}), but method {method} trains on {want} records "
-                   f"({KIND_HINT[EXPECTED_KIND[method][0]]}); point dataset.ref at a {want} dataset or change method",
-                   "dataset.ref")
+        report.add(
+            "schema",
+            "error",
+            f"{dataset_ref or 'the dataset'} holds {kind} records "
+            f"({KIND_HINT.get(kind, kind)}), but method {method} trains on {want} records "
+            f"({KIND_HINT[EXPECTED_KIND[method][0]]}); point dataset.ref at a {want} dataset or change method",
+            "dataset.ref",
+        )
         return report  # the other checks read columns this kind does not have
     report.add("schema", "ok", f"{kind} records suit method {method} ({len(dataset):,} rows)")
     if len(dataset) == 0:
@@ -146,15 +155,22 @@ def run_checks(
     if memory:
         report.memory = memory
         est = memory["estimate"]
-        msg = (f"~{_size(est['total'])} needed (weights {_size(est['weights'])}, gradients "
-               f"{_size(est['gradients'])}, optimizer {_size(est['optimizer'])}, activations "
-               f"{_size(est['activations'])}; {est['trainable']:,} trainable parameters) of "
-               f"{memory['device_bytes'] / 2**30:.1f} GiB on {memory['device']}")
+        msg = (
+            f"~{_size(est['total'])} needed (weights {_size(est['weights'])}, gradients "
+            f"{_size(est['gradients'])}, optimizer {_size(est['optimizer'])}, activations "
+            f"{_size(est['activations'])}; {est['trainable']:,} trainable parameters) of "
+            f"{memory['device_bytes'] / 2**30:.1f} GiB on {memory['device']}"
+        )
         if memory["fits"]:
             report.add("memory", "ok", msg)
         else:
-            report.add("memory", "error", msg + "; lower training.batch_size or max_length, turn on "
-                       "gradient_checkpointing, or use adapter.type: qlora", "training.batch_size")
+            report.add(
+                "memory",
+                "error",
+                msg + "; lower training.batch_size or max_length, turn on "
+                "gradient_checkpointing, or use adapter.type: qlora",
+                "training.batch_size",
+            )
     return report
 
 
@@ -165,19 +181,36 @@ def _size(gib: float) -> str:
 
 def _check_tokens(report: PreflightReport, tok: Any, method: str) -> None:
     if tok.eos_token_id is None:
-        report.add("tokens", "error", "the tokenizer has no EOS token, so the model cannot learn to stop; set one "
-                   "in the tokenizer or use a model whose tokenizer defines it", "model.base")
+        report.add(
+            "tokens",
+            "error",
+            "the tokenizer has no EOS token, so the model cannot learn to stop; set one "
+            "in the tokenizer or use a model whose tokenizer defines it",
+            "model.base",
+        )
         return
     if tok.pad_token_id is None:
-        report.add("tokens", "error", "the tokenizer has no pad token; set model.pad_token to a special token "
-                   "distinct from EOS (e.g. <|endoftext|>)", "model.pad_token")
+        report.add(
+            "tokens",
+            "error",
+            "the tokenizer has no pad token; set model.pad_token to a special token "
+            "distinct from EOS (e.g. <|endoftext|>)",
+            "model.pad_token",
+        )
         return
     if tok.pad_token_id == tok.eos_token_id:
-        why = ("the reward model would read its score at the first EOS inside the conversation"
-               if method == "reward" else "masking padding by token id also masks every EOS label, so the model "
-               "never learns to stop")
-        report.add("tokens", "error", f"pad token == EOS ({tok.eos_token!r}): {why}; set model.pad_token to another "
-                   "special token (e.g. <|endoftext|>)", "model.pad_token")
+        why = (
+            "the reward model would read its score at the first EOS inside the conversation"
+            if method == "reward"
+            else "masking padding by token id also masks every EOS label, so the model never learns to stop"
+        )
+        report.add(
+            "tokens",
+            "error",
+            f"pad token == EOS ({tok.eos_token!r}): {why}; set model.pad_token to another "
+            "special token (e.g. <|endoftext|>)",
+            "model.pad_token",
+        )
         return
     report.add("tokens", "ok", f"EOS {tok.eos_token!r}, pad {tok.pad_token!r} (distinct)")
 
@@ -189,8 +222,12 @@ def _render(tok: Any, messages: list[dict], **kw: Any) -> str:
 def _check_template(report: PreflightReport, tok: Any, rows: list[dict], kind: str) -> list[tuple[str, str]]:
     """Render every example; returns (prompt text, full text) pairs."""
     if not getattr(tok, "chat_template", None):
-        report.add("template", "error", "the tokenizer has no chat template; set model.chat_template (e.g. chatml)",
-                   "model.chat_template")
+        report.add(
+            "template",
+            "error",
+            "the tokenizer has no chat template; set model.chat_template (e.g. chatml)",
+            "model.chat_template",
+        )
         return []
     texts: list[tuple[str, str]] = []
     failures: dict[str, int] = {}
@@ -213,8 +250,13 @@ def _check_template(report: PreflightReport, tok: Any, rows: list[dict], kind: s
             texts.append((ptext, full))
     if failures:
         detail = "; ".join(f"{k} ({n} example(s), first in {first[k]})" for k, n in failures.items())
-        report.add("template", "error", f"the chat template does not render every example: {detail}; fix the "
-                   "template or set model.chat_template (e.g. chatml)", "model.chat_template")
+        report.add(
+            "template",
+            "error",
+            f"the chat template does not render every example: {detail}; fix the "
+            "template or set model.chat_template (e.g. chatml)",
+            "model.chat_template",
+        )
     else:
         report.add("template", "ok", f"renders all {len(texts):,} conversations with every message kept")
     return texts
@@ -223,9 +265,14 @@ def _check_template(report: PreflightReport, tok: Any, rows: list[dict], kind: s
 def _check_eos(report: PreflightReport, tok: Any, full: str) -> None:
     ids = tok(full, add_special_tokens=False)["input_ids"]
     if tok.eos_token_id is not None and tok.eos_token_id not in ids:
-        report.add("eos", "warn", f"the chat template does not put EOS ({tok.eos_token!r}) after assistant turns; "
-                   "TRL appends it, but generation will stop only if the template and EOS agree; check "
-                   "model.chat_template", "model.chat_template")
+        report.add(
+            "eos",
+            "warn",
+            f"the chat template does not put EOS ({tok.eos_token!r}) after assistant turns; "
+            "TRL appends it, but generation will stop only if the template and EOS agree; check "
+            "model.chat_template",
+            "model.chat_template",
+        )
     else:
         report.add("eos", "ok", "assistant turns end with EOS, so the model learns to stop")
 
@@ -238,9 +285,14 @@ def _check_masking(
     prompt, completion = conversations(rows[0], kind)[0]
     if kind == "sft" and assistant_only:
         if not has_generation_markers(tok.chat_template):
-            report.add("masking", "error", "training.assistant_only_loss needs a chat template with "
-                       "{% generation %} markers around assistant turns, and this one has none; set "
-                       "model.chat_template: chatml (or add the markers to your template)", "model.chat_template")
+            report.add(
+                "masking",
+                "error",
+                "training.assistant_only_loss needs a chat template with "
+                "{% generation %} markers around assistant turns, and this one has none; set "
+                "model.chat_template: chatml (or add the markers to your template)",
+                "model.chat_template",
+            )
             return
         empty = 0
         for row in rows:
@@ -250,8 +302,13 @@ def _check_masking(
         enc = tok.apply_chat_template(completion, return_dict=True, return_assistant_tokens_mask=True)
         report.sample = _marked(tok, enc["input_ids"], enc["assistant_masks"])
         if empty == len(rows):
-            report.add("masking", "error", "no example has an assistant token to train on; check the data's roles "
-                       "and the template's {% generation %} markers", "model.chat_template")
+            report.add(
+                "masking",
+                "error",
+                "no example has an assistant token to train on; check the data's roles "
+                "and the template's {% generation %} markers",
+                "model.chat_template",
+            )
         elif empty:
             report.add("masking", "warn", f"{empty} example(s) have no assistant tokens and will be dropped")
         else:
@@ -262,8 +319,11 @@ def _check_masking(
     ids = tok(full, add_special_tokens=False)["input_ids"]
     n_prompt = len(tok(ptext, add_special_tokens=False)["input_ids"]) if ptext and full.startswith(ptext) else 0
     report.sample = _marked(tok, ids, [0] * n_prompt + [1] * (len(ids) - n_prompt))
-    what = "every token (set training.assistant_only_loss: true to train on assistant turns only)" if kind == "sft" \
+    what = (
+        "every token (set training.assistant_only_loss: true to train on assistant turns only)"
+        if kind == "sft"
         else "the completion only"
+    )
     if method == "reward":
         what = "the score at the last token (no token loss)"
     report.add("masking", "ok", f"loss on {what}")
@@ -288,14 +348,28 @@ def _marked(tok: Any, ids: list[int], mask: list[int]) -> str:
 def _check_lengths(report: PreflightReport, tok: Any, texts: list[tuple[str, str]], max_length: int) -> None:
     lengths = [len(x) for x in tok([full for _, full in texts], add_special_tokens=False)["input_ids"]]
     over = sum(n > max_length for n in lengths)
-    report.lengths = {"max": max(lengths), "median": statistics.median(lengths), "over_max_length": over,
-                      "max_length": max_length, "sequences": len(lengths)}
+    report.lengths = {
+        "max": max(lengths),
+        "median": statistics.median(lengths),
+        "over_max_length": over,
+        "max_length": max_length,
+        "sequences": len(lengths),
+    }
     longest = f"longest {max(lengths)}, median {statistics.median(lengths):g} tokens"
     if over == len(lengths):
-        report.add("length", "error", f"every example is longer than training.max_length={max_length} ({longest}) "
-                   "and would be truncated; raise training.max_length", "training.max_length")
+        report.add(
+            "length",
+            "error",
+            f"every example is longer than training.max_length={max_length} ({longest}) "
+            "and would be truncated; raise training.max_length",
+            "training.max_length",
+        )
     elif over:
-        report.add("length", "warn", f"{over} of {len(lengths)} sequences exceed max_length={max_length} and will "
-                   f"be truncated ({longest})", "training.max_length")
+        report.add(
+            "length",
+            "warn",
+            f"{over} of {len(lengths)} sequences exceed max_length={max_length} and will be truncated ({longest})",
+            "training.max_length",
+        )
     else:
         report.add("length", "ok", f"all {len(lengths):,} sequences fit max_length={max_length} ({longest})")

@@ -57,8 +57,16 @@ def entry_point(method: str) -> Any:
 def preflight(setup: Setup) -> PreflightReport:
     """All pre-flight checks for ``setup`` (dataset, template, tokens, masking, lengths, memory)."""
     r = setup.recipe
-    return run_checks(r.method, setup.kind, setup.train_dataset, setup.tokenizer, r.training.max_length,
-                      r.training.assistant_only_loss, memory_check(setup), setup.data_manifest.get("resolved", ""))
+    return run_checks(
+        r.method,
+        setup.kind,
+        setup.train_dataset,
+        setup.tokenizer,
+        r.training.max_length,
+        r.training.assistant_only_loss,
+        memory_check(setup),
+        setup.data_manifest.get("resolved", ""),
+    )
 
 
 def train_recipe(
@@ -117,24 +125,41 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         "adapter": r.adapter.model_dump(),
         "base_model": setup.source.identity(),
         "reference_model": r.reference.model,
-        "dataset": {"ref": dm.get("resolved"), "requested": r.dataset.ref, "split": r.dataset.split,
-                    "eval_split": r.dataset.eval_split, "content_hash": dm.get("content_hash"),
-                    "kind": setup.kind, "rows": len(setup.train_dataset), "store": r.dataset.store},
+        "dataset": {
+            "ref": dm.get("resolved"),
+            "requested": r.dataset.ref,
+            "split": r.dataset.split,
+            "eval_split": r.dataset.eval_split,
+            "content_hash": dm.get("content_hash"),
+            "kind": setup.kind,
+            "rows": len(setup.train_dataset),
+            "store": r.dataset.store,
+        },
         "recipe": {"file": setup.doc.file, "sha256": recipe_digest(setup.doc), "text": setup.doc.text},
         # the recipe's loop settings with the per-device defaults resolved to what actually ran
-        "training": {**r.training.model_dump(), "precision": setup.defaults.precision,
-                     "device": setup.defaults.device, "gradient_checkpointing": setup.defaults.gradient_checkpointing},
+        "training": {
+            **r.training.model_dump(),
+            "precision": setup.defaults.precision,
+            "device": setup.defaults.device,
+            "gradient_checkpointing": setup.defaults.gradient_checkpointing,
+        },
         "code_version": code_version().model_dump(),
         "libraries": library_versions(),
         "hardware": hardware(setup.defaults.device),
         "distributed": _distributed_info(),
-        "metrics": {**result.metrics, "train_seconds": round(result.seconds, 3),
-                    "train_cpu_seconds": round(result.cpu_seconds, 3)},
+        "metrics": {
+            **result.metrics,
+            "train_seconds": round(result.seconds, 3),
+            "train_cpu_seconds": round(result.cpu_seconds, 3),
+        },
         "logs": setup.logs,
         "ref_cache": result.ref_cache_events,
         "preflight": report.as_dict(),
-        "output": {"kind": result.output_kind, "path": str(result.output_dir),
-                   "merged": str(merged) if merged else None},
+        "output": {
+            "kind": result.output_kind,
+            "path": str(result.output_dir),
+            "merged": str(merged) if merged else None,
+        },
     }
     write_lineage(setup.run_dir, manifest)
     return manifest

@@ -38,6 +38,7 @@ from curate.engine.run_folder import RunWriter, new_run_id
 from curate.engine.shards import FileJob, ShardRef, code_fingerprint, digest, garbage_collect, ingest_file, sketch_shard
 from curate.ingest import sha256_of
 from schemas.kinds import arrow_schema
+from schemas.manifests import RunSummary, checked
 from schemas.provenance import code_version
 from schemas.recipe_loader import LoadedRecipe
 from schemas.stages import DecontaminateStage, NearDedupStage
@@ -373,7 +374,7 @@ def assemble(
         )
         if decision.results:
             summary["stages"] = decision.results
-        writer.write_json("summary.json", summary)
+        writer.write_json("summary.json", checked(RunSummary, summary))
         writer.write_text("recipe.yaml", prep.doc.text)
         if prep.report:
             before = record_lengths(new_parts, kind)
@@ -413,7 +414,7 @@ def publish(
     published = publish_run(files, prep.doc, summary, carried_inputs or [], final)
     summary["published"] = published
     tmp = final / "summary.json.tmp"
-    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    tmp.write_bytes(orjson.dumps(checked(RunSummary, summary), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     tmp.replace(final / "summary.json")
     return published
 

@@ -37,6 +37,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from curate.store.refs import RefError, parse_ref
+from schemas.manifests import DatasetManifest, checked
 
 MANIFEST_KEY = "curate.manifest"
 
@@ -114,7 +115,7 @@ class Store:
         name, version = self.resolve(ref)
         for h in self._delta(name).history():
             if int(h["version"]) + 1 == version and MANIFEST_KEY in h:
-                return json.loads(h[MANIFEST_KEY])
+                return checked(DatasetManifest, json.loads(h[MANIFEST_KEY]))
         raise RefError(f"{name}@{version} has no manifest")
 
     def read(self, ref: str, split: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
@@ -158,7 +159,7 @@ class Store:
             "rows_per_split": dict(sorted(df["split"].value_counts().iter_rows())),
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        text = json.dumps(full, sort_keys=True, default=str)
+        text = json.dumps(checked(DatasetManifest, full), sort_keys=True, default=str)
         self._table(name).parent.mkdir(parents=True, exist_ok=True)
         # Against an existing table, commit on top of the parent version we read: if another
         # publish committed meanwhile, Delta's conflict check refuses this commit instead of

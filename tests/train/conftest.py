@@ -28,8 +28,9 @@ def _frames(n: int = 12) -> dict[str, tuple[pl.DataFrame, str]]:
     sft = pl.DataFrame(
         {
             "id": [f"s{i}" for i in range(n)],
-            "messages": [[_msg("user", f"What is {i} plus one?"), _msg("assistant", f"It is {i + 1}.")]
-                         for i in range(n)],
+            "messages": [
+                [_msg("user", f"What is {i} plus one?"), _msg("assistant", f"It is {i + 1}.")] for i in range(n)
+            ],
             "split": split,
         },
         schema={"id": pl.String, "messages": MESSAGES, "split": pl.String},
@@ -48,8 +49,9 @@ def _frames(n: int = 12) -> dict[str, tuple[pl.DataFrame, str]]:
         {
             "id": [f"k{i}" for i in range(n)],
             "prompt": [[_msg("user", f"What color is the sky at {i}?")] for i in range(n)],
-            "completion": [[_msg("assistant", "The sky is blue." if i % 2 else f"A dog number {i}.")]
-                           for i in range(n)],
+            "completion": [
+                [_msg("assistant", "The sky is blue." if i % 2 else f"A dog number {i}.")] for i in range(n)
+            ],
             "label": [bool(i % 2) for i in range(n)],
             "split": split,
         },
@@ -89,8 +91,14 @@ def train_doc(tiny_model: Path, tiny_store: Path, tmp_path: Path) -> Callable[..
     entries override the training and adapter defaults.
     """
 
-    def make(method: str, adapter: str = "lora", training: dict | None = None, extra: str = "", dataset: str = "",
-             adapter_extra: dict | None = None) -> LoadedTrainRecipe:
+    def make(
+        method: str,
+        adapter: str = "lora",
+        training: dict | None = None,
+        extra: str = "",
+        dataset: str = "",
+        adapter_extra: dict | None = None,
+    ) -> LoadedTrainRecipe:
         loop = {"max_steps": 3, "batch_size": 2, "max_length": 64, "learning_rate": 0.001, **(training or {})}
         lora = {"type": adapter, "r": 4, "alpha": 8, "dropout": 0.0, **(adapter_extra or {})}
         text = (

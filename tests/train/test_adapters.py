@@ -19,8 +19,9 @@ def _qlora(tiny_model, wrap: bool = True):
 
     spec = AdapterSpec(type="qlora", r=4, init="gaussian", dropout=0.0)
     torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model, quantization_config=quantization_config(spec, "float32"),
-                                                dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(
+        tiny_model, quantization_config=quantization_config(spec, "float32"), dtype=torch.float32
+    )
     torch.manual_seed(0)
     # wrap=False: plain peft, as without train.adapters (bitsandbytes' CPU inference repacking left on)
     if not wrap:

@@ -16,12 +16,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_train_smoke() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--model", "tiny", "--steps", "2",
-         "--repeats", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_train.py"),
+            "--model",
+            "tiny",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    out = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert out["benchmark"] == "train" and out["steps"] == 2
     ours, trl = out["sft"]["ours"], out["sft"]["trl_defaults"]
     assert ours["tokens"] == trl["tokens"] > 0  # the same work, so tokens/s compare

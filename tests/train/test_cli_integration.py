@@ -90,8 +90,9 @@ def test_cli_errors_exit_2_with_the_field(workdir, tiny_model):
     assert "bad.yaml:5: beta: unknown key" in r.stderr
 
     # a valid recipe whose data does not suit the method: pre-flight stops it before training
-    (workdir / "dpo.yaml").write_text(_train_recipe(str(tiny_model)).replace(
-        "method: sft", "method: dpo").replace(", assistant_only_loss: true", ""))
+    (workdir / "dpo.yaml").write_text(
+        _train_recipe(str(tiny_model)).replace("method: sft", "method: dpo").replace(", assistant_only_loss: true", "")
+    )
     r = cli("train", "dpo.yaml", cwd=workdir)
     assert r.returncode == 2
     assert "ERROR schema [dataset.ref]: chat@1 holds sft records" in r.stderr
@@ -112,6 +113,9 @@ def test_smollm2_sft_end_to_end(workdir):
     out = json.loads(r.stdout)
     assert out["ok"] and out["output"]["kind"] == "adapter"
     assert out["metrics"]["train_loss"] > 0
-    manifest = json.loads((Path(out["run_dir"]) if Path(out["run_dir"]).is_absolute() else workdir / out["run_dir"])
-                          .joinpath("manifest.json").read_text())
+    manifest = json.loads(
+        (Path(out["run_dir"]) if Path(out["run_dir"]).is_absolute() else workdir / out["run_dir"])
+        .joinpath("manifest.json")
+        .read_text()
+    )
     assert manifest["base_model"]["kind"] == "gguf" and len(manifest["base_model"]["gguf_sha256"]) == 64

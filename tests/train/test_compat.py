@@ -22,8 +22,9 @@ def problems(text: str) -> list[str]:
 
 def test_unknown_keys_and_bad_values_are_reported_together():
     with pytest.raises(RecipeError) as e:
-        load_train_recipe_doc(BASE + "method: dpo\nadapter: {type: qlora, rank: 8}\ntraining: {batch_size: 0}\n",
-                              "t.yaml")
+        load_train_recipe_doc(
+            BASE + "method: dpo\nadapter: {type: qlora, rank: 8}\ntraining: {batch_size: 0}\n", "t.yaml"
+        )
     got = [str(p) for p in e.value.problems]
     assert "t.yaml:5: adapter.rank: unknown key (remove it or check its spelling)" in got
     assert any(p.startswith("t.yaml:6: training.batch_size: Input should be greater than 0") for p in got)

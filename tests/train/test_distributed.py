@@ -20,10 +20,24 @@ from train.run import train_recipe
         ({"strategy": "fsdp"}, {"distributed_type": "FSDP"}),
         ({"strategy": "fsdp", "preset": "fsdp1"}, {"distributed_type": "FSDP"}),
         ({"strategy": "deepspeed", "preset": "zero1"}, {"distributed_type": "DEEPSPEED"}),
-        ({"strategy": "deepspeed", "num_processes": 16, "num_machines": 2, "machine_rank": 1,
-          "main_process_ip": "10.1.2.3", "mixed_precision": "bf16"},
-         {"distributed_type": "DEEPSPEED", "num_processes": 16, "num_machines": 2, "machine_rank": 1,
-          "main_process_ip": "10.1.2.3", "mixed_precision": "bf16"}),
+        (
+            {
+                "strategy": "deepspeed",
+                "num_processes": 16,
+                "num_machines": 2,
+                "machine_rank": 1,
+                "main_process_ip": "10.1.2.3",
+                "mixed_precision": "bf16",
+            },
+            {
+                "distributed_type": "DEEPSPEED",
+                "num_processes": 16,
+                "num_machines": 2,
+                "machine_rank": 1,
+                "main_process_ip": "10.1.2.3",
+                "mixed_precision": "bf16",
+            },
+        ),
         ({"cpu": True}, {"distributed_type": "MULTI_CPU", "use_cpu": True, "mixed_precision": "no"}),
     ],
 )
@@ -41,8 +55,12 @@ def test_config_file_and_commands(tmp_path: Path):
     path = write_config(spec, tmp_path / "acc.json")
     assert json.loads(path.read_text())["mixed_precision"] == "no"  # a string, not YAML 1.1's boolean
     cmd = launch_command(spec, path, "r.yaml", tmp_path)
-    assert cmd[1:4] == ["launch", "--config_file", str(path)] and cmd[-4:] == ["-m", "train.worker", "r.yaml",
-                                                                              str(tmp_path)]
+    assert cmd[1:4] == ["launch", "--config_file", str(path)] and cmd[-4:] == [
+        "-m",
+        "train.worker",
+        "r.yaml",
+        str(tmp_path),
+    ]
     cpu = launch_command(DistributedSpec(cpu=True, num_processes=2), path, "r.yaml", tmp_path)
     assert "torch.distributed.run" in cpu and "--nproc_per_node=2" in cpu
 

@@ -17,8 +17,7 @@ from train.run import train_recipe
 
 def test_manifest_card_merge_and_eval(train_doc, tiny_store, tmp_path):
     doc = train_doc("sft", extra="")
-    text = doc.text.replace("dataset: {", "dataset: {eval_split: eval, ").replace(
-        "output: {", "output: {merge: true, ")
+    text = doc.text.replace("dataset: {", "dataset: {eval_split: eval, ").replace("output: {", "output: {merge: true, ")
     doc = load_train_recipe_doc(text, doc.file)
     outcome = train_recipe(doc)
     run = outcome.run_dir

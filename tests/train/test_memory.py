@@ -7,8 +7,9 @@ from transformers import LlamaConfig
 from train.memory import estimate, shape_from_config
 
 # Llama-2-7B's shape: the classic worked example (16 bytes/param full mixed-precision AdamW ~ 100+ GiB)
-LLAMA7B = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                      vocab_size=32000)
+LLAMA7B = LlamaConfig(
+    hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32000
+)
 
 
 def test_shape_counts_parameters_without_allocating():

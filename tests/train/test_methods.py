@@ -29,8 +29,13 @@ def _reload(result, setup) -> torch.nn.Module:
     from train.models import load_model
 
     quant = quantization_config(setup.recipe.adapter, setup.defaults.torch_dtype)
-    base = load_model(setup.source, task=result.task, quantization=quant, dtype=torch.float32,
-                      pad_token_id=setup.tokenizer.pad_token_id)
+    base = load_model(
+        setup.source,
+        task=result.task,
+        quantization=quant,
+        dtype=torch.float32,
+        pad_token_id=setup.tokenizer.pad_token_id,
+    )
     return PeftModel.from_pretrained(base, result.output_dir).eval()
 
 

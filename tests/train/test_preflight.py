@@ -11,8 +11,15 @@ from train.preflight import run_checks
 from train.run import PreflightError, train_recipe
 from train.templates import CHATML
 
-CHAT = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a color."},
-                      {"role": "assistant", "content": "Blue."}]}]
+CHAT = [
+    {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Name a color."},
+            {"role": "assistant", "content": "Blue."},
+        ]
+    }
+]
 
 
 @pytest.fixture
@@ -48,8 +55,10 @@ def test_template_that_drops_a_role(tok):
 
 
 def test_template_that_raises(tok):
-    tok.chat_template = "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}" \
-                        "{% endif %}{{ m['content'] }}{% endfor %}"
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+        "{% endif %}{{ m['content'] }}{% endfor %}"
+    )
     report = run_checks("sft", "sft", datasets.Dataset.from_list(CHAT), tok, 64)
     assert "render error: no system" in _errors(report)["template"].message
 

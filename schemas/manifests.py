@@ -1,0 +1,207 @@
+"""Contracts that cross packages: the run summary, the dataset version manifest, the model manifest.
+
+The engine writes a :class:`RunSummary` (``summary.json`` of every run folder), the store commits a
+:class:`DatasetManifest` with every version (and the annotation pull publishes one too), and the
+trainers write a :class:`ModelManifest` beside every model. Each is validated when written and
+when read (:func:`checked`), so a typo in a key or a missing field fails where it is made, not
+three packages later. Unknown keys are refused: adding a field means adding it here.
+
+The JSON on disk stays a plain object (these models check it; they do not reshape it), so files
+written before these models existed read back unchanged.
+
+Example:
+    >>> checked(CodeVersion, {"package": "0.1.0", "git_commit": None, "python": "3.11.7"})["python"]
+    '3.11.7'
+    >>> checked(Counts, {"input_rows": 1})
+    Traceback (most recent call last):
+    ...
+    schemas.manifests.ContractError: Counts: kept: Field required; ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from schemas.provenance import CodeVersion
+
+__all__ = [
+    "CodeVersion",
+    "ContractError",
+    "Counts",
+    "DatasetManifest",
+    "ModelManifest",
+    "RunSummary",
+    "checked",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Counts(_Strict):
+    """Where every input row went: ``input_rows = kept + quarantined + duplicates + dropped``."""
+
+    input_rows: int
+    kept: int
+    quarantined: int
+    duplicates: int
+    dropped: int
+    balanced: bool
+    quarantined_by_reason: dict[str, int]
+    duplicates_by_reason: dict[str, int]
+    dropped_by_reason: dict[str, int]
+
+
+class FileAccount(Counts):
+    """The accounting of one input file."""
+
+    uri: str
+    sha256: str
+    format: str
+    compression: str
+    output_records: int
+    records_rejected_by_reason: dict[str, int]
+
+
+class SourceAccount(Counts):
+    """The accounting of one recipe source, and of each of its files."""
+
+    output_records: int
+    records_rejected_by_reason: dict[str, int]
+    files: list[FileAccount]
+
+
+class StageResult(_Strict):
+    """What one stage did (records in and out, per reason, with examples)."""
+
+    name: str
+    type: str
+    outcome: str
+    records_in: int
+    records_out: int
+    removed: int
+    seconds: float
+    by_reason: dict[str, int]
+    examples: dict[str, list[dict[str, Any]]]
+    stats: dict[str, Any]
+
+
+class Orchestrator(_Strict):
+    """Who ran the sequence: ``local``, or ``prefect`` with its flow run."""
+
+    name: str
+    flow_run_id: str | None = None
+    flow_run_name: str | None = None
+
+
+class RunSummary(Counts):
+    """``summary.json`` of a run folder (and what ``curate run --json`` prints)."""
+
+    run_id: str
+    recipe: str
+    kind: str
+    seconds: float
+    rows_per_second: float | None
+    output_records: int
+    records_rejected_by_reason: dict[str, int]
+    sources: dict[str, SourceAccount]
+    outputs: dict[str, Any]
+    orchestrator: Orchestrator
+    code_version: CodeVersion
+    stages: list[StageResult] = []
+    refresh: dict[str, Any] | None = None
+    published: dict[str, Any] | None = None
+    annotation_push: dict[str, Any] | None = None
+
+
+class RecipeRef(_Strict):
+    """The recipe (or annotation spec) that made a version: name, sha256 and text (``${ENV}`` kept)."""
+
+    name: str
+    sha256: str
+    text: str
+
+
+class InputFile(_Strict):
+    """An input file of a version; ``carried``: kept from the parent version by a refresh."""
+
+    source: str
+    uri: str
+    sha256: str
+    format: str
+    rows: int
+    carried: bool = False
+
+
+class DatasetManifest(_Strict):
+    """What a published version records about how it was made (see ``curate/store``)."""
+
+    kind: str
+    # what made it: a run (recipe, inputs, stages, accounting) or an annotation pull (annotation);
+    # the store's own API may publish a bare frame, so none of these is required
+    recipe: RecipeRef | None = None
+    inputs: list[InputFile] = []
+    stages: list[dict[str, Any]] = []
+    splits: dict[str, Any] | None = None
+    accounting: Counts | None = None
+    annotation: dict[str, Any] | None = None
+    code_version: CodeVersion | None = None
+    license: str | None = None  # the card's license (``other`` when the inputs' licenses are unknown)
+    orchestrator_run_id: str | None = None
+    split_leaks: dict[str, Any] | None = None
+    stage_results: list[dict[str, Any]] = []
+    run_id: str | None = None
+    refresh: dict[str, Any] | None = None
+    # filled in by the store when it commits
+    dataset: str
+    version: int
+    parent_version: int | None
+    content_hash: str
+    rows: int
+    rows_per_split: dict[str, int]
+    published_at: str
+
+
+class ModelManifest(_Strict):
+    """``manifest.json`` of a trained model: where it came from, how it was trained, what it scored."""
+
+    name: str
+    run_id: str
+    created: str
+    method: str
+    task: str
+    adapter: dict[str, Any]
+    base_model: dict[str, Any]
+    reference_model: str | None
+    dataset: dict[str, Any]
+    recipe: dict[str, Any]
+    training: dict[str, Any]
+    code_version: CodeVersion
+    libraries: dict[str, str | None]
+    hardware: dict[str, Any]
+    distributed: dict[str, Any] | None
+    metrics: dict[str, Any]
+    logs: list[Any]
+    ref_cache: list[Any]
+    preflight: dict[str, Any]
+    output: dict[str, Any]
+
+
+class ContractError(ValueError):
+    """A summary or manifest does not match its contract (the message names every bad field)."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def checked(model: type[M], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` itself, after checking it against ``model``; raises :class:`ContractError`."""
+    try:
+        model.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}" for err in e.errors())
+        raise ContractError(f"{model.__name__}: {problems}") from None
+    return data
