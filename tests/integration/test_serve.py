@@ -1,4 +1,4 @@
-"""``curate server up`` + ``curate serve``: a scheduled refresh deployment on a real Prefect server runs."""
+"""``curate server up`` + ``curate run`` / ``curate serve``: runs reuse the local server; a scheduled refresh runs."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
     }
     env.pop("PREFECT_API_URL", None)
+    # no server anywhere: serve refuses clearly instead of scheduling into a temporary one
+    refused = _curate("serve", "recipes/quickstart.yaml", "--cron", "0 3 * * *", env=env, cwd=tmp_path)
+    assert refused.returncode == 2 and "curate server up" in refused.stderr
     up = _curate("server", "up", "--port", str(port), env=env, cwd=tmp_path)
     assert up.returncode == 0, up.stderr
     api = f"http://127.0.0.1:{port}/api"
@@ -53,11 +56,15 @@ def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
     serve = None
     try:
         assert _curate("server", "status", env=env, cwd=tmp_path).returncode == 0
-        # no server configured: serve refuses clearly instead of scheduling into a temporary one
-        refused = _curate("serve", "recipes/quickstart.yaml", "--cron", "0 3 * * *", env=env, cwd=tmp_path)
-        assert refused.returncode == 2 and "curate server up" in refused.stderr
+        # PREFECT_API_URL unset: a plain `curate run` goes to the running local server (no temporary one)
+        run = _curate("run", "recipes/preferences.yaml", "--json", env=env, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert "temporary" not in run.stderr
+        flow_run = json.loads(run.stdout)["orchestrator"]["flow_run_id"]
+        seen = httpx.get(f"{api}/flow_runs/{flow_run}", timeout=10)
+        assert seen.status_code == 200 and seen.json()["state"]["type"] == "COMPLETED"
 
-        env["PREFECT_API_URL"] = api
+        # serve, too, finds the local server by itself
         log = (tmp_path / "serve.log").open("w")
         serve = subprocess.Popen(
             [sys.executable, "-m", "curate.cli", "serve", "recipes/quickstart.yaml", "--cron", "0 3 * * *"],
@@ -88,7 +95,8 @@ def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
         first, second = lines()
         assert first["noop"] is False and first["published"]["ref"] == "quickstart@1"
         assert second["noop"] is True and second["base_version"] == "quickstart@1"
-        assert first["flow_run_id"] and first["flow_run_id"] != second["flow_run_id"]
+        runs = [e["orchestrator"]["flow_run_id"] for e in (first, second)]
+        assert runs[0] and runs[0] != runs[1]
     finally:
         if serve is not None:
             serve.terminate()
