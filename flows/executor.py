@@ -29,7 +29,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.cache_policies import CachePolicy
+from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext, get_run_context
 from prefect.futures import as_completed
 
@@ -78,6 +78,8 @@ class PrefectExecutor:
                     "persist_result": True,
                     "result_storage": self.records,
                 }
+            else:  # nothing to reuse: skip Prefect's default of hashing every input (the plan, the refs)
+                options |= {"cache_policy": NO_CACHE, "persist_result": False}
             t = self._tasks[step.name] = task(step.fn, **options)
         return t
 
@@ -111,7 +113,15 @@ class PrefectExecutor:
 
     def hook(self, hook: Hook, outcome: Outcome) -> Any:
         name = hook.name.replace("_", "-")
-        return task(hook.run, name=name, retries=hook.retries, retry_delay_seconds=[2, 10])(outcome, self)
+        t = task(
+            hook.run,
+            name=name,
+            retries=hook.retries,
+            retry_delay_seconds=[2, 10],
+            cache_policy=NO_CACHE,
+            persist_result=False,
+        )
+        return t(outcome, self)
 
     def table(self, key: str, rows: list[dict[str, Any]], description: str) -> None:
         create_table_artifact(rows, key=key, description=description)

@@ -30,3 +30,5 @@ def test_bench_flow_smoke() -> None:
     assert out["overhead_ratio"] == pytest.approx(
         out["seconds_median"]["flow"] / out["seconds_median"]["local"] - 1, abs=1e-3
     )
+    fixed = out["seconds_median"]["flow_1thread"] - out["seconds_median"]["local"]
+    assert out["fixed_overhead_s"] == pytest.approx(fixed, abs=1e-3)
