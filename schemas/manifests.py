@@ -170,24 +170,25 @@ class ModelManifest(_Strict):
 
     name: str
     run_id: str
-    created: str
     method: str
-    task: str
-    adapter: dict[str, Any]
     base_model: dict[str, Any]
-    reference_model: str | None
     dataset: dict[str, Any]
-    recipe: dict[str, Any]
-    training: dict[str, Any]
-    code_version: CodeVersion
-    libraries: dict[str, str | None]
-    hardware: dict[str, Any]
-    distributed: dict[str, Any] | None
-    metrics: dict[str, Any]
-    logs: list[Any]
-    ref_cache: list[Any]
-    preflight: dict[str, Any]
     output: dict[str, Any]
+    metrics: dict[str, Any] = {}
+    # written by every `curate train` run; optional for manifests of models trained elsewhere
+    created: str | None = None
+    task: str | None = None
+    adapter: dict[str, Any] | None = None
+    reference_model: str | None = None
+    recipe: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    code_version: CodeVersion | None = None
+    libraries: dict[str, str | None] = {}
+    hardware: dict[str, Any] = {}
+    distributed: dict[str, Any] | None = None
+    logs: list[Any] = []
+    ref_cache: list[Any] = []
+    preflight: dict[str, Any] | None = None
 
 
 class ContractError(ValueError):
