@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.json as pa_json
 
 from curate.ingest.files import InputFile, open_binary
 
@@ -41,16 +43,39 @@ class ReadError:
 
 @dataclass
 class RawBatch:
-    """Parsed records with their row numbers, plus rows that failed to parse."""
+    """Parsed records with their row numbers, plus rows that failed to parse.
+
+    A batch of clean JSON Lines read with ``columns`` (see :func:`read_batches`) may come in
+    columnar form instead: ``table`` holds the requested keys of every line (``records`` is then
+    empty) and ``lines`` the raw lines, for :meth:`parsed` and for quarantine snippets.
+    """
 
     rows: list[int] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     errors: list[ReadError] = field(default_factory=list)
     bytes_read: int = 0
+    table: pa.Table | None = None
+    lines: list[bytes] | None = None
 
     @property
     def size(self) -> int:
         return len(self.rows) + len(self.errors)
+
+    def parsed(self) -> RawBatch:
+        """This batch with its records parsed one by one (itself when it already is)."""
+        if self.table is None or self.lines is None:
+            return self
+        out = RawBatch(bytes_read=self.bytes_read)
+        _parse_lines(self.lines, self.rows[0] if self.rows else 0, set(), True, 0, out)
+        out.errors.extend(self.errors)
+        return out
+
+    def record(self, row: int) -> dict[str, Any] | None:
+        """The parsed record of ``row``, or None (in columnar form its line is parsed now)."""
+        if self.lines is not None:
+            i = row - self.rows[0] if self.rows else -1
+            return orjson.loads(self.lines[i]) if 0 <= i < len(self.lines) else None
+        return next((r for n, r in zip(self.rows, self.records, strict=True) if n == row), None)
 
 
 def snippet(raw: bytes | str) -> str:
@@ -81,9 +106,10 @@ def iter_line_blocks(
             block, skipping = block[nl + 1 :], False
         lines = (pending + block).split(b"\n")
         pending = lines.pop()
-        too_long = (
-            {i for i, line in enumerate(lines) if len(line) > max_line_bytes} if len(block) > max_line_bytes else set()
-        )
+        too_long: set[int] = set()
+        # max() over the lengths runs in C; the per-line scan only happens when some line is too long
+        if len(block) > max_line_bytes and max(map(len, lines), default=0) > max_line_bytes:
+            too_long = {i for i, line in enumerate(lines) if len(line) > max_line_bytes}
         if len(pending) > max_line_bytes:
             too_long.add(len(lines))
             lines.append(pending)
@@ -163,26 +189,131 @@ def _parse_lines(
         _parse_line(line, first_row + i, i in too_long, parse_json, max_line_bytes, out)
 
 
-def _line_batches(f: InputFile, batch_rows: int, max_line_bytes: int, parse_json: bool) -> Iterator[RawBatch]:
+_BOM = b"\xef\xbb\xbf"
+_MAX_DEPTH = 200
+"""Nesting a columnar read accepts in keys it does not need (orjson refuses past 1024 levels)."""
+
+
+def _nested(t: pa.DataType) -> bool:
+    return pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _children(t: pa.DataType) -> list[pa.DataType]:
+    if pa.types.is_struct(t):
+        return [t.field(i).type for i in range(t.num_fields)]
+    return [t.value_type] if _nested(t) else []
+
+
+def _too_deep_or_floats(t: pa.DataType) -> tuple[bool, bool]:
+    """``(nested deeper than _MAX_DEPTH, holds floats)`` of a type (iterative: depth is unbounded)."""
+    floats, stack = False, [(t, 0)]
+    while stack:
+        u, d = stack.pop()
+        if d > _MAX_DEPTH:
+            return True, floats
+        floats |= pa.types.is_floating(u)
+        stack.extend((c, d + 1) for c in _children(u))
+    return False, floats
+
+
+def _all_finite(arr: pa.Array) -> bool:
+    """No NaN or infinity anywhere in ``arr`` (JSON has no such numbers: only ``NaN`` literals make them)."""
+    import pyarrow.compute as pc
+
+    t = arr.type
+    if pa.types.is_floating(t):
+        return bool(pc.all(pc.is_finite(arr), skip_nulls=True).as_py() is not False)
+    if pa.types.is_struct(t):
+        return all(_all_finite(arr.field(i)) for i in range(t.num_fields))
+    if _nested(t):
+        return _all_finite(arr.flatten())
+    return True
+
+
+def columnar_json(lines: list[bytes], columns: dict[str, pa.DataType]) -> pa.Table | None:
+    """The ``columns`` of clean JSON Lines (no blank or over-long line) as one table, or None.
+
+    Vectorized (Arrow's JSON reader, on one thread), and only where it provably reads what
+    :func:`orjson.loads` line by line would: every line one JSON object, valid UTF-8, no ``NaN`` or
+    infinity, no nesting orjson refuses, each requested key of the exact JSON type (a string is not
+    coerced from a number; a key given twice is refused). Anything else returns None and the lines
+    take the per-line path, which classifies every defect.
+    """
+    if not lines or lines[0].startswith(_BOM):  # Arrow skips a leading BOM, orjson refuses it
+        return None
+    block = b"\n".join(lines)
+    try:
+        pa.array([block], pa.binary()).cast(pa.string())  # UTF-8 check of the whole block (also unused keys)
+        table = pa_json.read_json(
+            pa.BufferReader(block),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=max(len(block) + 1, 1 << 20)),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=pa.schema(list(columns.items())), unexpected_field_behavior="infer"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+    if table.num_rows != len(lines):  # two objects on one line, say
+        return None
+    for name in table.column_names:
+        if name in columns:
+            if table.schema.field(name).type != columns[name]:
+                return None
+            continue
+        too_deep, floats = _too_deep_or_floats(table.schema.field(name).type)
+        if too_deep or (floats and not all(_all_finite(c) for c in table[name].chunks)):
+            return None
+    return table.select(list(columns))
+
+
+def _line_batches(
+    f: InputFile,
+    batch_rows: int,
+    max_line_bytes: int,
+    parse_json: bool,
+    columns: dict[str, pa.DataType] | None = None,
+) -> Iterator[RawBatch]:
     with open_binary(f) as (stream, counter):
         batch, last, row = RawBatch(), 0, 0  # row: number of lines consumed so far
+        # the batch's runs of lines, parsed when the batch is complete: (lines, first row, too long)
+        pending: list[tuple[list[bytes], int, set[int]]] = []
+
+        def fill(batch: RawBatch) -> RawBatch:
+            if columns is not None and pending and not any(long for _, _, long in pending):
+                lines = [x for run, _, _ in pending for x in run]
+                # blank lines need no scan here: Arrow skips them, so the row count no longer matches
+                table = columnar_json(lines, columns)
+                if table is not None:
+                    first = pending[0][1]
+                    batch.rows.extend(range(first, first + len(lines)))
+                    batch.table, batch.lines = table, lines
+                    pending.clear()
+                    return batch
+            for run, first, long in pending:
+                _parse_lines(run, first, long, parse_json, max_line_bytes, batch)
+            pending.clear()
+            return batch
+
         try:
             for lines, too_long in iter_line_blocks(stream, max_line_bytes):
                 start = 0
                 while start < len(lines):
-                    take = min(batch_rows - batch.size, len(lines) - start)
+                    take = min(batch_rows - batch.size - sum(len(r) for r, _, _ in pending), len(lines) - start)
                     part_long = {i - start for i in too_long if start <= i < start + take}
-                    _parse_lines(lines[start : start + take], row, part_long, parse_json, max_line_bytes, batch)
+                    pending.append((lines[start : start + take], row, part_long))
                     start += take
                     row += take
-                    if batch.size >= batch_rows:
+                    if batch.size + sum(len(r) for r, _, _ in pending) >= batch_rows:
+                        batch = fill(batch)
                         batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                         yield batch
                         batch = RawBatch()
         except (OSError, EOFError, ValueError) as e:  # corrupt gzip/zstd stream: the rest is unreadable
+            batch = fill(batch)
             batch.errors.append(
                 ReadError(row, "corrupt_file", f"the rest of the file could not be decompressed/read ({e})")
             )
+        batch = fill(batch)
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
             yield batch
@@ -389,10 +520,15 @@ def read_batches(
     csv_delimiter: str = ",",
     csv_quote: str = '"',
     csv_header: bool = True,
+    columns: dict[str, pa.DataType] | None = None,
 ) -> Iterator[RawBatch]:
-    """Stream ``f`` as batches of at most ``batch_rows`` rows (records + read errors)."""
+    """Stream ``f`` as batches of at most ``batch_rows`` rows (records + read errors).
+
+    ``columns`` (JSON Lines only): the keys a caller needs and their Arrow types; a batch whose
+    lines are all clean then comes in columnar form (:func:`columnar_json`, :class:`RawBatch`).
+    """
     if f.format == "jsonl":
-        yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=True)
+        yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=True, columns=columns)
     elif f.format == "json":
         yield from _json_array_batches(f, batch_rows, max_line_bytes)
     elif f.format == "text":
