@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -280,7 +281,7 @@ def _line_batches(
 
         def fill(batch: RawBatch) -> RawBatch:
             if columns is not None and pending and not any(long for _, _, long in pending):
-                lines = [x for run, _, _ in pending for x in run]
+                lines = list(itertools.chain.from_iterable(run for run, _, _ in pending))
                 # blank lines need no scan here: Arrow skips them, so the row count no longer matches
                 table = columnar_json(lines, columns)
                 if table is not None:
