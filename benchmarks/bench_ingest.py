@@ -296,6 +296,8 @@ def run_once(
         "variant": variant,
         "seconds": round(res["seconds"], 3),
         "process_wall_s": round(r["wall"], 3),
+        # CPU seconds of the whole child (start-up and imports too): less swayed by other load than wall time
+        "process_cpu_s": round(r["cpu"], 3),
         "rows_per_second": round(res["input_rows"] / res["seconds"], 1),
         "peak_rss_mb": round(rss_mb, 1),
         "input_rows": res["input_rows"],
@@ -318,6 +320,7 @@ def summarize(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]
             "peak_rss_mb_median": round(statistics.median(r["peak_rss_mb"] for r in rs), 1),
             "seconds_median": round(statistics.median(r["seconds"] for r in rs), 3),
             "process_wall_s_median": round(statistics.median(r["process_wall_s"] for r in rs), 3),
+            "process_cpu_s_median": round(statistics.median(r["process_cpu_s"] for r in rs), 3),
         }
         for v, rs in by.items()
     }
@@ -332,6 +335,9 @@ def summarize(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]
             "speedup_of_medians": round(med["ours"]["rows_per_second_median"] / med[v]["rows_per_second_median"], 3),
             "speedup_process_wall_median": round(
                 statistics.median(b["process_wall_s"] / a["process_wall_s"] for a, b in pairs), 3
+            ),
+            "speedup_process_cpu_median": round(
+                statistics.median(b["process_cpu_s"] / a["process_cpu_s"] for a, b in pairs), 3
             ),
             "peak_rss_ratio_median": round(statistics.median(a["peak_rss_mb"] / b["peak_rss_mb"] for a, b in pairs), 3),
         }

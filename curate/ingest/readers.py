@@ -191,6 +191,8 @@ def _parse_lines(
 
 
 _BOM = b"\xef\xbb\xbf"
+_MAX_BLOCK = 1 << 30
+"""Bytes of a batch a columnar read takes at most (Arrow's block size is a 32-bit int)."""
 _MAX_DEPTH = 200
 """Nesting a columnar read accepts in keys it does not need (orjson refuses past 1024 levels)."""
 
@@ -243,6 +245,8 @@ def columnar_json(lines: list[bytes], columns: dict[str, pa.DataType]) -> pa.Tab
     if not lines or lines[0].startswith(_BOM):  # Arrow skips a leading BOM, orjson refuses it
         return None
     block = b"\n".join(lines)
+    if len(block) >= _MAX_BLOCK:
+        return None
     try:
         pa.array([block], pa.binary()).cast(pa.string())  # UTF-8 check of the whole block (also unused keys)
         table = pa_json.read_json(
@@ -252,7 +256,7 @@ def columnar_json(lines: list[bytes], columns: dict[str, pa.DataType]) -> pa.Tab
                 explicit_schema=pa.schema(list(columns.items())), unexpected_field_behavior="infer"
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+    except (pa.ArrowException, UnicodeDecodeError):  # any refusal: the per-line path says what is wrong
         return None
     if table.num_rows != len(lines):  # two objects on one line, say
         return None
