@@ -131,7 +131,7 @@ def process_batch(
             reasons.setdefault(row, reason)
 
     # a columnar batch parses the raw line of a quarantined row on demand (few rows, not the batch)
-    record_of = dict(zip(batch.rows, batch.records, strict=True)) if batch.lines is None else None
+    record_of = dict(zip(batch.rows, batch.records, strict=True)) if batch.raw is None else None
     quarantine = []
     for row in sorted(set(batch.rows) - kept | set(reasons) - kept):
         # A converter that returned neither a record nor a reason would lose the row silently;

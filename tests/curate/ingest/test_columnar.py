@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import random
 from pathlib import Path
 
 import orjson
@@ -11,7 +13,7 @@ from polars.testing import assert_frame_equal
 from curate.convert import get_converter
 from curate.ingest import InputFile, read_batches
 from curate.ingest.extract import columnar_fields
-from curate.ingest.readers import columnar_json
+from curate.ingest.readers import _line_runs, columnar_json, iter_line_blocks
 from curate.process import SourceInfo, process_batch
 from schemas.kinds import Kind
 
@@ -80,6 +82,29 @@ def test_columnar_rejects_missing_fields_like_extract(tmp_path: Path) -> None:
 
 def test_columnar_json_refuses_what_orjson_refuses() -> None:
     cols = {"instruction": columnar_fields(get_converter("alpaca_to_messages").fields, {})["instruction"]}
-    assert columnar_json([GOOD], cols) is not None
+    assert columnar_json(GOOD, 1, cols) is not None
+    assert columnar_json(GOOD + b"\n" + GOOD, 3, cols) is None  # a row count that does not match
     for line in ODD[:9]:
-        assert columnar_json([GOOD, line], cols) is None or line == ODD[1], line
+        assert columnar_json(GOOD + b"\n" + line, 2, cols) is None or line == ODD[1], line
+
+
+@pytest.mark.parametrize("chunk", [5, 16, 64, 1 << 12])
+@pytest.mark.parametrize("max_line_bytes", [8, 30, 1 << 20])
+def test_line_runs_give_the_lines_of_iter_line_blocks(chunk: int, max_line_bytes: int) -> None:
+    rng = random.Random(chunk * 31 + max_line_bytes)
+    lines = [bytes(rng.choice(b"ab \r{}") for _ in range(rng.choice([0, 1, 5, 12, 40, 90]))) for _ in range(300)]
+    data = b"\n".join(lines) + rng.choice([b"", b"\n", b"tail"])
+
+    def flat(blocks: list[tuple[list[bytes], set[int]]]) -> list[tuple[bytes, bool]]:
+        return [(line, i in long) for block, long in blocks for i, line in enumerate(block)]
+
+    want = flat(list(iter_line_blocks(io.BytesIO(data), max_line_bytes, chunk)))
+    got = flat([(r.split(), r.too_long) for r in _line_runs(io.BytesIO(data), max_line_bytes, chunk)])
+    assert got == want
+    # cutting runs anywhere keeps every line once, in order
+    cut = []
+    for r in _line_runs(io.BytesIO(data), max_line_bytes, chunk):
+        while r.n:
+            head, r = r.cut(rng.randint(1, 7))
+            cut.append((head.split(), head.too_long))
+    assert flat(cut) == want
