@@ -1,17 +1,32 @@
 """Ingest benchmark: synthetic Alpaca JSONL -> ``alpaca_to_messages`` -> SFT Parquet, single-threaded.
 
 Generates N synthetic Alpaca rows (deterministic for a seed; cached under ``.bench/`` in the repo
-root), then runs the real pipeline (:func:`curate.engine.local.run_recipe` with ``report=False``, on a recipe written to a temp
-folder) in a fresh subprocess with ``POLARS_MAX_THREADS=1``, K times. Each run's throughput is the
-input rows divided by the pipeline's wall time (ingest, convert, validate, ids, Parquet write;
-interpreter start-up and imports are reported separately as ``process_wall_s``); its peak RSS is the
-child process's ``ru_maxrss`` (from ``os.wait4``, so each run is measured on its own). Prints one
-JSON object with the medians and the goal (100k rows/s and < 2 GiB at 1 thread).
+root), then runs, each in a fresh subprocess with ``POLARS_MAX_THREADS=1`` and ``OMP_NUM_THREADS=1``
+(Arrow's thread pools follow it), K times, interleaved (the order rotates every repeat, so a noisy
+neighbour hurts all of them alike):
+
+- ``ours``: the real pipeline (:func:`curate.engine.local.run_recipe` with ``report=False``, on a recipe
+  written to a temp folder);
+- ``pre_refactor``: the same on the code of commit ``BASELINE_COMMIT`` (before the flows refactor
+  split runs into shards and steps), exported with ``git archive`` into ``.bench/`` and put first on
+  ``PYTHONPATH`` (the child checks that ``curate`` really comes from there, not the editable install);
+- ``datasets``: what a user would write instead: ``datasets.load_dataset("json", data_files=...)``,
+  ``.map(..., batched=True)`` turning each row into user/assistant messages, ``.to_parquet(...)``
+  (fresh cache folder per run; no ids, provenance, validation or accounting).
+
+Each run's throughput is the input rows divided by its in-process wall time (for ours: ingest,
+convert, validate, ids, Parquet write, the run folder; interpreter start-up and top-level imports
+are reported separately as ``process_wall_s``); its peak RSS is the child's ``ru_maxrss``. Children
+start from a small launcher process (``_launcher``), so no parent's high-water mark leaks into them.
+Prints one JSON object: medians per variant, ratios of ours against each baseline (median of the
+per-repeat ratios and ratio of medians), the goals (100k rows/s and < 1 GiB peak RSS on one thread,
+>= 3x ``datasets``) and the load average before and after.
 
 Usage:
-    .venv/bin/python benchmarks/bench_ingest.py                        # 1,000,000 rows, 3 runs
+    .venv/bin/python benchmarks/bench_ingest.py                        # 1,000,000 rows, 3 repeats
     .venv/bin/python benchmarks/bench_ingest.py --rows 2000 --repeats 1
-    .venv/bin/python benchmarks/bench_ingest.py --profile prof.out     # cProfile one run in the child
+    .venv/bin/python benchmarks/bench_ingest.py --only ours            # skip the baselines
+    .venv/bin/python benchmarks/bench_ingest.py --profile prof.out     # cProfile ours (last repeat)
 """
 
 from __future__ import annotations
@@ -27,11 +42,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from _launcher import Launcher
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".bench"
 GOAL_ROWS_PER_S = 100_000
-GOAL_PEAK_RSS_MB = 2048
+GOAL_PEAK_RSS_MB = 1024
+GOAL_VS_DATASETS = 3.0
+BASELINE_COMMIT = "51a7c2c"  # the last commit before the flows refactor (shards + steps)
+VARIANTS = ("ours", "pre_refactor", "datasets")
 GEN_VERSION = 3  # bump when the generator changes, so cached files are not reused
 
 # Common English words, most frequent first, plus a few non-ASCII ones (UTF-8 paths get exercised). No
@@ -165,7 +186,12 @@ sources:
 
 def child(recipe: str, out: str, profile: str | None, report: bool = False) -> None:
     """Run the pipeline once in this process and print its result as JSON (runs in the subprocess)."""
-    from curate.engine.local import run_recipe
+    import curate
+
+    try:
+        from curate.engine.local import run_recipe
+    except ImportError:  # the pre-refactor baseline's layout
+        from curate.run import run_recipe  # type: ignore[no-redef]
     from schemas.recipe_loader import load_recipe_file
 
     doc = load_recipe_file(recipe)
@@ -189,33 +215,93 @@ def child(recipe: str, out: str, profile: str | None, report: bool = False) -> N
                 "output_records": s["output_records"],
                 "quarantined": s["quarantined"],
                 "balanced": s["balanced"],
+                "code": str(Path(curate.__file__).resolve().parent.parent),
             }
         )
     )
 
 
-def run_once(recipe: Path, out: Path, profile: str | None = None) -> dict[str, float | int]:
-    """One measured run in a fresh interpreter with ``POLARS_MAX_THREADS=1``."""
-    env = dict(os.environ, POLARS_MAX_THREADS="1")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(recipe), str(out)]
-    if profile:
-        cmd += ["--profile", profile]
-    with tempfile.TemporaryFile() as stdout:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, env=env, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        text = stdout.read().decode()
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark run failed (exit {proc.returncode}):\n{text}")
+def datasets_child(data: str, out: str) -> None:
+    """The ``datasets`` baseline: load the JSONL, map each row to messages, write Parquet (subprocess)."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    datasets.disable_progress_bars()
+
+    def to_messages(batch: dict[str, list]) -> dict[str, list]:
+        # the same conversion as alpaca_to_messages: instruction + blank line + input as the user turn
+        messages = []
+        for ins, inp, answer in zip(batch["instruction"], batch["input"], batch["output"], strict=True):
+            user = f"{ins}\n\n{inp}" if inp and inp.strip() else ins
+            messages.append([{"role": "user", "content": user}, {"role": "assistant", "content": answer}])
+        return {"messages": messages}
+
+    t0 = time.perf_counter()
+    ds = datasets.load_dataset("json", data_files=data, split="train", cache_dir=str(Path(out) / "cache"))
+    ds = ds.map(to_messages, batched=True, remove_columns=ds.column_names)
+    ds.to_parquet(str(Path(out) / "data.parquet"))
+    seconds = time.perf_counter() - t0
+    n = ds.num_rows
+    print(json.dumps({"seconds": seconds, "input_rows": n, "output_records": n, "quarantined": 0, "balanced": True}))
+
+
+def baseline_code(cache: Path, commit: str = BASELINE_COMMIT) -> tuple[Path | None, str]:
+    """The packages of ``commit`` exported under ``cache`` (once); ``(None, why)`` when git cannot."""
+    dest = cache / f"code-{commit}"
+    if (dest / "curate" / "__init__.py").exists():
+        return dest, ""
+    tmp = cache / f".code-{commit}.{os.getpid()}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        # git archive reads the commit without touching any work tree, branch or worktree list
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, "curate", "schemas"], cwd=REPO, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        err = getattr(e, "stderr", b"") or b""
+        return None, f"git archive {commit} failed: {err.decode(errors='replace').strip() or e}"
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest, ""
+
+
+def run_once(
+    launcher: Launcher, variant: str, data: Path, recipe: Path, out: Path, base: Path | None, profile: str | None
+) -> dict[str, Any]:
+    """One measured run of ``variant`` in a fresh interpreter on one thread."""
+    env = dict(os.environ, POLARS_MAX_THREADS="1", OMP_NUM_THREADS="1")
+    me = str(Path(__file__).resolve())
+    if variant == "datasets":
+        cmd = [sys.executable, me, "--datasets-child", str(data), str(out)]
+    else:
+        cmd = [sys.executable, me, "--child", str(recipe), str(out)]
+        if profile:
+            cmd += ["--profile", profile]
+    if variant == "pre_refactor":
+        assert base is not None
+        env["PYTHONPATH"] = os.pathsep.join([str(base), *filter(None, [os.environ.get("PYTHONPATH")])])
+    out.mkdir(parents=True, exist_ok=True)
+    stdout = out.parent / f"{out.name}.stdout"
+    r = launcher.run(cmd, env, str(stdout))
+    text = stdout.read_text()
+    if r["code"] != 0:
+        raise SystemExit(f"benchmark run {variant} failed (exit {r['code']}):\n{text}")
     res = json.loads(text.strip().splitlines()[-1])
+    if variant != "datasets":
+        want = base if variant == "pre_refactor" else REPO
+        if Path(res["code"]) != Path(want).resolve():  # e.g. the editable install shadowing PYTHONPATH
+            raise SystemExit(f"{variant} ran the code in {res['code']}, not {want}")
     # ru_maxrss is in KiB on Linux (bytes on macOS).
-    rss_mb = usage.ru_maxrss / (1 << 20) if sys.platform == "darwin" else usage.ru_maxrss / 1024
+    rss_mb = r["maxrss"] / (1 << 20) if sys.platform == "darwin" else r["maxrss"] / 1024
     return {
+        "variant": variant,
         "seconds": round(res["seconds"], 3),
-        "process_wall_s": round(wall, 3),
+        "process_wall_s": round(r["wall"], 3),
+        # CPU seconds of the whole child (start-up and imports too): less swayed by other load than wall time
+        "process_cpu_s": round(r["cpu"], 3),
         "rows_per_second": round(res["input_rows"] / res["seconds"], 1),
         "peak_rss_mb": round(rss_mb, 1),
         "input_rows": res["input_rows"],
@@ -225,48 +311,118 @@ def run_once(recipe: Path, out: Path, profile: str | None = None) -> dict[str, f
     }
 
 
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def summarize(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
+    """Medians per variant and ours' ratios against each baseline (repeats are paired by index)."""
+    by: dict[str, list[dict[str, Any]]] = {v: [r for r in runs if r["variant"] == v] for v in variants}
+    med = {
+        v: {
+            "rows_per_second_median": round(statistics.median(r["rows_per_second"] for r in rs), 1),
+            "peak_rss_mb_median": round(statistics.median(r["peak_rss_mb"] for r in rs), 1),
+            "seconds_median": round(statistics.median(r["seconds"] for r in rs), 3),
+            "process_wall_s_median": round(statistics.median(r["process_wall_s"] for r in rs), 3),
+            "process_cpu_s_median": round(statistics.median(r["process_cpu_s"] for r in rs), 3),
+        }
+        for v, rs in by.items()
+    }
+    ratios = {}
+    for v in variants:
+        if v == "ours":
+            continue
+        pairs = list(zip(by["ours"], by[v], strict=True))
+        ratios[v] = {
+            # speed: how many times faster ours is (> 1 is better); memory: ours' peak over theirs (< 1 is better)
+            "speedup_median": round(statistics.median(b["seconds"] / a["seconds"] for a, b in pairs), 3),
+            "speedup_of_medians": round(med["ours"]["rows_per_second_median"] / med[v]["rows_per_second_median"], 3),
+            "speedup_process_wall_median": round(
+                statistics.median(b["process_wall_s"] / a["process_wall_s"] for a, b in pairs), 3
+            ),
+            "speedup_process_cpu_median": round(
+                statistics.median(b["process_cpu_s"] / a["process_cpu_s"] for a, b in pairs), 3
+            ),
+            "peak_rss_ratio_median": round(statistics.median(a["peak_rss_mb"] / b["peak_rss_mb"] for a, b in pairs), 3),
+        }
+    return {"variants": med, "ratios": ratios}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="synthetic rows (default 1,000,000)")
-    ap.add_argument("--repeats", type=int, default=3, help="measured runs; medians are reported (default 3)")
+    ap.add_argument("--repeats", type=int, default=3, help="measured runs per variant; medians (default 3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", type=Path, default=CACHE, help="where generated inputs are kept (default .bench/)")
-    ap.add_argument("--profile", metavar="FILE", help="cProfile the (last) run and write pstats to FILE")
+    ap.add_argument("--only", choices=VARIANTS, action="append", help="run only these variants (repeatable)")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile ours (the last repeat) and write pstats to FILE")
     ap.add_argument("--child", nargs=2, metavar=("RECIPE", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--datasets-child", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(*args.child, profile=args.profile)
         return 0
+    if args.datasets_child:
+        datasets_child(*args.datasets_child)
+        return 0
     if args.rows < 1 or args.repeats < 1:
         ap.error("--rows and --repeats must be positive")
+    variants = [v for v in VARIANTS if v in (args.only or VARIANTS)]
+    if "ours" not in variants:
+        variants.insert(0, "ours")
 
+    notes: dict[str, str] = {}
+    base = None
+    if "pre_refactor" in variants:
+        base, why = baseline_code(args.cache_dir)
+        if base is None:
+            variants.remove("pre_refactor")
+            notes["pre_refactor"] = f"skipped: {why}"
+    launcher = Launcher()  # before the corpus is generated, so children do not inherit its peak RSS
     data = dataset(args.rows, args.seed, args.cache_dir)
     runs = []
-    with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
-        recipe = Path(tmp) / "bench.yaml"
-        recipe.write_text(RECIPE.format(path=json.dumps(str(data))), encoding="utf-8")
-        for i in range(args.repeats):
-            out = Path(tmp) / f"out{i}"
-            prof = args.profile if args.profile and i == args.repeats - 1 else None
-            runs.append(run_once(recipe, out, prof))
-            shutil.rmtree(out, ignore_errors=True)  # keep disk use to one run's output
-    rps = statistics.median(r["rows_per_second"] for r in runs)
-    rss = statistics.median(r["peak_rss_mb"] for r in runs)
+    load_before = _load()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
+            recipe = Path(tmp) / "bench.yaml"
+            recipe.write_text(RECIPE.format(path=json.dumps(str(data))), encoding="utf-8")
+            for i in range(args.repeats):
+                order = variants[i % len(variants) :] + variants[: i % len(variants)]
+                for v in order:
+                    out = Path(tmp) / f"{v}{i}"
+                    prof = args.profile if args.profile and v == "ours" and i == args.repeats - 1 else None
+                    runs.append(run_once(launcher, v, data, recipe, out, base, prof))
+                    shutil.rmtree(out, ignore_errors=True)  # keep disk use to one run's output
+    finally:
+        launcher.close()
+    summary = summarize(runs, variants)
+    ours = summary["variants"]["ours"]
+    rps, rss = ours["rows_per_second_median"], ours["peak_rss_mb_median"]
+    vs_ds = summary["ratios"].get("datasets")
     print(
         json.dumps(
             {
                 "benchmark": "ingest_alpaca_to_messages",
                 "rows": args.rows,
                 "input_bytes": data.stat().st_size,
-                "rows_per_second_median": round(rps, 1),
-                "peak_rss_mb_median": round(rss, 1),
-                "seconds_median": statistics.median(r["seconds"] for r in runs),
+                "rows_per_second_median": rps,
+                "peak_rss_mb_median": rss,
+                "seconds_median": ours["seconds_median"],
+                **summary,
+                "baseline_commit": BASELINE_COMMIT,
+                "notes": notes,
                 "runs": runs,
                 "goal_rows_per_second": GOAL_ROWS_PER_S,
                 "goal_peak_rss_mb": GOAL_PEAK_RSS_MB,
+                "goal_vs_datasets": GOAL_VS_DATASETS,
                 "ratio_vs_goal": round(rps / GOAL_ROWS_PER_S, 3),
-                "meets_goal": rps >= GOAL_ROWS_PER_S and rss <= GOAL_PEAK_RSS_MB,
+                "meets_goal": rps >= GOAL_ROWS_PER_S and rss < GOAL_PEAK_RSS_MB,
+                "meets_goal_vs_datasets": None
+                if vs_ds is None
+                else vs_ds["speedup_median"] >= GOAL_VS_DATASETS and vs_ds["peak_rss_ratio_median"] < 1,
                 "threads": 1,
+                "load_average_before": load_before,
+                "load_average_after": _load(),
                 "run_report": "off: the markdown report and its plots (a fixed ~1 s) are not ingest work",
             },
             indent=2,

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from curate.convert import Converter
 from curate.convert.registry import ROW
 from curate.ingest import RawBatch, extract
+from curate.ingest.extract import columnar_fields, extract_table
 from curate.ingest.readers import snippet
 from schemas.ids import id_series
 from schemas.kinds import Kind, content_schema, polars_schema
@@ -100,7 +101,11 @@ def process_batch(
     """Convert and validate one batch; see the module docstring."""
     reasons: dict[int, str] = {e.row: f"{e.reason}: {e.detail}" for e in batch.errors}
     raw_of: dict[int, str] = {e.row: e.raw for e in batch.errors}
-    frame, rejects = extract(batch.records, batch.rows, chain[0].fields, columns)
+    if batch.table is not None and columnar_fields(chain[0].fields, columns) is not None:
+        frame, rejects = extract_table(batch.table, batch.rows, chain[0].fields, columns)
+    else:
+        batch = batch.parsed()
+        frame, rejects = extract(batch.records, batch.rows, chain[0].fields, columns)
     rejected_frames: list[pl.DataFrame] = [pl.DataFrame(rejects, schema=[ROW, "reason"], orient="row")]
     for conv, opts in zip(chain, options, strict=True):
         res = conv(frame, opts)
@@ -125,7 +130,8 @@ def process_batch(
         else:
             reasons.setdefault(row, reason)
 
-    record_of = dict(zip(batch.rows, batch.records, strict=True))
+    # a columnar batch parses the raw line of a quarantined row on demand (few rows, not the batch)
+    record_of = dict(zip(batch.rows, batch.records, strict=True)) if batch.raw is None else None
     quarantine = []
     for row in sorted(set(batch.rows) - kept | set(reasons) - kept):
         # A converter that returned neither a record nor a reason would lose the row silently;
@@ -134,8 +140,9 @@ def process_batch(
             reasons.get(row, "internal_no_reason: the converter produced no record and no reason")
         )
         raw = raw_of.get(row)
-        if raw is None and row in record_of:
-            raw = snippet(orjson.dumps(record_of[row], default=str))
+        record = batch.record(row) if record_of is None else record_of.get(row)
+        if raw is None and record is not None:
+            raw = snippet(orjson.dumps(record, default=str))
         quarantine.append(
             {"source": src.name, "uri": src.uri, "row": row, "reason": code, "detail": detail, "raw": raw or ""}
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from schemas.fields import key_expr
 from schemas.kinds import Kind
@@ -39,11 +40,24 @@ def length_field(kind: Kind) -> str:
     return "text" if kind is Kind.TEXT else "response"
 
 
+LENGTH_BATCH_ROWS = 65_536
+"""Records decoded at a time when measuring lengths (memory stays flat however large a part is)."""
+
+
 def record_lengths(parts: list[Path], kind: Kind) -> np.ndarray:
-    """Character lengths of :func:`length_field` for every record of ``parts``."""
+    """Character lengths of :func:`length_field` for every record of ``parts``, in order.
+
+    Reads only the columns the field needs, a batch at a time: a part can hold millions of records.
+    """
     expr = key_expr(kind, [length_field(kind)]).str.len_chars()
-    lengths = [pl.scan_parquet(p).select(expr).collect().to_series() for p in parts]  # reads only needed columns
-    return pl.concat(lengths).to_numpy() if lengths else np.empty(0, np.int64)
+    columns = list(dict.fromkeys(expr.meta.root_names()))
+    lengths = []
+    for p in parts:
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=LENGTH_BATCH_ROWS, columns=columns):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            lengths.append(frame.select(expr).to_series().to_numpy())
+    return np.concatenate(lengths) if lengths else np.empty(0, np.int64)
 
 
 def _plot_funnel(path: Path, summary: dict[str, Any]) -> None:

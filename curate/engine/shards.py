@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from curate.engine.batch import SourceInfo, process_batch
 from curate.engine.plan import SourcePlan
 from curate.ingest import InputFile, read_batches
+from curate.ingest.extract import columnar_fields
 from schemas.fields import key_expr
 from schemas.kinds import Kind, arrow_schema
 from schemas.recipe import Limits
@@ -182,6 +183,8 @@ def _write_shard(
         csv_delimiter=sp.spec.csv.delimiter,
         csv_quote=sp.spec.csv.quote,
         csv_header=sp.spec.csv.header,
+        # clean JSON Lines batches then arrive as columns (Arrow's reader), not a dict per row
+        columns=columnar_fields(sp.chain[0].fields, sp.spec.columns),
     )
     with (tmp / "quarantine.jsonl").open("wb") as qf, (tmp / "rejected.jsonl").open("wb") as rf:
         for batch in batches:

@@ -88,14 +88,13 @@ class Prepared:
 
     def near_stages(self) -> list[tuple[int, NearDedupStage, list[str]]]:
         """``(stage index, stage, key fields)`` of every near-dedup stage."""
+        near = [(i, st) for i, st in enumerate(self.plan.recipe.stages) if isinstance(st, NearDedupStage)]
+        if not near:  # curate.engine.stage_runner pulls in numba and scipy (over a second): only import it when needed
+            return []
         from curate.engine.stage_runner import DEFAULT_KEYS
 
         kind = self.plan.recipe.output.kind
-        return [
-            (i, st, st.key or DEFAULT_KEYS[kind])
-            for i, st in enumerate(self.plan.recipe.stages)
-            if isinstance(st, NearDedupStage)
-        ]
+        return [(i, st, st.key or DEFAULT_KEYS[kind]) for i, st in near]
 
     def near_stage(self, stage_index: int) -> tuple[NearDedupStage, list[str]]:
         """The near-dedup stage at ``stage_index`` and its key fields."""
@@ -259,20 +258,36 @@ def finished_part(prep: Prepared, key: str) -> dict[str, Any] | None:
 
 
 def finish(prep: Prepared, decision: Decision, index: int) -> dict[str, Any]:
-    """Phase 3, per part: survivors and audit rows of new part ``index`` (0-based among new parts)."""
-    from curate.engine.stage_runner import finish_part
+    """Phase 3, per part: survivors and audit rows of new part ``index`` (0-based among new parts).
 
+    A part none of whose records was removed (always so in a run without stages) is its own
+    survivor file: it is handed on as it is, for :func:`assemble` to link, not read and rewritten.
+    """
+    at = decision.pinned_parts + index
+    part = Path(decision.parts[at])
+    if not decision.names:  # no stages: nothing to decide, nothing to cache
+        return _whole_part(part, decision.sizes[at])
     key = finish_key(decision, index)
     cached = finished_part(prep, key)
     if cached is not None:
         return cached
-    at = decision.pinned_parts + index
+    from curate.engine.stage_runner import finish_part
+
     out = prep.work / "finished" / decision.key
     label = f"part-{index:05d}"
-    res = finish_part(Path(decision.parts[at]), decision.part_state(at), decision.names, decision.outcomes, out, label)
-    payload = res.__dict__
+    state = decision.part_state(at)
+    if bool(state["alive"].all()):
+        payload = _whole_part(part, state.height)
+    else:
+        payload = finish_part(part, state, decision.names, decision.outcomes, out, label).__dict__
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"{label}.json").write_bytes(orjson.dumps(payload))
     return payload
+
+
+def _whole_part(part: Path, rows: int) -> dict[str, Any]:
+    """What :func:`finish` returns for a part that keeps every record (the fields of ``PartOutput``)."""
+    return {"kept": rows, "data": str(part) if rows else None, "dropped": None, "duplicates": None}
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -281,6 +296,15 @@ def _link(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def _concat_parquet(paths: list[Path], dst: Path, schema: pa.Schema) -> None:
+    """Append the rows of ``paths`` to one Parquet file, a row group at a time (memory stays flat)."""
+    with pq.ParquetWriter(dst, schema, compression="zstd", use_dictionary=False) as writer:
+        for path in paths:
+            f = pq.ParquetFile(path)
+            for g in range(f.num_row_groups):
+                writer.write_table(f.read_row_group(g).cast(schema))
 
 
 def _concat_files(paths: list[Path], dst: Path) -> None:
@@ -320,7 +344,6 @@ def assemble(
 
     Raises QuarantineLimitError (after committing the folder) when too much input was quarantined.
     """
-    from curate.engine.stage_runner import AUDIT_COLUMNS, settle
 
     recipe = prep.plan.recipe
     kind = recipe.output.kind
@@ -330,25 +353,30 @@ def assemble(
         data = [Path(f["data"]) for f in finished if f["data"]]
         for i, path in enumerate(data):
             dst = writer.staging / "data" / f"part-{i:05d}.parquet"
-            _link(path, dst)
+            _link(path, dst)  # a survivor file (or a whole shard part) is written once and linked
             writer.files.append(dst)
         writer.close_audit()
         _concat_files([r.quarantine for r in refs], writer.staging / "quarantine.jsonl")
         _concat_files([r.rejected for r in refs], writer.staging / "rejected_records.jsonl")
+        ledger = ledger_of(refs)
+        new_parts = [Path(p) for p in decision.new_parts()]
+        alive: np.ndarray | None = None
         if staged:
+            from curate.engine.stage_runner import AUDIT_COLUMNS, settle  # numba/scipy load only when stages run
+
             audit_schema = pa.schema(list(arrow_schema(kind)) + list(AUDIT_COLUMNS))
             for outcome in ("dropped", "duplicates"):
-                tables = [pq.read_table(f[outcome]) for f in finished if f[outcome]]
-                table = pa.concat_tables(tables) if tables else audit_schema.empty_table()
-                pq.write_table(table, writer.staging / f"{outcome}.parquet", compression="zstd", use_dictionary=False)
+                paths = [Path(f[outcome]) for f in finished if f[outcome]]
+                _concat_parquet(paths, writer.staging / f"{outcome}.parquet", audit_schema)
             leaks = Path(decision.dir) / "leaks.jsonl"
             if leaks.stat().st_size:
                 _link(leaks, writer.staging / "contamination.jsonl")
-        ledger = ledger_of(refs)
-        state = decision.state()
-        new_state = state.slice(sum(decision.sizes[: decision.pinned_parts]))
-        new_parts = [Path(p) for p in decision.new_parts()]
-        settle(new_parts, new_state, decision.outcomes, ledger)
+            state = decision.state()
+            new_state = state.slice(sum(decision.sizes[: decision.pinned_parts]))
+            settle(new_parts, new_state, decision.outcomes, ledger)
+            alive = new_state["alive"].to_numpy()
+        # Without stages the shard tallies are already final: every record is kept, each file's
+        # output records are its ingested records, and no input row changes outcome.
         summary = ledger.summary()
         summary["run_id"] = writer.run_id
         summary["code_version"] = code_version().model_dump()
@@ -378,7 +406,8 @@ def assemble(
         writer.write_text("recipe.yaml", prep.doc.text)
         if prep.report:
             before = record_lengths(new_parts, kind)
-            write_report(writer.staging, summary, before, before[new_state["alive"].to_numpy()], length_field(kind))
+            after = before if alive is None else before[alive]
+            write_report(writer.staging, summary, before, after, length_field(kind))
     except BaseException:
         writer.abort()
         raise

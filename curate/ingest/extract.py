@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from curate.convert.registry import ROW, InputField
 
@@ -112,3 +113,45 @@ def extract(
             cols[f.name] = pl.Series(f.name, picked, dtype=pl.Object)
     rejects = [(rows[i], reason) for i, reason in sorted(bad.items())]
     return pl.DataFrame(cols), rejects
+
+
+def columnar_fields(fields: Sequence[InputField], columns: Mapping[str, str]) -> dict[str, pa.DataType] | None:
+    """Input keys and Arrow types for a columnar read, when :func:`extract_table` can take these fields.
+
+    Only text fields qualify (a number is never read as text), and none where ``null`` and a
+    missing key mean different things (a columnar read cannot tell them apart).
+    """
+    if any(f.type != "str" or (f.required and f.nullable) for f in fields):
+        return None
+    return {columns.get(f.name, f.name): pa.large_string() for f in fields}
+
+
+def extract_table(
+    table: pa.Table, rows: Sequence[int], fields: Sequence[InputField], columns: Mapping[str, str]
+) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    """:func:`extract` for a batch read in columnar form (fields as :func:`columnar_fields` allows).
+
+    The types are already right (the read refused anything else), so only required fields that
+    are null or missing are rejected, with the same reasons, the first problem per row.
+    """
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    keys = [columns.get(f.name, f.name) for f in fields]
+    frame = frame.select(
+        pl.Series(ROW, rows, dtype=pl.Int64),
+        *[pl.col(k).cast(pl.String).alias(f.name) for f, k in zip(fields, keys, strict=True)],
+    )
+    checks = [
+        pl.when(pl.col(f.name).is_null()).then(pl.lit(f"missing_field: {_where(f, k)} is missing or null"))
+        for f, k in zip(fields, keys, strict=True)
+        if f.required
+    ]
+    if (
+        not checks
+        or not frame.select(pl.any_horizontal(pl.col(f.name).is_null() for f in fields if f.required)).to_series().any()
+    ):
+        return frame, []
+    reason = frame.select(pl.coalesce(checks).alias("reason")).to_series()
+    bad = reason.is_not_null()
+    rejects = list(zip(frame[ROW].filter(bad).to_list(), reason.filter(bad).to_list(), strict=True))
+    return frame.filter(~bad), rejects

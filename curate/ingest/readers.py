@@ -22,7 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.json as pa_json
 
 from curate.ingest.files import InputFile, open_binary
 
@@ -41,16 +44,47 @@ class ReadError:
 
 @dataclass
 class RawBatch:
-    """Parsed records with their row numbers, plus rows that failed to parse."""
+    """Parsed records with their row numbers, plus rows that failed to parse.
+
+    A batch of clean JSON Lines read with ``columns`` (see :func:`read_batches`) may come in
+    columnar form instead: ``table`` holds the requested keys of every line (``records`` is then
+    empty) and ``raw`` the lines themselves (joined by newlines), for :meth:`parsed` and for
+    quarantine snippets (:meth:`record`).
+    """
 
     rows: list[int] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     errors: list[ReadError] = field(default_factory=list)
     bytes_read: int = 0
+    table: pa.Table | None = None
+    raw: bytes | None = None
+    _lines: list[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return len(self.rows) + len(self.errors)
+
+    def _raw_lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = self.raw.split(b"\n") if self.raw is not None else []
+        return self._lines
+
+    def parsed(self) -> RawBatch:
+        """This batch with its records parsed one by one (itself when it already is)."""
+        if self.table is None or self.raw is None:
+            return self
+        out = RawBatch(bytes_read=self.bytes_read)
+        _parse_lines(self._raw_lines(), self.rows[0] if self.rows else 0, set(), True, 0, out)
+        out.errors.extend(self.errors)
+        return out
+
+    def record(self, row: int) -> dict[str, Any] | None:
+        """The parsed record of ``row``, or None (in columnar form its line is parsed now)."""
+        if self.raw is not None:
+            lines = self._raw_lines()
+            i = row - self.rows[0] if self.rows else -1
+            return orjson.loads(lines[i]) if 0 <= i < len(lines) else None
+        return next((r for n, r in zip(self.rows, self.records, strict=True) if n == row), None)
 
 
 def snippet(raw: bytes | str) -> str:
@@ -81,9 +115,10 @@ def iter_line_blocks(
             block, skipping = block[nl + 1 :], False
         lines = (pending + block).split(b"\n")
         pending = lines.pop()
-        too_long = (
-            {i for i, line in enumerate(lines) if len(line) > max_line_bytes} if len(block) > max_line_bytes else set()
-        )
+        too_long: set[int] = set()
+        # max() over the lengths runs in C; the per-line scan only happens when some line is too long
+        if len(block) > max_line_bytes and max(map(len, lines), default=0) > max_line_bytes:
+            too_long = {i for i, line in enumerate(lines) if len(line) > max_line_bytes}
         if len(pending) > max_line_bytes:
             too_long.add(len(lines))
             lines.append(pending)
@@ -101,6 +136,80 @@ def iter_lines(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> 
     for lines, too_long in iter_line_blocks(stream, max_line_bytes, chunk):
         for i, line in enumerate(lines):
             yield line, i in too_long
+
+
+@dataclass
+class _Run:
+    """``n`` consecutive lines of a file: raw (``data``, the lines joined by newlines, with ``nl``
+    where those newlines are) or split (``lines``, with the indices of ``too_long`` ones)."""
+
+    n: int
+    data: memoryview | None = None
+    nl: np.ndarray | None = None
+    lines: list[bytes] | None = None
+    too_long: set[int] = field(default_factory=set)
+
+    def split(self) -> list[bytes]:
+        if self.lines is not None:
+            return self.lines
+        assert self.data is not None
+        return bytes(self.data).split(b"\n")
+
+    def cut(self, k: int) -> tuple[_Run, _Run]:
+        """The first ``k`` lines and the rest."""
+        if k >= self.n:
+            return self, _Run(0, lines=[])
+        if self.lines is not None:
+            head = _Run(k, lines=self.lines[:k], too_long={i for i in self.too_long if i < k})
+            return head, _Run(self.n - k, lines=self.lines[k:], too_long={i - k for i in self.too_long if i >= k})
+        assert self.data is not None and self.nl is not None
+        at = int(self.nl[k - 1])
+        head = _Run(k, data=self.data[:at], nl=self.nl[: k - 1])
+        return head, _Run(self.n - k, data=self.data[at + 1 :], nl=self.nl[k:] - (at + 1))
+
+
+def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> Iterator[_Run]:
+    """:func:`iter_line_blocks` without splitting: the same lines, as raw runs where no line is too long.
+
+    Newlines are found with numpy, so a clean block is never cut into a Python object per line
+    (the columnar read parses the bytes as they are). Blocks with an over-long line come split,
+    exactly as :func:`iter_line_blocks` gives them.
+    """
+    pending = b""
+    skipping = False
+    while True:
+        block = stream.read(chunk)
+        if not block:
+            break
+        if skipping:
+            at = block.find(b"\n")
+            if at < 0:
+                continue
+            block, skipping = block[at + 1 :], False
+        buf = pending + block
+        nl = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)
+        n = len(nl)
+        data = memoryview(buf)[: int(nl[-1])] if n else memoryview(b"")
+        pending = buf[int(nl[-1]) + 1 :] if n else buf
+        # iter_line_blocks only flags over-long lines when the block itself is longer than the limit
+        long_line = n > 0 and len(block) > max_line_bytes and int((np.diff(nl, prepend=-1) - 1).max()) > max_line_bytes
+        if long_line or len(pending) > max_line_bytes:
+            lines = bytes(data).split(b"\n") if n else []
+            too_long: set[int] = set()
+            if long_line:
+                too_long = {i for i, line in enumerate(lines) if len(line) > max_line_bytes}
+            if len(pending) > max_line_bytes:
+                too_long.add(len(lines))
+                lines.append(pending)
+                pending, skipping = b"", True
+            for i in too_long:
+                lines[i] = lines[i][:max_line_bytes]
+            if lines:
+                yield _Run(len(lines), lines=lines, too_long=too_long)
+        elif n:
+            yield _Run(n, data=data, nl=nl[:-1])
+    if pending and not skipping:
+        yield _Run(1, lines=[pending[:max_line_bytes]], too_long={0} if len(pending) > max_line_bytes else set())
 
 
 def _decode_json_line(line: bytes) -> tuple[Any, ReadError | None]:
@@ -163,26 +272,136 @@ def _parse_lines(
         _parse_line(line, first_row + i, i in too_long, parse_json, max_line_bytes, out)
 
 
-def _line_batches(f: InputFile, batch_rows: int, max_line_bytes: int, parse_json: bool) -> Iterator[RawBatch]:
+_BOM = b"\xef\xbb\xbf"
+_MAX_BLOCK = 1 << 30
+"""Bytes of a batch a columnar read takes at most (Arrow's block size is a 32-bit int)."""
+_MAX_DEPTH = 200
+"""Nesting a columnar read accepts in keys it does not need (orjson refuses past 1024 levels)."""
+
+
+def _nested(t: pa.DataType) -> bool:
+    return pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _children(t: pa.DataType) -> list[pa.DataType]:
+    if pa.types.is_struct(t):
+        return [t.field(i).type for i in range(t.num_fields)]
+    return [t.value_type] if _nested(t) else []
+
+
+def _too_deep_or_floats(t: pa.DataType) -> tuple[bool, bool]:
+    """``(nested deeper than _MAX_DEPTH, holds floats)`` of a type (iterative: depth is unbounded)."""
+    floats, stack = False, [(t, 0)]
+    while stack:
+        u, d = stack.pop()
+        if d > _MAX_DEPTH:
+            return True, floats
+        floats |= pa.types.is_floating(u)
+        stack.extend((c, d + 1) for c in _children(u))
+    return False, floats
+
+
+def _all_finite(arr: pa.Array) -> bool:
+    """No NaN or infinity anywhere in ``arr`` (JSON has no such numbers: only ``NaN`` literals make them)."""
+    import pyarrow.compute as pc
+
+    t = arr.type
+    if pa.types.is_floating(t):
+        return bool(pc.all(pc.is_finite(arr), skip_nulls=True).as_py() is not False)
+    if pa.types.is_struct(t):
+        return all(_all_finite(arr.field(i)) for i in range(t.num_fields))
+    if _nested(t):
+        return _all_finite(arr.flatten())
+    return True
+
+
+def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -> pa.Table | None:
+    """The ``columns`` of ``n_lines`` JSON Lines (``block``, no over-long line) as one table, or None.
+
+    Vectorized (Arrow's JSON reader, on one thread), and only where it provably reads what
+    :func:`orjson.loads` line by line would: every line one JSON object, valid UTF-8, no ``NaN`` or
+    infinity, no nesting orjson refuses, each requested key of the exact JSON type (a string is not
+    coerced from a number; a key given twice is refused). Anything else returns None and the lines
+    take the per-line path, which classifies every defect.
+    """
+    if not n_lines or block.startswith(_BOM) or len(block) >= _MAX_BLOCK:  # Arrow skips a leading BOM, orjson not
+        return None
+    try:
+        pa.array([block], pa.binary()).cast(pa.string())  # UTF-8 check of the whole block (also unused keys)
+        table = pa_json.read_json(
+            pa.BufferReader(block),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=max(len(block) + 1, 1 << 20)),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=pa.schema(list(columns.items())), unexpected_field_behavior="infer"
+            ),
+        )
+    except (pa.ArrowException, UnicodeDecodeError):  # any refusal: the per-line path says what is wrong
+        return None
+    if table.num_rows != n_lines:  # a blank line (Arrow skips it) or two objects on one line
+        return None
+    for name in table.column_names:
+        if name in columns:
+            if table.schema.field(name).type != columns[name]:
+                return None
+            continue
+        too_deep, floats = _too_deep_or_floats(table.schema.field(name).type)
+        if too_deep or (floats and not all(_all_finite(c) for c in table[name].chunks)):
+            return None
+    return table.select(list(columns))
+
+
+def _line_batches(
+    f: InputFile,
+    batch_rows: int,
+    max_line_bytes: int,
+    parse_json: bool,
+    columns: dict[str, pa.DataType] | None = None,
+) -> Iterator[RawBatch]:
     with open_binary(f) as (stream, counter):
         batch, last, row = RawBatch(), 0, 0  # row: number of lines consumed so far
+        pending: list[tuple[_Run, int]] = []  # the batch's runs of lines and their first rows, parsed when it is full
+        held = 0  # lines in pending
+
+        def fill(batch: RawBatch) -> RawBatch:
+            nonlocal held
+            if columns is not None and pending and all(r.data is not None for r, _ in pending):
+                block = b"\n".join(r.data for r, _ in pending if r.data is not None)
+                table = columnar_json(block, held, columns)
+                if table is not None:
+                    first = pending[0][1]
+                    batch.rows.extend(range(first, first + held))
+                    batch.table, batch.raw = table, block
+                    pending.clear()
+                    held = 0
+                    return batch
+            for r, first in pending:
+                _parse_lines(r.split(), first, r.too_long, parse_json, max_line_bytes, batch)
+            pending.clear()
+            held = 0
+            return batch
+
+        if columns is not None:
+            runs: Iterator[_Run] = _line_runs(stream, max_line_bytes)
+        else:
+            runs = (_Run(len(x), lines=x, too_long=t) for x, t in iter_line_blocks(stream, max_line_bytes))
         try:
-            for lines, too_long in iter_line_blocks(stream, max_line_bytes):
-                start = 0
-                while start < len(lines):
-                    take = min(batch_rows - batch.size, len(lines) - start)
-                    part_long = {i - start for i in too_long if start <= i < start + take}
-                    _parse_lines(lines[start : start + take], row, part_long, parse_json, max_line_bytes, batch)
-                    start += take
-                    row += take
-                    if batch.size >= batch_rows:
+            for run in runs:
+                while run.n:
+                    head, run = run.cut(batch_rows - held)
+                    pending.append((head, row))
+                    row += head.n
+                    held += head.n
+                    if held >= batch_rows:
+                        batch = fill(batch)
                         batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                         yield batch
                         batch = RawBatch()
         except (OSError, EOFError, ValueError) as e:  # corrupt gzip/zstd stream: the rest is unreadable
+            batch = fill(batch)
             batch.errors.append(
                 ReadError(row, "corrupt_file", f"the rest of the file could not be decompressed/read ({e})")
             )
+        batch = fill(batch)
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
             yield batch
@@ -389,10 +608,15 @@ def read_batches(
     csv_delimiter: str = ",",
     csv_quote: str = '"',
     csv_header: bool = True,
+    columns: dict[str, pa.DataType] | None = None,
 ) -> Iterator[RawBatch]:
-    """Stream ``f`` as batches of at most ``batch_rows`` rows (records + read errors)."""
+    """Stream ``f`` as batches of at most ``batch_rows`` rows (records + read errors).
+
+    ``columns`` (JSON Lines only): the keys a caller needs and their Arrow types; a batch whose
+    lines are all clean then comes in columnar form (:func:`columnar_json`, :class:`RawBatch`).
+    """
     if f.format == "jsonl":
-        yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=True)
+        yield from _line_batches(f, batch_rows, max_line_bytes, parse_json=True, columns=columns)
     elif f.format == "json":
         yield from _json_array_batches(f, batch_rows, max_line_bytes)
     elif f.format == "text":
