@@ -35,7 +35,16 @@ from curate.engine.accounting import Ledger
 from curate.engine.plan import Plan, plan
 from curate.engine.report import length_field, record_lengths, write_report
 from curate.engine.run_folder import RunWriter, new_run_id
-from curate.engine.shards import FileJob, ShardRef, code_fingerprint, digest, garbage_collect, ingest_file, sketch_shard
+from curate.engine.shards import (
+    GC_MIN_AGE,
+    FileJob,
+    ShardRef,
+    code_fingerprint,
+    digest,
+    garbage_collect,
+    ingest_file,
+    sketch_shard,
+)
 from curate.ingest import sha256_of
 from schemas.kinds import arrow_schema
 from schemas.manifests import RunSummary, checked
@@ -449,6 +458,20 @@ def publish(
 
 
 def cleanup(prep: Prepared, shards: list[ShardRef], decision: Decision, sketches: dict[int, list[str]]) -> int:
-    """Remove work files this run did not use (see :func:`curate.engine.shards.garbage_collect`)."""
+    """Remove work files this run did not use (see :func:`curate.engine.shards.garbage_collect`).
+
+    Prefect's cache records (``prefect-results``, named by the same content keys) go with them: a
+    record whose key this run did not use is as stale as the files it pointed at.
+    """
     keep = {decision.dir, str(prep.work / "finished" / decision.key), *(f for fs in sketches.values() for f in fs)}
-    return garbage_collect(prep.work, {r.key for r in shards}, keep)
+    removed = garbage_collect(prep.work, {r.key for r in shards}, keep)
+    used = {r.key for r in shards} | {decision.key} | {Path(f).stem for fs in sketches.values() for f in fs}
+    used |= {finish_key(decision, i) for i in range(len(decision.parts))}
+    records = prep.work / "prefect-results"
+    if records.is_dir():
+        cutoff = time.time() - GC_MIN_AGE
+        for record in records.iterdir():
+            if record.name not in used and record.stat().st_mtime < cutoff:
+                record.unlink(missing_ok=True)
+                removed += 1
+    return removed

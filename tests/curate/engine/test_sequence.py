@@ -151,3 +151,20 @@ def test_the_quickstart_publishes_the_same_content_as_before_the_refactor(tmp_pa
     res = run_recipe(load_recipe_file(recipe), tmp_path / "runs", show_progress=False, report=False)
     assert res.summary["input_rows"] == 80 and res.summary["kept"] == 64
     assert res.summary["published"]["content_hash"] == QUICKSTART_CONTENT_HASH
+
+
+def test_cleanup_removes_stale_prefect_cache_records_with_the_work_files(tmp_path: Path) -> None:
+    import os
+
+    prep = prepare(load_recipe_file(_recipe(tmp_path, STAGES)))
+    outcome = run_sequence(prep, LocalExecutor(show_progress=False))
+    assert outcome.result is not None
+    records = prep.work / "prefect-results"
+    records.mkdir(parents=True)
+    shard_key = sorted(p.name for p in (prep.work / "shards").iterdir())[0]
+    stale, used = records / "0123456789abcdef01234567", records / shard_key
+    for f in (stale, used):
+        f.write_text("{}")
+        os.utime(f, (0, 0))  # older than the garbage collector's minimum age
+    run_sequence(prepare(load_recipe_file(_recipe(tmp_path, STAGES))), LocalExecutor(show_progress=False))
+    assert not stale.exists() and used.exists()
