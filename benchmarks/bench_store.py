@@ -142,11 +142,12 @@ def child(op: str, args: list[str]) -> dict:
             t0 = time.perf_counter()
             pub = Store(root).publish(DATASET, df, manifest)
         else:  # the streaming path publish_run takes: batches read from the Parquet file (timed)
-            import pyarrow.parquet as pq
+            from curate.publish import file_batches
+
+            read = file_batches([Path(src)])
 
             def batches():
-                for b in pq.ParquetFile(src).iter_batches(batch_size=65_536, use_threads=False):
-                    yield pl.from_arrow(b)
+                return read(None)
 
             rss_input = _vm_mb("VmRSS")
             t0 = time.perf_counter()

@@ -36,7 +36,7 @@ def store_root(spec: PublishSpec) -> Path:
     return Path(spec.store)
 
 
-BATCH_ROWS = 65_536
+BATCH_ROWS = 16_384
 """Rows per batch read while publishing: what bounds publish memory, whatever the version's size."""
 
 Batches = Callable[[list[str] | None], Iterator[pl.DataFrame]]
@@ -52,7 +52,8 @@ def file_batches(files: list[Path], batch_rows: int = BATCH_ROWS) -> Batches:
 
     def read(columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
         for f in files:
-            pf = pq.ParquetFile(f)
+            # no pre-buffering: it would hold a whole row group's compressed columns per batch
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
             for batch in pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
                 if batch.num_rows:
                     df = pl.from_arrow(batch)

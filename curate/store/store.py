@@ -36,12 +36,17 @@ import numpy as np
 import polars as pl
 import polars_hash  # noqa: F401  (registers .chash)
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from curate.store.refs import RefError, parse_ref
 
 MANIFEST_KEY = "curate.manifest"
+ROW_GROUP_ROWS = 131_072
+"""Rows per Parquet row group in the table: the Delta writer holds a row group's encoded pages until
+it is flushed (its default, about 1M rows, held ~0.5 GB for SFT rows)."""
+TARGET_FILE_BYTES = 64 << 20
+"""Target size of a table file: the writer keeps the file being written in memory until it is uploaded."""
 
 
 @dataclass(frozen=True)
@@ -324,6 +329,8 @@ class Store:
             reader,
             mode="overwrite",
             schema_mode="overwrite",
+            writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS),
+            target_file_size=TARGET_FILE_BYTES,
             commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: text}),
         )
         committed = self.versions(name)[-1]
@@ -332,7 +339,7 @@ class Store:
         self.write_manifest_copy(name, version, full)
         return Published(name, version, full, created=True)
 
-    def batches(self, ref: str, columns: list[str] | None = None, batch_rows: int = 65_536) -> Iterator[pl.DataFrame]:
+    def batches(self, ref: str, columns: list[str] | None = None, batch_rows: int = 16_384) -> Iterator[pl.DataFrame]:
         """The records of a version as polars frames of at most ``batch_rows`` rows (bounded memory)."""
         name, version = self.resolve(ref)
         dataset = self._delta(name, version).to_pyarrow_dataset()
