@@ -42,6 +42,8 @@ from schemas.kinds import Kind, content_schema
 from schemas.stages import DecontaminateStage, ExactDedupStage, FilterStage, NearDedupStage
 
 EXAMPLES_PER_REASON = 3
+SLICE_ROWS = 65_536
+"""Records decoded at a time when a stage reads a part (bounds a stage's transient memory)."""
 SNIPPET = 240
 
 DEFAULT_KEYS: dict[Kind, list[str]] = {
@@ -151,8 +153,29 @@ class StageRunner:
 
     def _part(self, i: int, exprs: list[pl.Expr], mask: np.ndarray | None = None) -> pl.DataFrame:
         """``exprs`` over part ``i`` (only the columns they read), optionally only its ``mask`` rows."""
-        df = pl.scan_parquet(self.parts[i]).select(exprs).collect()
-        return df if mask is None else df.filter(pl.Series(mask))
+        frames = [df for _, df in self._slices(i, exprs, mask)]
+        return pl.concat(frames) if frames else pl.DataFrame(schema={e.meta.output_name(): pl.String for e in exprs})
+
+    def _slices(
+        self, i: int, exprs: list[pl.Expr], mask: np.ndarray | None = None
+    ) -> Iterator[tuple[int, pl.DataFrame]]:
+        """``(first record, frame)``: ``exprs`` over part ``i`` in slices of :data:`SLICE_ROWS` records.
+
+        Only the columns ``exprs`` read are decoded, a slice at a time, so the transient memory of a
+        stage (decoded messages, the key text and its normalized copies) is bounded by the slice,
+        not by the part (500k records by default). With ``mask``, only those records are kept.
+        """
+        columns = list(dict.fromkeys(c for e in exprs for c in e.meta.root_names()))
+        pf = pq.ParquetFile(self.parts[i], pre_buffer=False, buffer_size=1 << 20)
+        lo = 0
+        for batch in pf.iter_batches(batch_size=SLICE_ROWS, columns=columns, use_threads=False):
+            raw = pl.from_arrow(batch)
+            assert isinstance(raw, pl.DataFrame)
+            df = raw.select(exprs)
+            if mask is not None:
+                df = df.filter(pl.Series(mask[lo : lo + batch.num_rows]))
+            yield lo, df
+            lo += batch.num_rows
 
     def _read(self, exprs: list[pl.Expr]) -> pl.DataFrame:
         """``exprs`` evaluated over the alive records of every part, in record order."""
@@ -170,7 +193,10 @@ class StageRunner:
         pieces = []
         for i in np.unique(part_of).tolist():
             local = ordered[part_of == i] - self.starts[i]
-            pieces.append(self._part(i, [expr]).to_series().gather(local))
+            for lo, df in self._slices(i, [expr]):
+                want = local[(local >= lo) & (local < lo + df.height)] - lo
+                if want.size:
+                    pieces.append(df.to_series().gather(want))
         values = pl.concat(pieces).to_numpy()
         out = np.empty(rows.size, dtype=values.dtype)
         out[order] = values
@@ -280,7 +306,11 @@ class StageRunner:
             # 16 bytes per row: each part's keys are hashed and dropped, no text is held
             started = time.perf_counter()
             norm = stage.normalization
-            hashes = [key_hashes(self._part(i, [expr], mask).to_series(), norm) for i, mask in self._alive_parts()]
+            hashes = [
+                key_hashes(df.to_series(), norm)
+                for i, mask in self._alive_parts()
+                for _, df in self._slices(i, [expr], mask)
+            ]
             decision = exact_from_hashes(pl.concat(hashes), priority, started)
         else:
             decision = self._near(index, stage, rows, expr, priority)
@@ -345,11 +375,12 @@ class StageRunner:
         else:
             at = 0
             for i, mask in self._alive_parts():
-                sk = sketch(self._part(i, [expr], mask).to_series(), p, keep_shingles=False, workers=stage.workers)
-                m = sk.empty.size
-                keys_b[at : at + m] = band_keys(sk.signatures, bands, per_band, stage.workers)
-                empty[at : at + m] = sk.empty
-                at += m
+                for _, df in self._slices(i, [expr], mask):
+                    sk = sketch(df.to_series(), p, keep_shingles=False, workers=stage.workers)
+                    m = sk.empty.size
+                    keys_b[at : at + m] = band_keys(sk.signatures, bands, per_band, stage.workers)
+                    empty[at : at + m] = sk.empty
+                    at += m
         seconds = time.perf_counter() - started
 
         def texts_of(local: np.ndarray) -> pl.Series:
@@ -508,17 +539,31 @@ def settle(parts: list[Path], state: pl.DataFrame, outcomes: list[str], ledger: 
 
     An input row is kept while any of its records survives; otherwise the earliest stage that removed
     one of its records names its outcome and reason. Also sets each file's output record count.
+
+    Reads one part's provenance at a time: per part, only input rows with a removed record (and the
+    first and last row, whose records may continue in the neighbouring part) are carried on.
     """
     if not parts:
         return
-    sources = pl.concat([pl.read_parquet(p, columns=["source"]) for p in parts]).select(
-        pl.col("source").struct.field("name", "uri", "row")
-    )
-    df = pl.concat([sources, state.select("alive", "stage", "reason")], how="horizontal")
-    for name, uri, n in df.group_by("name", "uri").agg(pl.col("alive").sum()).iter_rows():
-        ledger.set_output_records(name, uri, int(n))
+    per_file: dict[tuple[str, str], int] = {}
+    partial = []
+    lo = 0
+    for path in parts:
+        src = pl.read_parquet(path, columns=["source"]).select(pl.col("source").struct.field("name", "uri", "row"))
+        fate = state.slice(lo, src.height).select("alive", "stage", "reason")
+        lo += src.height
+        df = pl.concat([src, fate], how="horizontal").with_row_index("__i")
+        for name, uri, n in df.group_by("name", "uri").agg(pl.col("alive").sum()).iter_rows():
+            per_file[(name, uri)] = per_file.get((name, uri), 0) + int(n)
+        edge = (pl.col("__i") == 0) | (pl.col("__i") == df.height - 1)
+        keys = df.filter(~pl.col("alive") | edge).select("name", "uri", "row").unique()
+        rows = df.join(keys, on=["name", "uri", "row"], how="semi", maintain_order="left").drop("__i")
+        partial.append(rows)
+    for (name, uri), n in per_file.items():
+        ledger.set_output_records(name, uri, n)
+    df = pl.concat(partial)
     per_row = (
-        df.sort("stage")
+        df.sort("stage", maintain_order=True)
         .group_by("name", "uri", "row")
         .agg(
             pl.col("alive").any().alias("kept"),
