@@ -40,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = REPO / ".bench"
-GEN_VERSION = 1  # bump when the generator changes, so cached corpora are not reused
+GEN_VERSION = 2  # bump when the generator changes, so cached corpora are not reused
 GOAL_PEAK_RSS_MB = 4096
 sys.path.insert(0, str(HERE))
 
@@ -66,8 +66,9 @@ publish:
 def generate(folder: Path, rows: int, files: int, seed: int, exact: float, near: float) -> dict:
     """Write ``rows`` Alpaca rows over ``files`` JSONL files in ``folder``; returns what was planted.
 
-    Rows are drawn as in ``bench_ingest.generate`` (instruction 10-20 words, input empty for half,
-    output 60-120 words); a planted duplicate copies a row from a reservoir of 20,000 earlier ones.
+    Rows are drawn like ``bench_ingest.generate`` (instruction 10-20 words, input empty for half,
+    output 60-120 words made of four slices of the corpus text, so unplanted rows are not near
+    duplicates of each other); a planted duplicate copies a row from a reservoir of 20,000 earlier ones.
     """
     from bench_ingest import _VERBS, _VOCAB, _corpus  # the same pseudo-English text as the ingest benchmark
 
@@ -109,7 +110,9 @@ def generate(folder: Path, rows: int, files: int, seed: int, exact: float, near:
                 else:
                     instruction = f"{_VERBS[ri(0, len(_VERBS) - 1)]} {words(ri(9, 19))}."
                     inp = words(ri(15, 25)) if rand() < 0.5 else ""
-                    output = words(ri(60, 120))
+                    # four short slices: one long slice of a 2M-word text would overlap heavily with
+                    # others at millions of rows (natural near-duplicates and an explosion of LSH candidates)
+                    output = ". ".join(words(ri(15, 30)) for _ in range(4))
                     output = output[:1].upper() + output[1:] + "."
                     if len(reservoir) < 20_000:
                         reservoir.append((instruction, inp, output))

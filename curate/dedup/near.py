@@ -35,6 +35,9 @@ from curate.dedup.lsh import (
 from curate.dedup.minhash import Sketch, sketch
 from schemas.stages import MinHashParams, NearDedupStage, Verify
 
+VERIFY_DOCS = 262_144
+"""At most this many documents' texts and shingles are held at once while verifying candidate pairs."""
+
 
 def lsh_shape(
     threshold: float, p: MinHashParams, bands: int | None, rows: int | None, verify: Verify = "exact"
@@ -85,12 +88,21 @@ def verify_by_texts(
     """
     if a.size == 0:
         return Pairs(0, a, b, np.empty(0))
-    involved = np.unique(np.concatenate([a, b]))
-    sub = sketch(texts_of(involved), p, keep_shingles=how == "exact", workers=workers)
-    la, lb = np.searchsorted(involved, a), np.searchsorted(involved, b)
-    pairs = verify_pairs(sub, la, lb, threshold, how, workers=workers)
-    pairs.a, pairs.b = involved[pairs.a], involved[pairs.b]
-    return pairs
+    # in chunks of pairs, so the texts and shingles held at once are bounded (pairs are independent,
+    # so the concatenated chunks equal one pass)
+    step = max(1, VERIFY_DOCS // 2)
+    found_a, found_b, found_s = [], [], []
+    for lo in range(0, a.size, step):
+        ca, cb = a[lo : lo + step], b[lo : lo + step]
+        involved = np.unique(np.concatenate([ca, cb]))
+        sub = sketch(texts_of(involved), p, keep_shingles=how == "exact", workers=workers)
+        la, lb = np.searchsorted(involved, ca), np.searchsorted(involved, cb)
+        part = verify_pairs(sub, la, lb, threshold, how, workers=workers)
+        found_a.append(involved[part.a])
+        found_b.append(involved[part.b])
+        found_s.append(part.similarity)
+        del sub
+    return Pairs(int(a.size), np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s))
 
 
 def near_duplicates(
