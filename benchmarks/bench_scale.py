@@ -195,7 +195,10 @@ class Watcher:
             if rss is not None:
                 self.peaks[name] = max(self.peaks[name], rss)
             while phase < len(self.PHASES) - 1 and self._done(self.PHASES[phase]):
-                self.ends[self.PHASES[phase]] = time.perf_counter() - self.t0
+                done = self.PHASES[phase]
+                self.ends[done] = time.perf_counter() - self.t0
+                # progress on stderr, so a long run that is stopped still tells how far it got
+                print(f"{done} done at {self.ends[done]:.0f} s, peak RSS {self.peaks[done]:.0f} MB", file=sys.stderr)
                 phase += 1
             time.sleep(0.2)
 
