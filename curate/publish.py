@@ -54,11 +54,18 @@ def file_batches(files: list[Path], batch_rows: int = BATCH_ROWS) -> Batches:
         for f in files:
             # no pre-buffering: it would hold a whole row group's compressed columns per batch
             pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+            empty = True
             for batch in pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
                 if batch.num_rows:
+                    empty = False
                     df = pl.from_arrow(batch)
                     assert isinstance(df, pl.DataFrame)
                     yield df
+            if empty:  # a file without rows still says what the columns are (a version of 0 rows)
+                table = pf.schema_arrow.empty_table()
+                df = pl.from_arrow(table.select(columns) if columns is not None else table)
+                assert isinstance(df, pl.DataFrame)
+                yield df
 
     return read
 

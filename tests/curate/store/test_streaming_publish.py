@@ -130,3 +130,22 @@ def test_publish_records_matches_the_in_memory_path(tmp_path: Path) -> None:
     again = publish_records(frame_batches(df), Kind.SFT, Store(spec.store), "d", spec.splits, lambda _: {"kind": "sft"})
     assert (again["created"], again["version"], again["content_hash"]) == (False, 1, res["content_hash"])
     assert again["split_leaks"] == res["split_leaks"]
+
+
+def test_a_run_without_survivors_publishes_an_empty_version(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from schemas.kinds import arrow_schema
+
+    pq.write_table(arrow_schema(Kind.SFT).empty_table(), tmp_path / "part.parquet")
+    res = publish_records(
+        file_batches([tmp_path / "part.parquet"]),
+        Kind.SFT,
+        Store(tmp_path / "store"),
+        "e",
+        SplitSpec(),
+        lambda leaks: {"kind": "sft", "split_leaks": leaks},
+    )
+    assert (res["created"], res["rows"], res["rows_per_split"]) == (True, 0, {})
+    assert res["content_hash"] == content_hash(pl.DataFrame())
+    assert Store(tmp_path / "store").read("e@1").height == 0
