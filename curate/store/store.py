@@ -329,7 +329,9 @@ class Store:
             reader,
             mode="overwrite",
             schema_mode="overwrite",
-            writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS),
+            # compression given explicitly: WriterProperties without it writes UNCOMPRESSED files
+            # (the writer's own default, used before row groups were bounded, is SNAPPY)
+            writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY"),
             target_file_size=TARGET_FILE_BYTES,
             commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: text}),
         )
