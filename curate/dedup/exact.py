@@ -48,7 +48,15 @@ def exact_from_hashes(hashes: pl.Series, priority: np.ndarray, started: float | 
     started = time.perf_counter() if started is None else started
     n = len(hashes)
     df = pl.DataFrame({"h": hashes, "p": priority, "i": np.arange(n, dtype=np.int64)})
-    rep = df.select(pl.col("i").sort_by(["p", "i"]).first().over("h")).to_series().to_numpy()
+    # one sort instead of a window per group: millions of one-row groups cost a window far more
+    # memory than sorting three fixed-width columns; the first row of each hash run is its
+    # best (priority, index) row, as with sort_by(p, i).first().over(h)
+    ordered = df.sort(["h", "p", "i"])
+    first = ordered["h"].is_first_distinct()
+    best = ordered["i"].filter(first).gather(first.cum_sum() - 1)
+    rep = np.empty(n, np.int64)
+    rep[ordered["i"].to_numpy()] = best.to_numpy()
+    del ordered, first, best
     dup_of = np.where(rep == np.arange(n), -1, rep)
     sim = np.where(dup_of >= 0, 1.0, np.nan)
     stats = {"rows": n, "duplicates": int((dup_of >= 0).sum()), "seconds": round(time.perf_counter() - started, 4)}
