@@ -6,8 +6,11 @@ assistant turn of ~150 words (word-aligned slices of the pseudo-English corpus o
 the ``source`` provenance struct, and ``split`` from :func:`curate.store.splits.assign_splits`
 (default spec: 5% eval). Then, each in a fresh interpreter with ``POLARS_MAX_THREADS=1``, K times:
 
-- publish: read the Parquet frame (not timed), then :meth:`curate.store.Store.publish` into an empty
-  store (content hash, Delta write, commit with the manifest, manifest copy);
+- publish: :meth:`curate.store.Store.publish_batches` from the Parquet file into an empty store, the
+  streaming path runs publish through (batches of 64k rows read twice: content hash, then the Delta
+  write and the commit with the manifest, manifest copy); reading the file is timed;
+- publish_frame: the in-memory path for comparison: read the whole Parquet frame (not timed), then
+  :meth:`curate.store.Store.publish` (content hash, Delta write, commit); both give the same content hash;
 - load: :func:`curate.store.load.load` of the train split as a ``datasets.Dataset`` (TRL columns);
 - read_polars: :meth:`curate.store.Store.read` of the whole version as a polars frame.
 
@@ -130,23 +133,36 @@ def child(op: str, args: list[str]) -> dict:
         for module in ("datasets", "deltalake", "curate.store.load"):
             importlib.import_module(module)
         return {"seconds": 0.0, "rows": 0}
-    if op == "publish":
+    if op in ("publish", "publish_frame"):
         src, root = args
-        df = pl.read_parquet(src)
-        rss_input = _vm_mb("VmRSS")
         manifest = {"kind": "sft", "recipe": {"name": DATASET, "sha256": "0" * 64, "text": ""}, "inputs": []}
-        t0 = time.perf_counter()
-        pub = Store(root).publish(DATASET, df, manifest)
+        if op == "publish_frame":  # the in-memory path: the whole frame read first (not timed)
+            df = pl.read_parquet(src)
+            rss_input = _vm_mb("VmRSS")
+            t0 = time.perf_counter()
+            pub = Store(root).publish(DATASET, df, manifest)
+        else:  # the streaming path publish_run takes: batches read from the Parquet file (timed)
+            from curate.store.publish import file_batches
+
+            read = file_batches([Path(src)])
+
+            def batches():
+                return read(None)
+
+            rss_input = _vm_mb("VmRSS")
+            t0 = time.perf_counter()
+            pub = Store(root).publish_batches(DATASET, batches, manifest)
         seconds = time.perf_counter() - t0
         assert pub.created and pub.version == 1
         table = Path(root) / DATASET / "table"
         files = [p for p in table.iterdir() if p.suffix == ".parquet"]
         return {
             "seconds": seconds,
-            "rows": df.height,
+            "rows": pub.manifest["rows"],
             "rss_after_reading_input_mb": rss_input,
             "table_bytes": sum(p.stat().st_size for p in files),
             "table_files": len(files),
+            "content_hash": pub.manifest["content_hash"],
         }
     (root,) = args
     if op == "load":
@@ -218,13 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         data = dataset(args.rows, args.seed, args.cache_dir)
         with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
             baseline = run_child(launcher, "baseline")
-            publish, store = [], None
+            publish, frame, store = [], [], None
             for i in range(args.repeats):
-                if store is not None:
-                    shutil.rmtree(store)  # keep disk use to one published copy
-                store = Path(tmp) / f"store{i}"
-                publish.append(run_child(launcher, "publish", str(data), str(store)))
+                for runs, op in ((frame, "publish_frame"), (publish, "publish")):
+                    if store is not None:
+                        shutil.rmtree(store)  # keep disk use to one published copy
+                    store = Path(tmp) / f"store{i}{op}"
+                    runs.append(run_child(launcher, op, str(data), str(store)))
             assert store is not None
+            assert {r["content_hash"] for r in publish + frame} == {publish[0]["content_hash"]}
             load = [run_child(launcher, "load", str(store)) for _ in range(args.repeats)]
             read = [run_child(launcher, "read_polars", str(store)) for _ in range(args.repeats)]
     finally:
@@ -237,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "input_parquet_bytes": data.stat().st_size,
                 "publish": summarize(publish),
+                "publish_frame": summarize(frame),
                 "load": summarize(load),
                 "read_polars": summarize(read),
                 "baseline_rss_mb": baseline["peak_rss_mb"],

@@ -284,7 +284,7 @@ def publish_annotations(
     publishes nothing (``created: false``).
     """
     from curate.store import Store
-    from curate.store.splits import assign_splits
+    from curate.store.publish import frame_batches, publish_records
     from schemas.recipe import SplitSpec
 
     store = Store(store_root or spec.output.store)
@@ -296,7 +296,6 @@ def publish_annotations(
         if df.height == 0:
             out[key] = {"dataset": name, "created": False, "rows": 0, "reason": "no decided records yet"}
             continue
-        df = df.with_columns(assign_splits(df, kind, SplitSpec()).alias("split"))
         spec_text = json.dumps(spec.model_dump(mode="json"), indent=2, sort_keys=True)
         manifest = {
             "kind": kind.value,
@@ -321,16 +320,15 @@ def publish_annotations(
             "orchestrator_run_id": None,
             "code_version": _code_version(),
         }
-        res = store.publish(name, df, manifest)
-        if res.created:
-            from curate.store.card import write_card
-
-            write_card(store, name, res.version, df, res.manifest)
+        # the same publish as a run's: splits, split-leak check, repair of an earlier crash, card
+        res = publish_records(
+            frame_batches(df), kind, store, name, SplitSpec(), lambda leaks, m=manifest: {**m, "split_leaks": leaks}
+        )
         out[key] = {
             "dataset": name,
-            "ref": f"{name}@{res.version}",
-            "version": res.version,
-            "created": res.created,
+            "ref": res["ref"],
+            "version": res["version"],
+            "created": res["created"],
             "rows": df.height,
             "store": str(store.root),
         }

@@ -1,7 +1,9 @@
 """Near-duplicate dedup: MinHash (OPH) signatures -> LSH bands -> verified pairs -> clusters.
 
 State kept per document is its signature (``num_perm`` x 4 bytes) and band keys (``bands`` x 8
-bytes); shingles are recomputed only for documents in candidate pairs when verifying exactly.
+bytes); shingles are recomputed only for documents in candidate pairs when verifying exactly. At
+scale, :func:`near_from_bands` keeps only the band keys (computed per shard from its signatures)
+and re-reads the texts of candidate documents.
 
 Example:
     >>> import numpy as np, polars as pl
@@ -15,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
@@ -31,6 +34,9 @@ from curate.dedup.lsh import (
 )
 from curate.dedup.minhash import Sketch, sketch
 from schemas.stages import MinHashParams, NearDedupStage, Verify
+
+VERIFY_DOCS = 262_144
+"""At most this many documents' texts and shingles are held at once while verifying candidate pairs."""
 
 
 def lsh_shape(
@@ -63,13 +69,40 @@ def verified_pairs(
     """Verify candidate pairs; exact verification sketches only the documents involved."""
     if how != "exact" or a.size == 0:
         return verify_pairs(sk, a, b, threshold, how)
-    involved = np.unique(np.concatenate([a, b]))
-    local = np.full(len(keys), -1, np.int64)
-    local[involved] = np.arange(involved.size)
-    sub = sketch(keys.gather(involved), p, keep_shingles=True, workers=workers)
-    pairs = verify_pairs(sub, local[a], local[b], threshold, "exact", workers=workers)
-    pairs.a, pairs.b = involved[pairs.a], involved[pairs.b]
-    return pairs
+    return verify_by_texts(keys.gather, a, b, threshold, how, p, workers)
+
+
+def verify_by_texts(
+    texts_of: Callable[[np.ndarray], pl.Series],
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float,
+    how: Verify,
+    p: MinHashParams,
+    workers: int = 1,
+) -> Pairs:
+    """Verify candidate pairs from the texts of only the documents involved (``texts_of(rows)``).
+
+    Signatures are deterministic per text, so re-sketching the involved documents gives the very
+    signatures (and, for ``exact``, shingles) the candidates came from: nothing else is held.
+    """
+    if a.size == 0:
+        return Pairs(0, a, b, np.empty(0))
+    # in chunks of pairs, so the texts and shingles held at once are bounded (pairs are independent,
+    # so the concatenated chunks equal one pass)
+    step = max(1, VERIFY_DOCS // 2)
+    found_a, found_b, found_s = [], [], []
+    for lo in range(0, a.size, step):
+        ca, cb = a[lo : lo + step], b[lo : lo + step]
+        involved = np.unique(np.concatenate([ca, cb]))
+        sub = sketch(texts_of(involved), p, keep_shingles=how == "exact", workers=workers)
+        la, lb = np.searchsorted(involved, ca), np.searchsorted(involved, cb)
+        part = verify_pairs(sub, la, lb, threshold, how, workers=workers)
+        found_a.append(involved[part.a])
+        found_b.append(involved[part.b])
+        found_s.append(part.similarity)
+        del sub
+    return Pairs(int(a.size), np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s))
 
 
 def near_duplicates(
@@ -81,15 +114,55 @@ def near_duplicates(
     global phase then only bands, verifies and clusters.
     """
     t0 = time.perf_counter()
-    n, p = len(keys), stage.minhash
+    p = stage.minhash
     if sk is None:
         sk = sketch(keys, p, keep_shingles=False, workers=stage.workers)
-    t1 = time.perf_counter()
     bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
     keys_b = band_keys(sk.signatures, bands, rows, stage.workers)
-    a, b = candidate_pairs(keys_b, ~sk.empty, workers=stage.workers)
+    seconds = time.perf_counter() - t0
+    if stage.verify == "exact":
+        return near_from_bands(keys_b, sk.empty, stage, priority, keys.gather, seconds)
+    # verification from the signatures at hand (they cover every row)
+    return near_from_bands(keys_b, sk.empty, stage, priority, keys.gather, seconds, sk)
+
+
+def near_from_bands(
+    keys_b: np.ndarray,
+    empty: np.ndarray,
+    stage: NearDedupStage,
+    priority: np.ndarray,
+    texts_of: Callable[[np.ndarray], pl.Series],
+    signature_seconds: float = 0.0,
+    sk: Sketch | None = None,
+) -> DedupDecision:
+    """Phase 2 of near-dedup from band keys alone: candidates, verification, clusters, representatives.
+
+    Inputs: ``keys_b`` (rows x bands uint64, :func:`curate.dedup.lsh.band_keys`), ``empty`` (rows
+    without shingles), ``priority`` (lower wins), and ``texts_of(rows)``, which returns the key
+    texts of the given (sorted) rows: only the documents in candidate pairs are read again and
+    re-sketched for verification. Memory: ``bands`` x 8 bytes per row instead of the signatures
+    (``num_perm`` x 4) and the texts. Output: the :class:`DedupDecision`.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from curate.dedup.minhash import sketch
+        >>> base = " ".join(f"word{i}" for i in range(60))
+        >>> keys = pl.Series([base, base + " extra", "something else entirely " * 5])
+        >>> st = NearDedupStage(type="near_dedup")
+        >>> sig = sketch(keys, st.minhash, keep_shingles=False).signatures
+        >>> kb = band_keys(sig, *lsh_shape(0.8, st.minhash, None, None))
+        >>> near_from_bands(kb, np.zeros(3, bool), st, np.arange(3.0), keys.gather).dup_of.tolist()
+        [-1, 0, -1]
+    """
+    t1 = time.perf_counter()
+    n, p = keys_b.shape[0], stage.minhash
+    bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
+    a, b = candidate_pairs(keys_b, ~empty, workers=stage.workers)
     t2 = time.perf_counter()
-    pairs = verified_pairs(keys, sk, a, b, stage.threshold, stage.verify, p, stage.workers)
+    if sk is not None and stage.verify != "exact":
+        pairs = verify_pairs(sk, a, b, stage.threshold, stage.verify)
+    else:
+        pairs = verify_by_texts(texts_of, a, b, stage.threshold, stage.verify, p, stage.workers)
     t3 = time.perf_counter()
     labels = clusters(n, pairs.a, pairs.b)
     rep = representatives(labels, priority)
@@ -110,9 +183,10 @@ def near_duplicates(
         "verified_pairs": int(pairs.a.size),
         "clusters_with_duplicates": int(np.unique(labels[dup_of >= 0]).size),
         "duplicates": int((dup_of >= 0).sum()),
-        "state_bytes_per_doc": int((sk.signatures.nbytes + keys_b.nbytes) / max(n, 1)),
+        "state_bytes_per_doc": int(p.num_perm * 4 + bands * 8),
+        "phase2_bytes_per_doc": int(keys_b.itemsize * keys_b.shape[1]),
         "seconds": {
-            "signatures": round(t1 - t0, 4),
+            "signatures": round(signature_seconds, 4),
             "bands": round(t2 - t1, 4),
             "verify": round(t3 - t2, 4),
             "clusters": round(time.perf_counter() - t3, 4),

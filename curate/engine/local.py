@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,14 +31,24 @@ class LocalExecutor:
 
     def __init__(self, show_progress: bool | None = None):
         self.show_progress = show_progress
+        self.timings: dict[str, dict[str, float]] = {}
+        """Per step: seconds (all its calls) and the process's peak RSS (MB) when it last finished."""
+
+    def _timed(self, name: str, started: float) -> None:
+        t = self.timings.setdefault(name, {"seconds": 0.0, "peak_rss_mb": 0.0})
+        t["seconds"] = round(t["seconds"] + time.perf_counter() - started, 3)
+        t["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     def orchestrator(self) -> dict[str, Any]:
         return {"name": "local"}
 
     def call(self, step: Step, prep: Prepared, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
         for attempt in range(step.retries + 1):
             try:
-                return step.fn(prep, *args, **kwargs)
+                value = step.fn(prep, *args, **kwargs)
+                self._timed(step.name, started)
+                return value
             except Exception:
                 if attempt == step.retries:
                     raise
@@ -95,11 +106,14 @@ def run_recipe(
     ``refresh=True`` processes only inputs the latest published version has not seen and deduplicates
     them against it (:mod:`curate.engine.refresh`); with nothing new it returns ``run_dir=None`` and a
     summary with ``noop: true``. ``hooks``: after-publish work (default: :func:`default_hooks`).
+    The returned summary also has ``steps``: seconds and peak RSS per step (not in ``summary.json``).
 
     Raises:
         RecipeError: the recipe or its inputs are invalid (nothing is written).
         QuarantineLimitError: too much input was quarantined (the run is still written for audit).
     """
     prep = prepare(doc, out_dir, report)
-    outcome = run_sequence(prep, LocalExecutor(show_progress), refresh, default_hooks() if hooks is None else hooks)
-    return RunResult(outcome.result.run_dir if outcome.result else None, outcome.summary())
+    ex = LocalExecutor(show_progress)
+    outcome = run_sequence(prep, ex, refresh, default_hooks() if hooks is None else hooks)
+    # per-step timers join what the caller gets (and `curate run --local --json` prints), not summary.json
+    return RunResult(outcome.result.run_dir if outcome.result else None, {**outcome.summary(), "steps": ex.timings})

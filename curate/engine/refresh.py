@@ -107,13 +107,18 @@ def base_shard(prep: Prepared, base: BaseVersion, drop_uris: list[str]) -> Shard
         ref = ShardRef(**orjson.loads(meta.read_bytes()))
         if ref.complete():
             return ref
-    df = Store(base.store).read(base.ref)
-    if drop_uris:
-        df = df.filter(~pl.col("source").struct.field("uri").is_in(drop_uris))
     schema = arrow_schema(kind)
     tmp = final.with_name(f".{key}.{secrets.token_hex(3)}.tmp")
     tmp.mkdir(parents=True)
-    pq.write_table(df.select(schema.names).to_arrow().cast(schema), tmp / "records-00000.parquet", compression="zstd")
+    rows = 0
+    # streamed batch by batch: the base version is never whole in memory
+    with pq.ParquetWriter(tmp / "records-00000.parquet", schema, compression="zstd") as writer:
+        for df in Store(base.store).batches(base.ref, columns=schema.names):
+            if drop_uris:
+                df = df.filter(~pl.col("source").struct.field("uri").is_in(drop_uris))
+            if df.height:
+                writer.write_table(df.select(schema.names).to_arrow().cast(schema))
+                rows += df.height
     (tmp / "quarantine.jsonl").write_bytes(b"")
     (tmp / "rejected.jsonl").write_bytes(b"")
     ref = ShardRef(
@@ -125,7 +130,7 @@ def base_shard(prep: Prepared, base: BaseVersion, drop_uris: list[str]) -> Shard
         "store",
         "none",
         [str(final / "records-00000.parquet")],
-        df.height,
+        rows,
         {},
     )
     (tmp / "shard.json").write_bytes(orjson.dumps(ref.to_json()))

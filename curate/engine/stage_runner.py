@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ import pyarrow.parquet as pq
 
 from curate.dedup.contamination import find_leaks
 from curate.dedup.decisions import DedupDecision, priority_for
-from curate.dedup.exact import exact_duplicates
-from curate.dedup.minhash import Sketch
-from curate.dedup.near import near_duplicates
+from curate.dedup.exact import exact_from_hashes, key_hashes
+from curate.dedup.lsh import band_keys
+from curate.dedup.minhash import sketch
+from curate.dedup.near import lsh_shape, near_from_bands
 from curate.dedup.references import load_reference
 from curate.engine.accounting import Ledger
 from curate.engine.report import record_lengths
@@ -40,6 +42,8 @@ from schemas.kinds import Kind, content_schema
 from schemas.stages import DecontaminateStage, ExactDedupStage, FilterStage, NearDedupStage
 
 EXAMPLES_PER_REASON = 3
+SLICE_ROWS = 65_536
+"""Records decoded at a time when a stage reads a part (bounds a stage's transient memory)."""
 SNIPPET = 240
 
 DEFAULT_KEYS: dict[Kind, list[str]] = {
@@ -128,51 +132,96 @@ class StageRunner:
         self.pinned[: int(self.starts[pinned_parts])] = True
         self.alive = np.ones(n, bool)
         self.stage_of = np.full(n, -1, np.int32)
-        self.reason = np.full(n, None, dtype=object)
-        self.detail = np.full(n, None, dtype=object)
-        self.twin = np.full(n, None, dtype=object)
         self.similarity = np.full(n, np.nan)
+        # reasons, details and kept twins only for removed rows (a few per cent): per-row object
+        # arrays would cost 24 bytes a row even for the rows that stay
+        self._removed: list[tuple[np.ndarray, list[str], list[str], list[str] | None]] = []
         self.results: list[StageResult] = []
         self.leaks: list[dict[str, Any]] = []
-        self._ids: np.ndarray | None = None
-        self._origins: np.ndarray | None = None
 
     def lengths(self) -> np.ndarray:
         """Character lengths of :func:`length_field` for every record (alive or not)."""
         return record_lengths(self.parts, self.kind)
 
     # -- reading -------------------------------------------------------------------------------
-    def _read(self, exprs: list[pl.Expr]) -> pl.DataFrame:
-        """``exprs`` evaluated over the alive records of every part, in record order."""
-        frames = []
-        for i, path in enumerate(self.parts):
+    def _alive_parts(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(part index, alive mask of its records)`` of every part with an alive record."""
+        for i in range(len(self.parts)):
             mask = self.alive[self.starts[i] : self.starts[i + 1]]
-            if not mask.any():
-                continue
-            frames.append(pl.read_parquet(path).filter(pl.Series(mask)).select(exprs))
+            if mask.any():
+                yield i, mask
+
+    def _part(self, i: int, exprs: list[pl.Expr], mask: np.ndarray | None = None) -> pl.DataFrame:
+        """``exprs`` over part ``i`` (only the columns they read), optionally only its ``mask`` rows."""
+        frames = [df for _, df in self._slices(i, exprs, mask)]
         return pl.concat(frames) if frames else pl.DataFrame(schema={e.meta.output_name(): pl.String for e in exprs})
 
-    @property
-    def origins(self) -> np.ndarray:
-        """``"source row N"`` per record, to say where a kept twin came from."""
-        if self._origins is None:
-            expr = pl.format("{} row {}", pl.col("source").struct.field("name"), pl.col("source").struct.field("row"))
-            parts = [pl.read_parquet(p, columns=["source"]).select(expr).to_series() for p in self.parts]
-            self._origins = (pl.concat(parts) if parts else pl.Series([], dtype=pl.String)).to_numpy()
-        return self._origins
+    def _slices(
+        self, i: int, exprs: list[pl.Expr], mask: np.ndarray | None = None
+    ) -> Iterator[tuple[int, pl.DataFrame]]:
+        """``(first record, frame)``: ``exprs`` over part ``i`` in slices of :data:`SLICE_ROWS` records.
 
-    @property
-    def ids(self) -> np.ndarray:
-        if self._ids is None:
-            ids = [pl.read_parquet(p, columns=["id"])["id"] for p in self.parts]
-            self._ids = (pl.concat(ids) if ids else pl.Series([], dtype=pl.String)).to_numpy()
-        return self._ids
+        Only the columns ``exprs`` read are decoded, a slice at a time, so the transient memory of a
+        stage (decoded messages, the key text and its normalized copies) is bounded by the slice,
+        not by the part (500k records by default). With ``mask``, only those records are kept.
+        """
+        columns = list(dict.fromkeys(c for e in exprs for c in e.meta.root_names()))
+        pf = pq.ParquetFile(self.parts[i], pre_buffer=False, buffer_size=1 << 20)
+        lo = 0
+        for batch in pf.iter_batches(batch_size=SLICE_ROWS, columns=columns, use_threads=False):
+            raw = pl.from_arrow(batch)
+            assert isinstance(raw, pl.DataFrame)
+            df = raw.select(exprs)
+            if mask is not None:
+                df = df.filter(pl.Series(mask[lo : lo + batch.num_rows]))
+            yield lo, df
+            lo += batch.num_rows
 
-    def _remove(self, stage_index: int, rows: np.ndarray, reasons: list[str], details: list[str]) -> None:
+    def _read(self, exprs: list[pl.Expr]) -> pl.DataFrame:
+        """``exprs`` evaluated over the alive records of every part, in record order."""
+        frames = [self._part(i, exprs, mask) for i, mask in self._alive_parts()]
+        return pl.concat(frames) if frames else pl.DataFrame(schema={e.meta.output_name(): pl.String for e in exprs})
+
+    def _at(self, rows: np.ndarray, expr: pl.Expr) -> np.ndarray:
+        """``expr`` at the records ``rows`` (global indices, any order), reading only the parts holding them."""
+        rows = np.asarray(rows, np.int64)
+        if rows.size == 0:
+            return np.empty(0, dtype=object)
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        part_of = np.searchsorted(self.starts, ordered, side="right") - 1
+        pieces = []
+        for i in np.unique(part_of).tolist():
+            local = ordered[part_of == i] - self.starts[i]
+            for lo, df in self._slices(i, [expr]):
+                want = local[(local >= lo) & (local < lo + df.height)] - lo
+                if want.size:
+                    pieces.append(df.to_series().gather(want))
+        values = pl.concat(pieces).to_numpy()
+        out = np.empty(rows.size, dtype=values.dtype)
+        out[order] = values
+        return out
+
+    def ids_at(self, rows: np.ndarray) -> np.ndarray:
+        """Record ids of ``rows``."""
+        return self._at(rows, pl.col("id"))
+
+    def origins_at(self, rows: np.ndarray) -> np.ndarray:
+        """``"source row N"`` of ``rows``, to say where a kept twin came from."""
+        src = pl.col("source").struct
+        return self._at(rows, pl.format("{} row {}", src.field("name"), src.field("row")))
+
+    def _remove(
+        self,
+        stage_index: int,
+        rows: np.ndarray,
+        reasons: list[str],
+        details: list[str],
+        twins: list[str] | None = None,
+    ) -> None:
         self.alive[rows] = False
         self.stage_of[rows] = stage_index
-        self.reason[rows] = reasons
-        self.detail[rows] = details
+        self._removed.append((np.asarray(rows, np.int64), list(reasons), list(details), twins))
 
     # -- stages --------------------------------------------------------------------------------
     def run(self, stages: list[Any]) -> list[StageResult]:
@@ -213,10 +262,17 @@ class StageRunner:
             self._remove(index, rows, codes, texts)
             res.by_reason.update(codes)
             field_text = df.filter(pl.Series(bad)).select(key_expr(self.kind, [flt.field]))["__key"].to_list()
-            for code, text, snippet, row in zip(codes, texts, field_text, rows.tolist(), strict=True):
+            counted: Counter[str] = Counter()
+            want = []
+            for j, code in enumerate(codes):  # only rows that can still be shown need their id
+                counted[code] += 1
+                if counted[code] + len(res.examples.get(code, [])) <= EXAMPLES_PER_REASON:
+                    want.append(j)
+            ids = dict(zip(want, self.ids_at(rows[want]).tolist(), strict=True))
+            for j, (code, text, snippet) in enumerate(zip(codes, texts, field_text, strict=True)):
                 shown = res.examples.setdefault(code, [])
                 if len(shown) < EXAMPLES_PER_REASON:
-                    shown.append({"id": self.ids[row], "detail": text, "text": _snip(snippet)})
+                    shown.append({"id": ids[j], "detail": text, "text": _snip(snippet)})
         return res
 
     def _keys(self, stage: Any) -> tuple[np.ndarray, pl.Series, list[str]]:
@@ -225,8 +281,8 @@ class StageRunner:
         keys = self._read([key_expr(self.kind, names)])["__key"] if rows.size else pl.Series([], dtype=pl.String)
         return rows, keys, names
 
-    def _priority(self, stage: ExactDedupStage | NearDedupStage, keys: pl.Series) -> np.ndarray:
-        lengths = np.zeros(len(keys), np.int64)
+    def _priority(self, stage: ExactDedupStage | NearDedupStage, n: int) -> np.ndarray:
+        lengths = np.zeros(n, np.int64)
         if stage.keep == "longest":  # the record with the most text overall, not the longest key
             lengths = self._read([key_expr(self.kind, ["text"]).str.len_chars()]).to_series().to_numpy()
         scores = None
@@ -236,65 +292,101 @@ class StageRunner:
         return priority_for(stage.keep, lengths, scores)
 
     def _dedup(self, index: int, stage: ExactDedupStage | NearDedupStage) -> StageResult:
-        rows, keys, names = self._keys(stage)
+        names = stage.key or DEFAULT_KEYS[self.kind]
+        expr = key_expr(self.kind, names)
+        rows = np.flatnonzero(self.alive)
         label = stage_label(stage)
         res = StageResult(label, stage.type, "duplicates", 0, 0, stats={"key": names})
         if rows.size == 0:
             return res
-        priority = self._priority(stage, keys)
+        priority = self._priority(stage, rows.size)
         priority[self.pinned[rows]] = -np.inf  # a published row always wins against a new one
         decision: DedupDecision
         if isinstance(stage, ExactDedupStage):
-            decision = exact_duplicates(keys, stage.normalization, priority)
+            # 16 bytes per row: each part's keys are hashed and dropped, no text is held
+            started = time.perf_counter()
+            norm = stage.normalization
+            hashes = [
+                key_hashes(df.to_series(), norm)
+                for i, mask in self._alive_parts()
+                for _, df in self._slices(i, [expr], mask)
+            ]
+            decision = exact_from_hashes(pl.concat(hashes), priority, started)
         else:
-            decision = near_duplicates(keys, stage, priority, self._sketch(index, rows))
+            decision = self._near(index, stage, rows, expr, priority)
         res.stats.update(decision.stats)
         local = np.flatnonzero(decision.removed & ~self.pinned[rows])
         if local.size == 0:
             return res
         removed, twins = rows[local], rows[decision.dup_of[local]]
         sims = decision.similarity[local]
-        twin_ids = self.ids[twins]
+        twin_ids = self.ids_at(twins)
         details = [
             f"duplicate of {t} ({o}), similarity {s:.3f}"
-            for t, o, s in zip(twin_ids.tolist(), self.origins[twins].tolist(), sims.tolist(), strict=True)
+            for t, o, s in zip(twin_ids.tolist(), self.origins_at(twins).tolist(), sims.tolist(), strict=True)
         ]
-        self._remove(index, removed, [label] * removed.size, details)
-        self.twin[removed] = twin_ids
+        self._remove(index, removed, [label] * removed.size, details, twin_ids.tolist())
         self.similarity[removed] = sims
         res.by_reason[label] = int(removed.size)
-        key_list = keys.to_list()
+        shown, kept = removed[:EXAMPLES_PER_REASON], twins[:EXAMPLES_PER_REASON]
+        ids, kept_ids, kept_origins = self.ids_at(shown), self.ids_at(kept), self.origins_at(kept)
+        texts, kept_texts = self._at(shown, expr), self._at(kept, expr)
         res.examples[label] = [
             {
-                "id": self.ids[r],
-                "duplicate_of": f"{self.ids[t]} ({self.origins[t]})",
-                "similarity": round(float(s), 3),
-                "text": _snip(key_list[lo]),
-                "kept_text": _snip(key_list[tl]),
+                "id": ids[k],
+                "duplicate_of": f"{kept_ids[k]} ({kept_origins[k]})",
+                "similarity": round(float(sims[k]), 3),
+                "text": _snip(texts[k]),
+                "kept_text": _snip(kept_texts[k]),
             }
-            for r, t, s, lo, tl in zip(
-                removed[:EXAMPLES_PER_REASON].tolist(),
-                twins[:EXAMPLES_PER_REASON].tolist(),
-                sims[:EXAMPLES_PER_REASON].tolist(),
-                local[:EXAMPLES_PER_REASON].tolist(),
-                decision.dup_of[local][:EXAMPLES_PER_REASON].tolist(),
-                strict=True,
-            )
+            for k in range(shown.size)
         ]
         return res
 
-    def _sketch(self, index: int, rows: np.ndarray) -> Sketch | None:
-        """Precomputed signatures of ``rows`` for stage ``index``, if the driver sketched per shard."""
+    def _near(
+        self, index: int, stage: NearDedupStage, rows: np.ndarray, expr: pl.Expr, priority: np.ndarray
+    ) -> DedupDecision:
+        """Near-dedup of the alive ``rows`` from band keys only (``bands`` x 8 bytes a row).
+
+        Band keys come from the per-shard signature files one file at a time (or, without them,
+        from signatures of each part's keys); verification re-reads the texts of candidate rows.
+        """
+        started = time.perf_counter()
+        p = stage.minhash
+        bands, per_band = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
+        keys_b = np.empty((rows.size, bands), np.uint64)
+        empty = np.zeros(rows.size, bool)
         files = self.sketches.get(index)
-        if not files:
-            return None
-        loaded = [np.load(f) for f in files]
-        sig = np.concatenate([z["signatures"] for z in loaded])
-        empty = np.concatenate([z["empty"] for z in loaded])
-        if sig.shape[0] != self.n:
-            raise ValueError(f"signature files cover {sig.shape[0]} records, the parts hold {self.n}")
-        none = np.empty(0, np.uint64)
-        return Sketch(sig[rows], none, np.zeros(1, np.int64), empty[rows])
+        if files:
+            lo = 0
+            for f in files:
+                with np.load(f) as z:
+                    sig_empty = z["empty"]
+                    hi = lo + sig_empty.size
+                    a, b = np.searchsorted(rows, [lo, hi])
+                    if b > a:
+                        sig = z["signatures"]
+                        keys_b[a:b] = band_keys(sig[rows[a:b] - lo], bands, per_band, stage.workers)
+                        empty[a:b] = sig_empty[rows[a:b] - lo]
+                        del sig
+                lo = hi
+            if lo != self.n:
+                raise ValueError(f"signature files cover {lo} records, the parts hold {self.n}")
+        else:
+            at = 0
+            for i, mask in self._alive_parts():
+                for _, df in self._slices(i, [expr], mask):
+                    sk = sketch(df.to_series(), p, keep_shingles=False, workers=stage.workers)
+                    m = sk.empty.size
+                    keys_b[at : at + m] = band_keys(sk.signatures, bands, per_band, stage.workers)
+                    empty[at : at + m] = sk.empty
+                    at += m
+        seconds = time.perf_counter() - started
+
+        def texts_of(local: np.ndarray) -> pl.Series:
+            return pl.Series(self._at(rows[local], expr), dtype=pl.String)
+
+        return near_from_bands(keys_b, empty, stage, priority, texts_of, seconds)
 
     def _decontaminate(self, index: int, stage: DecontaminateStage) -> StageResult:
         rows, keys, names = self._keys(stage)
@@ -315,7 +407,8 @@ class StageRunner:
         local = np.flatnonzero(leaks.leaked)
         key_list, ref_list = keys.to_list(), all_texts.to_list()
         codes, details = [], []
-        for lo in local.tolist():
+        leak_ids = self.ids_at(rows[local])
+        for k_, lo in enumerate(local.tolist()):
             j = int(leaks.ref_index[lo])
             ref = refs[int(owner[j])]
             k = j - int(offsets[int(owner[j])])
@@ -325,7 +418,7 @@ class StageRunner:
             details.append(f"{how} with {ref.name} row {ref.rows[k]} ({ref.uris[k]})")
             self.leaks.append(
                 {
-                    "id": self.ids[rows[lo]],
+                    "id": leak_ids[k_],
                     "reference": ref.name,
                     "reference_uri": ref.uris[k],
                     "reference_row": ref.rows[k],
@@ -347,14 +440,30 @@ class StageRunner:
 
     # -- output and accounting -----------------------------------------------------------------
     def state(self) -> pl.DataFrame:
-        """Per record: alive, the stage index that removed it, reason, detail, kept twin, similarity."""
+        """Per record: alive, the stage index that removed it, reason, detail, kept twin, similarity.
+
+        Strings exist only for removed records; the frame is built from them by one scatter per column.
+        """
+        n = self.n
+        if self._removed:
+            rows = np.concatenate([r for r, *_ in self._removed])
+            reasons = [x for _, rs, _, _ in self._removed for x in rs]
+            details = [x for _, _, ds, _ in self._removed for x in ds]
+            twins = [x for r, _, _, ts in self._removed for x in (ts if ts is not None else [None] * r.size)]
+        else:
+            rows, reasons, details, twins = np.empty(0, np.int64), [], [], []
+
+        def column(values: list[str | None]) -> pl.Series:
+            base = pl.repeat(None, n, dtype=pl.String, eager=True)
+            return base.scatter(rows, pl.Series(values, dtype=pl.String)) if rows.size else base
+
         return pl.DataFrame(
             {
                 "alive": self.alive,
                 "stage": self.stage_of,
-                "reason": self.reason.tolist(),
-                "detail": self.detail.tolist(),
-                "duplicate_of": self.twin.tolist(),
+                "reason": column(reasons),
+                "detail": column(details),
+                "duplicate_of": column(twins),
                 "similarity": self.similarity,
             },
             schema=STATE_SCHEMA,
@@ -430,17 +539,31 @@ def settle(parts: list[Path], state: pl.DataFrame, outcomes: list[str], ledger: 
 
     An input row is kept while any of its records survives; otherwise the earliest stage that removed
     one of its records names its outcome and reason. Also sets each file's output record count.
+
+    Reads one part's provenance at a time: per part, only input rows with a removed record (and the
+    first and last row, whose records may continue in the neighbouring part) are carried on.
     """
     if not parts:
         return
-    sources = pl.concat([pl.read_parquet(p, columns=["source"]) for p in parts]).select(
-        pl.col("source").struct.field("name", "uri", "row")
-    )
-    df = pl.concat([sources, state.select("alive", "stage", "reason")], how="horizontal")
-    for name, uri, n in df.group_by("name", "uri").agg(pl.col("alive").sum()).iter_rows():
-        ledger.set_output_records(name, uri, int(n))
+    per_file: dict[tuple[str, str], int] = {}
+    partial = []
+    lo = 0
+    for path in parts:
+        src = pl.read_parquet(path, columns=["source"]).select(pl.col("source").struct.field("name", "uri", "row"))
+        fate = state.slice(lo, src.height).select("alive", "stage", "reason")
+        lo += src.height
+        df = pl.concat([src, fate], how="horizontal").with_row_index("__i")
+        for name, uri, n in df.group_by("name", "uri").agg(pl.col("alive").sum()).iter_rows():
+            per_file[(name, uri)] = per_file.get((name, uri), 0) + int(n)
+        edge = (pl.col("__i") == 0) | (pl.col("__i") == df.height - 1)
+        keys = df.filter(~pl.col("alive") | edge).select("name", "uri", "row").unique()
+        rows = df.join(keys, on=["name", "uri", "row"], how="semi", maintain_order="left").drop("__i")
+        partial.append(rows)
+    for (name, uri), n in per_file.items():
+        ledger.set_output_records(name, uri, n)
+    df = pl.concat(partial)
     per_row = (
-        df.sort("stage")
+        df.sort("stage", maintain_order=True)
         .group_by("name", "uri", "row")
         .agg(
             pl.col("alive").any().alias("kept"),

@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -55,6 +58,116 @@ _COLUMN_NOTES = {
     "source": "provenance: source name, input URI, input sha256, row number",
     "split": "train / eval / test, from a hash of the split key (never moves)",
 }
+
+
+# ------------------------------------------------------------------ what a card needs, in one pass
+
+
+@dataclass
+class CardStats:
+    """Everything a card shows about a version's records, gathered batch by batch.
+
+    The card never needs the whole version in memory: rows per split, the column schema, the
+    estimated Arrow size of the TRL columns, the first rows by id of each split (a bounded sample)
+    and, per split, a count of records per length of :func:`curate.engine.report.length_field` (exact
+    percentiles and histograms from counts; a few MB whatever the row count).
+
+    Example:
+        >>> df = pl.DataFrame({"id": ["b", "a"], "text": ["hi", "hello"], "split": ["train", "train"]})
+        >>> st = CardStats.of(Kind.TEXT, [df])
+        >>> st.rows, st.splits, [r["id"] for r in st.example_rows()]
+        (2, {'train': 2}, ['a', 'b'])
+    """
+
+    kind: Kind
+    rows: int = 0
+    schema: pl.Schema | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    trl_bytes: int = 0
+    examples: dict[str, pl.DataFrame] = field(default_factory=dict)
+    lengths: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, kind: Kind, frames: Iterable[pl.DataFrame]) -> CardStats:
+        """The stats of the records in ``frames`` (a DataFrame's batches, or a version's)."""
+        st = cls(kind)
+        for df in frames:
+            st.update(df)
+        return st
+
+    def update(self, df: pl.DataFrame) -> None:
+        """Add one batch of records (with ``split``)."""
+        if self.schema is None:
+            self.schema = df.schema
+        if not df.height:
+            return
+        self.rows += df.height
+        self.trl_bytes += trl_columns(df, self.kind).estimated_size()
+        n = field_expr(self.kind, length_field(self.kind)).str.len_chars().fill_null(0)
+        small = df.select("id", "split", n.alias("__n"))
+        for (split,), group in small.group_by("split", maintain_order=True):
+            self.counts[split] += group.height
+            add = np.bincount(group["__n"].to_numpy(), minlength=1)
+            have = self.lengths.get(split)
+            if have is None or have.size < add.size:
+                add[: 0 if have is None else have.size] += 0 if have is None else have
+                self.lengths[split] = add
+            else:
+                have[: add.size] += add
+        _add_examples(self, df)
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Rows per split, train/eval/test first; splits without rows are left out."""
+        order = [s for s in SPLIT_ORDER if self.counts.get(s)] + sorted(s for s in self.counts if s not in SPLIT_ORDER)
+        return {s: int(self.counts[s]) for s in order}
+
+    def empty(self) -> pl.DataFrame:
+        """A frame with the records' columns and no rows."""
+        return pl.DataFrame(schema=self.schema or {})
+
+    def example_rows(self) -> list[dict[str, Any]]:
+        """The first rows by id of each split (train 3, eval 1, test 1), untruncated, URIs redacted."""
+        rows = [r for s in self.splits for r in self.examples[s].to_dicts()]
+        for row in rows:
+            src = row.get("source")
+            if isinstance(src, dict) and isinstance(src.get("uri"), str):
+                src["uri"] = redact_uri(src["uri"])
+        return rows
+
+
+def _add_examples(st: CardStats, df: pl.DataFrame) -> None:
+    """Keep, per split, the rows of ``df`` that sort among the first ids seen so far."""
+    for split in df["split"].unique(maintain_order=True).to_list():
+        k = EXAMPLES_PER_SPLIT.get(split, 1)
+        ids = df.filter(pl.col("split") == split)["id"]
+        seen = st.examples.get(split)
+        if seen is not None and seen.height >= k and ids.min() > seen["id"].max():
+            continue  # nothing in this batch sorts before what is already kept
+        cut = ids.bottom_k(k).max()
+        rows = df.filter((pl.col("split") == split) & (pl.col("id") <= cut))
+        both = rows if seen is None else pl.concat([seen, rows], how="vertical_relaxed")
+        st.examples[split] = both.sort("id", maintain_order=True).head(k)
+
+
+def card_stats(data: pl.DataFrame | CardStats, kind: Kind) -> CardStats:
+    """``data`` as :class:`CardStats` (a frame is read in slices, as a version would be)."""
+    if isinstance(data, CardStats):
+        return data
+    return CardStats.of(kind, (data.slice(lo, 65_536) for lo in range(0, max(data.height, 1), 65_536)))
+
+
+def _percentile(counts: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear method) of the values whose histogram is ``counts``."""
+    total = int(counts.sum())
+    if not total:
+        return float("nan")
+    cum = np.cumsum(counts)
+    h = (total - 1) * q / 100.0
+    lo = int(np.floor(h))
+    x_lo = int(np.searchsorted(cum, lo + 1))
+    x_hi = int(np.searchsorted(cum, min(lo + 1, total - 1) + 1))
+    return x_lo + (h - lo) * (x_hi - x_lo)
 
 
 # ------------------------------------------------------------------ front matter
@@ -95,13 +208,6 @@ def hf_features(schema: pl.Schema) -> list[dict[str, Any]]:
     return [{"name": name, **_hf_type(dtype)} for name, dtype in schema.items()]
 
 
-def _splits(df: pl.DataFrame) -> dict[str, int]:
-    """Rows per split, train/eval/test first; splits without rows are left out."""
-    counts = dict(df["split"].value_counts().iter_rows()) if df.height else {}
-    order = [s for s in SPLIT_ORDER if counts.get(s)] + sorted(s for s in counts if s not in SPLIT_ORDER)
-    return {s: int(counts[s]) for s in order}
-
-
 def _size_category(n: int) -> str:
     for limit, label in (
         (1_000, "n<1K"),
@@ -116,10 +222,11 @@ def _size_category(n: int) -> str:
     return "n>100M"
 
 
-def front_matter(name: str, version: int, df: pl.DataFrame, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The card's YAML metadata (a plain dict)."""
+def front_matter(name: str, version: int, data: pl.DataFrame | CardStats, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The card's YAML metadata (a plain dict); ``data``: the records, or their :class:`CardStats`."""
     kind = Kind(manifest["kind"])
-    splits = _splits(df)
+    st = card_stats(data, kind)
+    splits = st.splits
     tags = ["curate"]
     if kind is Kind.PREFERENCE:
         tags += ["rlhf", "dpo"]
@@ -127,17 +234,16 @@ def front_matter(name: str, version: int, df: pl.DataFrame, manifest: dict[str, 
         tags += ["rlhf", "kto"]
     elif kind in (Kind.SFT, Kind.ALPACA):
         tags += ["sft"]
-    features = hf_features(trl_columns(df.head(0), kind).schema)
+    features = hf_features(trl_columns(st.empty(), kind).schema)
     # num_bytes: the in-memory (Arrow) size of the split's TRL columns, as the Hub's splits metadata records it;
-    # estimated pro rata from the whole frame, so no split is copied out of a large frame
-    total = trl_columns(df, kind).estimated_size() if df.height else 0
-    sizes = {s: round(total * n / df.height) for s, n in splits.items()}
+    # estimated pro rata from the whole version (summed over batches), so no split is copied out
+    sizes = {s: round(st.trl_bytes * n / st.rows) for s, n in splits.items()}
     return {
         "pretty_name": f"{name}@{version}",
         "license": manifest.get("license") or "other",
         "task_categories": ["text-generation"],
         "tags": tags,
-        "size_categories": [_size_category(df.height)],
+        "size_categories": [_size_category(st.rows)],
         "configs": [
             {
                 "config_name": "default",
@@ -208,36 +314,35 @@ def _n(value: Any) -> str:
 
 def example_rows(df: pl.DataFrame) -> list[dict[str, Any]]:
     """The rows the card shows: the first by id of each split (train 3, eval 1, test 1), untruncated."""
-    keys = df.select("id", "split")
-    wanted = {s: keys.filter(pl.col("split") == s)["id"].bottom_k(EXAMPLES_PER_SPLIT.get(s, 1)) for s in _splits(df)}
-    picked = df.filter(pl.col("id").is_in(pl.concat(list(wanted.values())).implode()) if wanted else pl.lit(False))
-    by_key = {(r["split"], r["id"]): r for r in picked.to_dicts()}
-    rows = [by_key[(s, i)] for s, ids in wanted.items() for i in ids.sort().to_list()]
-    for row in rows:
-        src = row.get("source")
-        if isinstance(src, dict) and isinstance(src.get("uri"), str):
-            src["uri"] = redact_uri(src["uri"])
-    return rows
+    kind = Kind.TEXT if "text" in df.columns else Kind.SFT  # the kind only matters for lengths, not examples
+    st = CardStats(kind)
+    st.schema = df.schema
+    for lo in range(0, df.height, 65_536):
+        batch = df.slice(lo, 65_536)
+        st.counts.update(dict(batch["split"].value_counts().iter_rows()))
+        st.rows += batch.height
+        _add_examples(st, batch)
+    return st.example_rows()
 
 
 # ------------------------------------------------------------------ sections
 
 
-def _what_it_is(name: str, version: int, df: pl.DataFrame, manifest: dict[str, Any], root: Path) -> list[str]:
+def _what_it_is(name: str, version: int, st: CardStats, manifest: dict[str, Any], root: Path) -> list[str]:
     kind = manifest["kind"]
-    splits = _splits(df)
+    splits = st.splits
     per_split = ", ".join(f"{s} {_n(n)}" for s, n in splits.items()) or "no rows"
     return [
         "## What it is",
         "",
         f"`{name}@{version}` is version {version} of the **{kind}** dataset `{name}`, published by "
         f"curate from the recipe `{manifest.get('recipe', {}).get('name', '?')}`: "
-        f"**{_n(df.height)} rows** ({per_split}).",
+        f"**{_n(st.rows)} rows** ({per_split}).",
         "",
         f"- Content hash: `{manifest.get('content_hash', '?')}` (SHA-256 over every row's content and split, "
         "provenance excluded: equal hash, equal content)",
         f"- Record kind: `{kind}`; the TRL columns are "
-        f"{', '.join(f'`{c}`' for c in trl_columns(df.head(0), Kind(kind)).columns)}",
+        f"{', '.join(f'`{c}`' for c in trl_columns(st.empty(), Kind(kind)).columns)}",
         "",
         "Load it (from the store, as a `datasets.Dataset` in the format TRL's trainers take):",
         "",
@@ -321,8 +426,8 @@ def _funnel(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _schema(df: pl.DataFrame, manifest: dict[str, Any]) -> list[str]:
-    rows = [[f"`{c}`", f"`{t}`", _COLUMN_NOTES.get(c, "")] for c, t in df.schema.items()]
+def _schema(st: CardStats, manifest: dict[str, Any]) -> list[str]:
+    rows = [[f"`{c}`", f"`{t}`", _COLUMN_NOTES.get(c, "")] for c, t in (st.schema or {}).items()]
     return [
         "## Schema",
         "",
@@ -334,14 +439,14 @@ def _schema(df: pl.DataFrame, manifest: dict[str, Any]) -> list[str]:
     ]
 
 
-def _examples(df: pl.DataFrame) -> list[str]:
+def _examples(st: CardStats) -> list[str]:
     lines = [
         "## Examples",
         "",
         f"The first rows by id of each split (strings cut at {MAX_EXAMPLE_CHARS} characters):",
         "",
     ]
-    rows = example_rows(df)
+    rows = st.example_rows()
     if not rows:
         return [*lines, "No rows.", ""]
     for row in rows:
@@ -378,7 +483,7 @@ def _lineage(manifest: dict[str, Any]) -> list[str]:
     ]
 
 
-def _limitations(df: pl.DataFrame, manifest: dict[str, Any]) -> list[str]:
+def _limitations(st: CardStats, manifest: dict[str, Any]) -> list[str]:
     notes: list[str] = []
     leaks = manifest.get("split_leaks") or {}
     threshold = leaks.get("threshold")
@@ -410,7 +515,7 @@ def _limitations(df: pl.DataFrame, manifest: dict[str, Any]) -> list[str]:
         notes.append("No input row was quarantined.")
     if acc and not acc.get("balanced", True):
         notes.append("**The accounting does not balance**: treat the row counts of this version with suspicion.")
-    splits = _splits(df)
+    splits = st.splits
     for side in SPLIT_ORDER:
         if side not in splits:
             notes.append(f"There is no {side} split (0 rows).")
@@ -433,26 +538,30 @@ def _limitations(df: pl.DataFrame, manifest: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------ plot and writer
 
 
-def _plot_lengths(path: Path, df: pl.DataFrame, kind: Kind) -> None:
+def _plot_lengths(path: Path, st: CardStats) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    field = length_field(kind)
-    lengths = df.select(field_expr(kind, field).str.len_chars().alias("n"), "split")
-    splits = list(_splits(df)) or ["train"]
-    all_n = lengths["n"].to_numpy()
-    top = max(float(np.percentile(all_n, 99)) if all_n.size else 1.0, 1.0)
+    length = length_field(st.kind)
+    splits = list(st.splits) or ["train"]
+    width = max((c.size for c in st.lengths.values()), default=1)
+    all_counts = np.zeros(width, np.int64)
+    for c in st.lengths.values():
+        all_counts[: c.size] += c
+    top = max(_percentile(all_counts, 99) if all_counts.sum() else 1.0, 1.0)
     bins = np.linspace(0, top, 40)
     fig, axes = plt.subplots(len(splits), 1, figsize=(7, 1.8 * len(splits) + 1.0), sharex=True, squeeze=False)
     colors = {"train": "#4C72B0", "eval": "#DD8452", "test": "#55A868"}
     for ax, split in zip(axes[:, 0], splits, strict=True):
-        values = lengths.filter(pl.col("split") == split)["n"].to_numpy()
-        ax.hist(np.minimum(values, top), bins=bins, color=colors.get(split, "#8172B3"))
+        counts = st.lengths.get(split, np.zeros(1, np.int64))
+        present = np.flatnonzero(counts)  # a histogram of the distinct lengths weighted by their counts
+        ax.hist(np.minimum(present, top), bins=bins, weights=counts[present], color=colors.get(split, "#8172B3"))
         ax.set_ylabel("records")
-        ax.set_title(f"{split} ({values.size:,} rows, median {int(np.median(values)) if values.size else 0:,})")
-    axes[-1, 0].set_xlabel(f"{field} length (characters; longer than the 99th percentile counted in the last bin)")
+        n = int(counts.sum())
+        ax.set_title(f"{split} ({n:,} rows, median {int(_percentile(counts, 50)) if n else 0:,})")
+    axes[-1, 0].set_xlabel(f"{length} length (characters; longer than the 99th percentile counted in the last bin)")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fig.savefig(tmp, dpi=110, format="png")
@@ -460,9 +569,10 @@ def _plot_lengths(path: Path, df: pl.DataFrame, kind: Kind) -> None:
     tmp.replace(path)
 
 
-def card_text(name: str, version: int, df: pl.DataFrame, manifest: dict[str, Any], root: Path) -> str:
-    """The card's full text (front matter + markdown)."""
-    meta = yaml.safe_dump(front_matter(name, version, df, manifest), sort_keys=False, allow_unicode=True)
+def card_text(name: str, version: int, data: pl.DataFrame | CardStats, manifest: dict[str, Any], root: Path) -> str:
+    """The card's full text (front matter + markdown); ``data``: the records or their :class:`CardStats`."""
+    st = card_stats(data, Kind(manifest["kind"]))
+    meta = yaml.safe_dump(front_matter(name, version, st, manifest), sort_keys=False, allow_unicode=True)
     lines = [
         "---",
         meta.rstrip("\n"),
@@ -470,17 +580,17 @@ def card_text(name: str, version: int, df: pl.DataFrame, manifest: dict[str, Any
         "",
         f"# {name}@{version}",
         "",
-        *_what_it_is(name, version, df, manifest, root),
+        *_what_it_is(name, version, st, manifest, root),
         *_sources(manifest),
         *_funnel(manifest),
         f"Length of each record's `{length_field(Kind(manifest['kind']))}` per split:",
         "",
         "![lengths](lengths.png)",
         "",
-        *_schema(df, manifest),
-        *_examples(df),
+        *_schema(st, manifest),
+        *_examples(st),
         *_lineage(manifest),
-        *_limitations(df, manifest),
+        *_limitations(st, manifest),
     ]
     return "\n".join(lines)
 
@@ -489,28 +599,35 @@ def card_dir(store: Store, name: str, version: int) -> Path:
     return store.root / name / "cards" / f"v{version}"
 
 
-def write_card(store: Store, name: str, version: int, df: pl.DataFrame, manifest: dict[str, Any]) -> Path:
+def write_card(store: Store, name: str, version: int, data: pl.DataFrame | CardStats, manifest: dict[str, Any]) -> Path:
     """Write ``STORE/NAME/cards/vN/README.md`` and ``lengths.png`` for a published version; return the README.
 
-    ``df`` is the version's records with ``split``; ``manifest`` its full manifest (as :meth:`Store.publish`
-    returns it). Each file is written to a temporary name and renamed, the plot first, so a README
-    that exists is complete and its plot is there.
+    ``data`` is the version's records with ``split`` or, for versions larger than memory, their
+    :class:`CardStats` (gathered while publishing); ``manifest`` its full manifest (as
+    :meth:`Store.publish` returns it). Each file is written to a temporary name and renamed, the
+    plot first, so a README that exists is complete and its plot is there.
     """
+    st = card_stats(data, Kind(manifest["kind"]))
     folder = card_dir(store, name, version)
     folder.mkdir(parents=True, exist_ok=True)
-    _plot_lengths(folder / "lengths.png", df, Kind(manifest["kind"]))
+    _plot_lengths(folder / "lengths.png", st)
     path = folder / "README.md"
     tmp = folder / f".README.md.{os.getpid()}.tmp"
-    tmp.write_text(card_text(name, version, df, manifest, store.root), encoding="utf-8")
+    tmp.write_text(card_text(name, version, st, manifest, store.root), encoding="utf-8")
     tmp.replace(path)
     return path
 
 
 def rewrite_card(store: Store, ref: str) -> Path:
-    """(Re)write the card of ``ref`` from the store alone, e.g. for a version whose publish stopped before it."""
+    """(Re)write the card of ``ref`` from the store alone, e.g. for a version whose publish stopped before it.
+
+    The version is read batch by batch (:meth:`Store.batches`), never whole.
+    """
     name, version = store.resolve(ref)
     exact = f"{name}@{version}"
-    return write_card(store, name, version, store.read(exact), store.manifest(exact))
+    manifest = store.manifest(exact)
+    st = CardStats.of(Kind(manifest["kind"]), store.batches(exact))
+    return write_card(store, name, version, st, manifest)
 
 
 def repair_cards(store: Store, name: str) -> list[int]:

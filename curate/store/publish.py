@@ -9,19 +9,23 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from curate.dedup.contamination import find_leaks
+from curate.dedup.contamination import LeakIndex
 from curate.engine.report import link_audit_files
 from curate.store import Store
-from curate.store.card import repair_cards, write_card
+from curate.store.card import CardStats, repair_cards, write_card
 from curate.store.splits import assign_splits, split_key_fields
+from curate.store.store import ContentHasher
 from schemas.fields import key_expr
 from schemas.kinds import Kind
-from schemas.recipe import PublishSpec
+from schemas.recipe import PublishSpec, SplitSpec
 from schemas.recipe_loader import LoadedRecipe
 from schemas.stages import DecontaminateStage, ReferenceSpec
 
@@ -32,33 +36,108 @@ def store_root(spec: PublishSpec) -> Path:
     return Path(spec.store)
 
 
-def split_leaks(df: pl.DataFrame, kind: Kind, spec: PublishSpec) -> dict[str, Any]:
-    """Near-duplicates across splits: eval/test rows whose split key nearly matches a train row."""
-    keys = df.select(key_expr(kind, split_key_fields(kind, spec.splits)), "split", "id")
-    train = keys.filter(pl.col("split") == "train")
-    report: dict[str, Any] = {"threshold": spec.splits.leak_threshold}
-    stage = DecontaminateStage(
+BATCH_ROWS = 16_384
+"""Rows per batch read while publishing: what bounds publish memory, whatever the version's size."""
+
+Batches = Callable[[list[str] | None], Iterator[pl.DataFrame]]
+"""A re-readable record source: called with the columns wanted (None: all), yields frames in order."""
+
+
+def file_batches(files: list[Path], batch_rows: int = BATCH_ROWS) -> Batches:
+    """The records of Parquet ``files`` (in order) as a :data:`Batches` source.
+
+    Example:
+        >>> # next(file_batches([Path("runs/x/data/part-00000.parquet")])(["id"])).columns  -> ['id']
+    """
+
+    def read(columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        for f in files:
+            # no pre-buffering: it would hold a whole row group's compressed columns per batch
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+            empty = True
+            for batch in pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
+                if batch.num_rows:
+                    empty = False
+                    df = pl.from_arrow(batch)
+                    assert isinstance(df, pl.DataFrame)
+                    yield df
+            if empty:  # a file without rows still says what the columns are (a version of 0 rows)
+                table = pf.schema_arrow.empty_table()
+                df = pl.from_arrow(table.select(columns) if columns is not None else table)
+                assert isinstance(df, pl.DataFrame)
+                yield df
+
+    return read
+
+
+def frame_batches(df: pl.DataFrame, batch_rows: int = BATCH_ROWS) -> Batches:
+    """An in-memory frame as a :data:`Batches` source (zero-copy slices)."""
+
+    def read(columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        sel = df if columns is None else df.select(columns)
+        for lo in range(0, df.height, batch_rows):
+            yield sel.slice(lo, batch_rows)
+
+    return read
+
+
+def _leak_stage(spec: SplitSpec) -> DecontaminateStage:
+    return DecontaminateStage(
         type="decontaminate",
-        threshold=spec.splits.leak_threshold,
+        threshold=spec.leak_threshold,
         against=[ReferenceSpec(name="train", path="-", column="-")],
     )
+
+
+def _leak_report(held: pl.DataFrame, leaks: Any, train_rows: int, threshold: float) -> dict[str, Any]:
+    report: dict[str, Any] = {"threshold": threshold}
     for side in ("eval", "test"):
-        held = keys.filter(pl.col("split") == side)
-        if held.height == 0 or train.height == 0:
-            report[side] = {"rows": held.height, "near_duplicates_of_train": 0, "examples": []}
+        mask = (held["split"] == side).to_numpy()
+        rows = int(mask.sum())
+        if rows == 0 or train_rows == 0:
+            report[side] = {"rows": rows, "near_duplicates_of_train": 0, "examples": []}
             continue
-        leaks = find_leaks(held["__key"], train["__key"], stage)
-        hit = leaks.leaked
+        ids = held["id"].to_numpy()[mask]
+        hit = leaks.leaked[mask]
+        ref_id, sim = leaks.ref_id[mask], leaks.similarity[mask]
         examples = [
-            {
-                "id": held["id"][i],
-                "train_id": train["id"][int(leaks.ref_index[i])],
-                "similarity": round(float(leaks.similarity[i]), 3),
-            }
+            {"id": ids[i], "train_id": ref_id[i], "similarity": round(float(sim[i]), 3)}
             for i in hit.nonzero()[0][:LEAK_EXAMPLES].tolist()
         ]
-        report[side] = {"rows": held.height, "near_duplicates_of_train": int(hit.sum()), "examples": examples}
+        report[side] = {"rows": rows, "near_duplicates_of_train": int(hit.sum()), "examples": examples}
     return report
+
+
+def _key_columns(kind: Kind, spec: SplitSpec) -> list[str]:
+    """The columns the split key reads (plus ``id``), so the leak pass reads nothing else."""
+    return list(dict.fromkeys(["id", *key_expr(kind, split_key_fields(kind, spec)).meta.root_names()]))
+
+
+def stream_split_leaks(
+    held: pl.DataFrame, batches: Batches, kind: Kind, spec: SplitSpec, train_rows: int
+) -> dict[str, Any]:
+    """The split-leak report from ``held`` (``__key``, ``id``, ``split`` of the eval/test rows) with
+    the train rows of ``batches`` streamed against it (only their key columns are read)."""
+    if held.height == 0 or train_rows == 0:
+        return _leak_report(held, None, train_rows, spec.leak_threshold)
+    index = LeakIndex(held["__key"], _leak_stage(spec))
+    expr = key_expr(kind, split_key_fields(kind, spec))
+    for df in batches(_key_columns(kind, spec)):
+        train = df.filter(assign_splits(df, kind, spec) == "train")
+        if train.height:
+            index.add(train.select(expr).to_series(), train["id"].to_numpy())
+    return _leak_report(held, index.result(), train_rows, spec.leak_threshold)
+
+
+def split_leaks(df: pl.DataFrame, kind: Kind, spec: PublishSpec) -> dict[str, Any]:
+    """Near-duplicates across splits: eval/test rows whose split key nearly matches a train row.
+
+    ``df`` holds the records with ``split``; see :func:`publish_records` for the same at bounded memory.
+    """
+    expr = key_expr(kind, split_key_fields(kind, spec.splits))
+    held = df.filter(pl.col("split") != "train").select(expr, "id", "split")
+    train_rows = int((df["split"] == "train").sum())
+    return stream_split_leaks(held, frame_batches(df), kind, spec.splits, train_rows)
 
 
 def build_manifest(
@@ -116,29 +195,62 @@ def _copy_report(run_dir: Path, folder: Path) -> None:
     tmp.replace(folder / "run-report.md")
 
 
-def publish_run(
-    data_files: list[Path],
-    doc: LoadedRecipe,
-    summary: dict[str, Any],
-    carried_inputs: list[dict[str, Any]] = (),
+def publish_records(
+    batches: Batches,
+    kind: Kind,
+    store: Store,
+    name: str,
+    splits: SplitSpec,
+    manifest: Callable[[dict[str, Any]], dict[str, Any]],
+    skip_unchanged: bool = True,
     run_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Assign splits to the run's records and publish them; returns what was published.
+    """Publish records as the next version of ``name``: the one publish path of runs and annotation pulls.
 
-    With ``run_dir``, its report (``report.md`` and plots) is copied next to the version's card.
+    Inputs: ``batches`` (the records, without ``split``; read three times, one batch at a time),
+    the record ``kind``, the target ``store``/``name``, the ``splits`` spec, and ``manifest``, which
+    gets the split-leak report and returns the version's manifest. With ``run_dir``, its report is
+    copied next to the card. Output: ``{store, dataset, version, ref, created, content_hash,
+    rows_per_split, split_leaks, rows[, card]}``.
+
+    Steps, all at bounded memory: repair what an earlier crash left (manifest copies, cards);
+    pass 1 assigns splits per batch (a row's split depends only on its key) and gathers the
+    content hash (32 bytes per row), the card's statistics and the eval/test keys; an unchanged
+    version stops there (``skip_unchanged``); pass 2 streams the train keys against the held-out
+    ones (split leaks); pass 3 streams the batches into one Delta commit on top of the parent
+    version read at the start (a concurrent publish makes it fail, never stack), then the card.
+
+    Example:
+        >>> # publish_records(file_batches(files), Kind.SFT, Store("data/store"), "chat", SplitSpec(),
+        >>> #                 lambda leaks: {"kind": "sft", "split_leaks": leaks})["version"]  -> 1
     """
-    spec = doc.recipe.publish
-    assert spec is not None
-    kind = doc.recipe.output.kind
-    df = pl.read_parquet(data_files) if data_files else pl.DataFrame()
-    df = df.with_columns(assign_splits(df, kind, spec.splits))
-    leaks = split_leaks(df, kind, spec)
-    store = Store(store_root(spec))
-    name = spec.dataset or doc.recipe.name
     repair_cards(store, name)  # a crash after an earlier commit may have left its card unwritten
-    manifest = build_manifest(doc, summary, leaks, list(carried_inputs))
-    result = store.publish(name, df, manifest, skip_unchanged=spec.skip_unchanged)
-    card = write_card(store, name, result.version, df, result.manifest) if result.created else None
+    parent = store.latest(name)
+    hasher, stats = ContentHasher(), CardStats(kind)
+    expr = key_expr(kind, split_key_fields(kind, splits))
+    held_parts: list[pl.DataFrame] = []
+    for df in batches(None):
+        df = df.with_columns(assign_splits(df, kind, splits))
+        hasher.update(df)
+        stats.update(df)
+        held_parts.append(df.filter(pl.col("split") != "train").select(expr, "id", "split"))
+    digest = hasher.hexdigest()
+    hasher = None
+    held = pl.concat(held_parts) if held_parts else pl.DataFrame(schema={"__key": pl.String, "id": pl.String})
+    held_parts.clear()
+    train_rows = stats.counts.get("train", 0)
+    same = store.unchanged(name, parent, digest) if skip_unchanged else None
+    if same is not None and (same.manifest.get("split_leaks") or {}).get("threshold") == splits.leak_threshold:
+        leaks = same.manifest["split_leaks"]  # equal content and threshold: equal leaks
+    else:
+        leaks = stream_split_leaks(held, batches, kind, splits, train_rows)
+    del held
+    if same is not None:
+        result = same
+    else:
+        reader = _record_reader(batches, kind, splits, stats)
+        result = store.commit(name, reader, manifest(leaks), digest, parent, stats.rows, dict(stats.counts))
+    card = write_card(store, name, result.version, stats, result.manifest) if result.created else None
     if card is not None and run_dir is not None:
         _copy_report(run_dir, card.parent)
     return {
@@ -149,6 +261,47 @@ def publish_run(
         "created": result.created,
         "content_hash": result.manifest["content_hash"],
         "rows_per_split": result.manifest["rows_per_split"],
+        "rows": result.manifest.get("rows", stats.rows),
         "split_leaks": {k: v["near_duplicates_of_train"] for k, v in leaks.items() if isinstance(v, dict)},
         **({"card": str(card)} if card is not None else {}),
     }
+
+
+def _record_reader(batches: Batches, kind: Kind, splits: SplitSpec, stats: CardStats) -> pa.RecordBatchReader:
+    """The records with ``split`` as an Arrow stream (what the Delta writer consumes batch by batch)."""
+    assert stats.schema is not None
+    schema = stats.empty().to_arrow().schema
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        for df in batches(None):
+            table = df.with_columns(assign_splits(df, kind, splits)).to_arrow()
+            yield from table.cast(schema).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, gen())
+
+
+def publish_run(
+    data_files: list[Path],
+    doc: LoadedRecipe,
+    summary: dict[str, Any],
+    carried_inputs: list[dict[str, Any]] = (),
+    run_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Assign splits to the run's records and publish them (:func:`publish_records`); returns what was published.
+
+    With ``run_dir``, its report (``report.md`` and plots) is copied next to the version's card.
+    """
+    spec = doc.recipe.publish
+    assert spec is not None
+    published = publish_records(
+        file_batches(list(data_files)),
+        doc.recipe.output.kind,
+        Store(store_root(spec)),
+        spec.dataset or doc.recipe.name,
+        spec.splits,
+        lambda leaks: build_manifest(doc, summary, leaks, list(carried_inputs)),
+        skip_unchanged=spec.skip_unchanged,
+        run_dir=run_dir,
+    )
+    published.pop("rows")
+    return published

@@ -26,20 +26,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import polars_hash  # noqa: F401  (registers .chash)
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from curate.store.refs import RefError, parse_ref
 from schemas.manifests import DatasetManifest, checked
 
 MANIFEST_KEY = "curate.manifest"
+ROW_GROUP_ROWS = 131_072
+"""Rows per Parquet row group in the table: the Delta writer holds a row group's encoded pages until
+it is flushed (its default, about 1M rows, held ~0.5 GB for SFT rows)."""
+TARGET_FILE_BYTES = 64 << 20
+"""Target size of a table file: the writer keeps the file being written in memory until it is uploaded."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,86 @@ class Published:
     created: bool
 
 
+def _row_digests(df: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per-row SHA-256 of the JSON of ``columns``, as raw 32-byte values (``S32``; sorts like the hex)."""
+    raw = df.select(pl.struct(columns).struct.json_encode().chash.sha2_256().str.decode("hex")).to_series()
+    arr = raw.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    _, off_buf, data_buf = arr.buffers()
+    width = 8 if pa.types.is_large_binary(arr.type) else 4
+    start = int(np.frombuffer(off_buf, dtype=np.int64 if width == 8 else np.int32)[arr.offset])
+    data = np.frombuffer(data_buf, dtype=np.uint8)[start : start + 32 * len(arr)]
+    return data.view("S32").copy()  # a copy: the batch's buffers are freed with the batch
+
+
+class ContentHasher:
+    """:func:`content_hash` computed over batches, at 32 bytes per row instead of the whole frame.
+
+    Each batch's rows are digested as they come (``columns``: the batch's columns less ``source``,
+    fixed by the first batch); :meth:`hexdigest` sorts the fixed-width digests (raw bytes sort like
+    their hex) and feeds the final hash in chunks, so the result is bit-identical to
+    :func:`content_hash` over the concatenated frame.
+
+    Example:
+        >>> df = pl.DataFrame({"id": ["a", "b", "c"], "split": ["train"] * 3})
+        >>> h = ContentHasher()
+        >>> h.update(df.slice(0, 2)); h.update(df.slice(2))
+        >>> h.hexdigest() == content_hash(df), h.rows
+        (True, 3)
+    """
+
+    CHUNK = 65_536
+
+    def __init__(self) -> None:
+        self.columns: list[str] | None = None
+        self._parts: list[np.ndarray] = []
+        self._digest: str | None = None
+        self.rows = 0
+
+    def update(self, df: pl.DataFrame) -> None:
+        """Digest the rows of one batch (same columns, in the same order, as the first batch)."""
+        if self._digest is not None:
+            raise RuntimeError("ContentHasher.update after hexdigest")
+        if self.columns is None:
+            self.columns = [c for c in df.columns if c != "source"]
+        if df.height:
+            self._parts.append(_row_digests(df, self.columns))
+            self.rows += df.height
+
+    def hexdigest(self) -> str:
+        """The content hash of every row added (the per-row digests are released once it is known)."""
+        if self._digest is not None:
+            return self._digest
+        if not self.rows:
+            return hashlib.sha256(b"").hexdigest()
+        digests = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+        self._parts = []
+        digests.sort()  # in place: memcmp order of the raw digests is the order of their hex
+        h = hashlib.sha256()
+        for lo in range(0, digests.size, self.CHUNK):
+            hexed = digests[lo : lo + self.CHUNK].tobytes().hex().encode()
+            lines = b"\n".join(hexed[i : i + 64] for i in range(0, len(hexed), 64))
+            h.update(lines if lo == 0 else b"\n" + lines)
+        self._digest = h.hexdigest()
+        return self._digest
+
+
 def content_hash(df: pl.DataFrame) -> str:
     """SHA-256 over the rows' content and split, in a canonical order (provenance is not content).
 
     Ids already hash a row's identity; scores, margins and judges are not identity but are data,
     so every column except ``source`` enters the hash, and a score-only change is a new version.
+    The hash is sha256 over ``"\\n".join(sorted(sha256_hex(json(row less source))))``; see
+    :class:`ContentHasher` for the same over batches.
     """
+    h = ContentHasher()
+    h.update(df)
+    return h.hexdigest()
+
+
+def content_hash_reference(df: pl.DataFrame) -> str:
+    """The whole-frame definition of :func:`content_hash` (kept for tests of the batched one)."""
     columns = [c for c in df.columns if c != "source"]
     if df.height == 0:
         return hashlib.sha256(b"").hexdigest()
@@ -131,23 +213,101 @@ class Store:
                 df = df.drop("split")
         return df
 
+    def latest(self, name: str) -> int | None:
+        """The latest version of ``name``, or None when it has none yet (the parent of the next publish)."""
+        try:
+            return self.resolve(name)[1]
+        except RefError:
+            return None
+
+    def unchanged(self, name: str, parent: int | None, digest: str) -> Published | None:
+        """``parent`` as a :class:`Published` (``created=False``) when its content hash is ``digest``."""
+        if parent is None:
+            return None
+        latest = self.manifest(f"{name}@{parent}")
+        return Published(name, parent, latest, created=False) if latest.get("content_hash") == digest else None
+
     def publish(self, name: str, df: pl.DataFrame, manifest: dict[str, Any], skip_unchanged: bool = True) -> Published:
         """Commit ``df`` (records + ``split``) as the next version of ``name`` with ``manifest``.
 
         The content hash, version, parent and time are filled in here. With ``skip_unchanged`` a
-        frame whose content hash equals the latest version's publishes nothing.
+        frame whose content hash equals the latest version's publishes nothing. For data larger
+        than memory, see :meth:`commit` (what this calls, with batches read from files).
         """
         self.repair(name)
         digest = content_hash(df)
-        parent = None
-        try:
-            parent = self.resolve(name)[1]
-        except RefError:
-            parent = None
-        if parent is not None and skip_unchanged:
-            latest = self.manifest(f"{name}@{parent}")
-            if latest.get("content_hash") == digest:
-                return Published(name, parent, latest, created=False)
+        parent = self.latest(name)
+        same = self.unchanged(name, parent, digest) if skip_unchanged else None
+        if same is not None:
+            return same
+        table = df.to_arrow()
+        reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+        counts = dict(df["split"].value_counts().iter_rows()) if df.height else {}
+        return self.commit(name, reader, manifest, digest, parent, df.height, counts)
+
+    def publish_batches(
+        self,
+        name: str,
+        batches: Callable[[], Iterator[pl.DataFrame]],
+        manifest: dict[str, Any],
+        skip_unchanged: bool = True,
+    ) -> Published:
+        """:meth:`publish` for data larger than memory: ``batches()`` yields the records (+ ``split``)
+        in frames and is called twice (content hash, then the Delta write); memory is one batch plus
+        32 bytes per row.
+
+        Example:
+            >>> import tempfile
+            >>> df = pl.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "split": ["train", "eval"]})
+            >>> st = Store(tempfile.mkdtemp())
+            >>> pub = st.publish_batches("demo", lambda: iter([df.head(1), df.tail(1)]), {"kind": "text"})
+            >>> pub.manifest["content_hash"] == content_hash(df), pub.manifest["rows_per_split"]
+            (True, {'eval': 1, 'train': 1})
+        """
+        self.repair(name)
+        parent = self.latest(name)
+        hasher = ContentHasher()
+        counts: dict[str, int] = {}
+        schema: pa.Schema | None = None
+        for df in batches():
+            hasher.update(df)
+            schema = schema or df.head(0).to_arrow().schema
+            for split, n in df["split"].value_counts().iter_rows():
+                counts[split] = counts.get(split, 0) + n
+        digest = hasher.hexdigest()
+        same = self.unchanged(name, parent, digest) if skip_unchanged else None
+        if same is not None:
+            return same
+        if schema is None:
+            raise ValueError(f"no records to publish as {name}")
+        fixed = schema
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            for df in batches():
+                yield from df.to_arrow().cast(fixed).to_batches()
+
+        reader = pa.RecordBatchReader.from_batches(fixed, gen())
+        return self.commit(name, reader, manifest, digest, parent, hasher.rows, counts)
+
+    def commit(
+        self,
+        name: str,
+        reader: pa.RecordBatchReader,
+        manifest: dict[str, Any],
+        digest: str,
+        parent: int | None,
+        rows: int,
+        rows_per_split: dict[str, int],
+    ) -> Published:
+        """Stream ``reader``'s batches into one Delta commit: version ``parent + 1`` of ``name``.
+
+        ``digest``, ``rows`` and ``rows_per_split`` describe the batches (computed by the caller in
+        an earlier pass, since the manifest travels in the commit and is fixed before writing).
+        Only the batches in flight are in memory. Returns the new version with its full manifest.
+
+        Example:
+            >>> # st.commit("demo", reader, {"kind": "text"}, digest, st.latest("demo"), n, {"train": n})
+        """
         version = (parent or 0) + 1
         full = {
             **manifest,
@@ -155,8 +315,8 @@ class Store:
             "version": version,
             "parent_version": parent,
             "content_hash": digest,
-            "rows": df.height,
-            "rows_per_split": dict(sorted(df["split"].value_counts().iter_rows())),
+            "rows": rows,
+            "rows_per_split": dict(sorted(rows_per_split.items())),
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         text = json.dumps(checked(DatasetManifest, full), sort_keys=True, default=str)
@@ -167,9 +327,13 @@ class Store:
         target = self._delta(name, parent) if parent is not None else str(self._table(name))
         write_deltalake(
             target,
-            df.to_arrow(),
+            reader,
             mode="overwrite",
             schema_mode="overwrite",
+            # compression given explicitly: WriterProperties without it writes UNCOMPRESSED files
+            # (the writer's own default, used before row groups were bounded, is SNAPPY)
+            writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY"),
+            target_file_size=TARGET_FILE_BYTES,
             commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: text}),
         )
         committed = self.versions(name)[-1]
@@ -177,6 +341,16 @@ class Store:
             raise RuntimeError(f"expected to commit {name}@{version}, the store now ends at {committed}")
         self.write_manifest_copy(name, version, full)
         return Published(name, version, full, created=True)
+
+    def batches(self, ref: str, columns: list[str] | None = None, batch_rows: int = 16_384) -> Iterator[pl.DataFrame]:
+        """The records of a version as polars frames of at most ``batch_rows`` rows (bounded memory)."""
+        name, version = self.resolve(ref)
+        dataset = self._delta(name, version).to_pyarrow_dataset()
+        for batch in dataset.to_batches(columns=columns, batch_size=batch_rows):
+            if batch.num_rows:
+                df = pl.from_arrow(batch)
+                assert isinstance(df, pl.DataFrame)
+                yield df
 
     def repair(self, name: str) -> list[int]:
         """Rewrite the manifest copies missing for committed versions; returns the versions that needed it.
