@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,18 @@ from curate.engine.steps import Prepared, QuarantineLimitError, RunResult, prepa
 from schemas.recipe_loader import LoadedRecipe
 
 __all__ = ["LocalExecutor", "QuarantineLimitError", "RunResult", "run_recipe"]
+
+
+def _retrying(fn: Callable[[], Any], retries: int, delays: Sequence[float]) -> Any:
+    """``fn()``, retried up to ``retries`` times after an exception, waiting ``delays[attempt]`` (the last repeats)."""
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except Exception:
+            if attempt == retries:
+                raise
+            time.sleep((delays or (0.0,))[min(attempt, len(delays or (0.0,)) - 1)])
+    raise AssertionError("unreachable")
 
 
 class LocalExecutor:
@@ -44,17 +56,9 @@ class LocalExecutor:
 
     def call(self, step: Step, prep: Prepared, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        for attempt in range(step.retries + 1):
-            try:
-                value = step.fn(prep, *args, **kwargs)
-                self._timed(step.name, started)
-                return value
-            except Exception:
-                if attempt == step.retries:
-                    raise
-                delays = step.retry_delay_seconds or (0.0,)
-                time.sleep(delays[min(attempt, len(delays) - 1)])
-        raise AssertionError("unreachable")
+        value = _retrying(lambda: step.fn(prep, *args, **kwargs), step.retries, step.retry_delay_seconds)
+        self._timed(step.name, started)
+        return value
 
     def map(self, step: Step, prep: Prepared, calls: Sequence[tuple[Any, ...]], label: str = "") -> list[Any]:
         if not step.progress:
@@ -75,14 +79,7 @@ class LocalExecutor:
         return out
 
     def hook(self, hook: Hook, outcome: Outcome) -> Any:
-        for attempt in range(hook.retries + 1):
-            try:
-                return hook.run(outcome, self)
-            except Exception:
-                if attempt == hook.retries:
-                    raise
-                time.sleep(2.0 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return _retrying(lambda: hook.run(outcome, self), hook.retries, (2.0, 4.0))
 
     # a local run has no UI to show artifacts in: the run folder's report.md is the artifact
     def table(self, key: str, rows: list[dict[str, Any]], description: str) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from curate.engine import steps
@@ -215,13 +214,3 @@ def _run_hooks(ex: Executor, hooks: Sequence[Hook], outcome: Outcome) -> None:
     for h in hooks:
         if h.applies(outcome):
             outcome.hooks[h.name] = ex.hook(h, outcome)
-
-
-def file_arguments(prep: Prepared) -> list[tuple[int, int]]:
-    """``(source_index, file_index)`` of every input (the hash step's calls)."""
-    return prep.file_indexes()
-
-
-def result_dir(outcome: Outcome) -> Path | None:
-    """The committed run folder (None for a no-op refresh)."""
-    return outcome.result.run_dir if outcome.result is not None else None
