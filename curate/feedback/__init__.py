@@ -1,0 +1,6 @@
+"""AI feedback (RLAIF): candidates from models, ranked by judges, turned into preference pairs.
+
+Built so far: the content-addressed request cache (:mod:`.cache`) and the judges' prompt templates
+(:mod:`.prompts`); the models sit behind :mod:`curate.models`. The recipe section (see
+``schemas/feedback.py``) is not accepted by recipes until the engine step that runs it lands.
+"""
