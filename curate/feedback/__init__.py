@@ -1,6 +1,7 @@
 """AI feedback (RLAIF): candidates from models, ranked by judges, turned into preference pairs.
 
-Built so far: the content-addressed request cache (:mod:`.cache`) and the judges' prompt templates
-(:mod:`.prompts`); the models sit behind :mod:`curate.models`. The recipe section (see
+Built so far: the content-addressed request cache (:mod:`.cache`), the judges' prompt templates
+(:mod:`.prompts`) and the pairwise judge with position swap (:mod:`.pairwise`); the models sit
+behind :mod:`curate.models`. The recipe section (see
 ``schemas/feedback.py``) is not accepted by recipes until the engine step that runs it lands.
 """
