@@ -1,7 +1,8 @@
 """AI feedback (RLAIF): candidates from models, ranked by judges, turned into preference pairs.
 
 Built so far: the content-addressed request cache (:mod:`.cache`), the judges' prompt templates
-(:mod:`.prompts`) and the pairwise judge with position swap (:mod:`.pairwise`); the models sit
+(:mod:`.prompts`), the pairwise judge with position swap (:mod:`.pairwise`), the rating judge
+(:mod:`.rating`) and the calibration figures (:mod:`.calibrate`); the models sit
 behind :mod:`curate.models`. The recipe section (see
 ``schemas/feedback.py``) is not accepted by recipes until the engine step that runs it lands.
 """
