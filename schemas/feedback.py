@@ -209,6 +209,11 @@ class FeedbackSpec(_Strict):
     pairs: PairSpec = Field(default_factory=PairSpec)
     calibration: CalibrationSpec | None = None
     route: RouteSpec = Field(default_factory=RouteSpec)
+    candidates_from_input: bool = Field(
+        True,
+        description="Judge the input record's own response too (an sft/alpaca reply; a preference's chosen and "
+        "rejected) beside the generated candidates; critique_revise revises it.",
+    )
     cache: str | None = Field(
         None, description="Request cache (SQLite); default: OUTPUT_DIR/.work/feedback-cache.sqlite."
     )

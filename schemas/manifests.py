@@ -97,6 +97,32 @@ class Orchestrator(_Strict):
     flow_run_name: str | None = None
 
 
+class FeedbackAccount(_Strict):
+    """What AI feedback did with the prompts that survived the stages (``curate/feedback``).
+
+    ``prompts_in = sum(outcomes)`` over ``pairs``, ``tie``, ``too_few``, ``failed`` and ``routed``
+    (sent to annotators); ``records_out`` counts the published pairs (or KTO rows).
+    """
+
+    prompts_in: int
+    outcomes: dict[str, int]
+    failed_by_reason: dict[str, int]
+    too_few_by_reason: dict[str, int]
+    records_out: int
+    candidates: int
+    candidate_failures: int
+    model_calls: int
+    cache_hits: int
+    cache_misses: int
+    cache_hit_rate: float | None
+    balanced: bool
+    judge: dict[str, Any]
+    generators: list[dict[str, Any]]
+    pairs: dict[str, Any]
+    route: dict[str, Any]
+    calibration: dict[str, Any] | None = None
+
+
 class RunSummary(Counts):
     """``summary.json`` of a run folder (and what ``curate run --json`` prints)."""
 
@@ -115,6 +141,7 @@ class RunSummary(Counts):
     refresh: dict[str, Any] | None = None
     published: dict[str, Any] | None = None
     annotation_push: dict[str, Any] | None = None
+    feedback: FeedbackAccount | None = None
 
 
 class RecipeRef(_Strict):
@@ -155,6 +182,7 @@ class DatasetManifest(_Strict):
     stage_results: list[dict[str, Any]] = []
     run_id: str | None = None
     refresh: dict[str, Any] | None = None
+    feedback: dict[str, Any] | None = None  # generator and judge models, prompt hashes, cache hits, calibration
     # filled in by the store when it commits
     dataset: str
     version: int

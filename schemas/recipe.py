@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.annotation import AnnotationSpec
+from schemas.feedback import FeedbackSpec
 from schemas.kinds import Kind
 from schemas.stages import Stage
 
@@ -124,7 +125,6 @@ class OutputSpec(StrictModel):
 
 
 _LATER = {
-    "feedback": "AI feedback (RLAIF)",
     "train": "training",
     "eval": "evaluation",
 }
@@ -186,7 +186,11 @@ class Recipe(StrictModel):
         description="Filters, dedup and decontamination, applied in this order after ingest.",
     )
     flow: FlowSpec = Field(default_factory=FlowSpec, description="Orchestration settings for the Prefect flow.")
-    feedback: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["feedback"])
+    feedback: FeedbackSpec | None = Field(
+        None,
+        description="AI feedback (RLAIF): the sources hold prompts (of feedback.input_kind); candidates are generated, "
+        "judged and published as preference pairs or KTO rows (output.kind preference or kto).",
+    )
     annotation: AnnotationSpec | None = Field(
         None, description="Human preference annotation in Argilla (output.kind preference; `curate annotate`)."
     )
@@ -213,6 +217,24 @@ class Recipe(StrictModel):
                 f"(this recipe writes {output.kind.value}); change output.kind or remove the annotation section"
             )
         return v
+
+    @field_validator("feedback")
+    @classmethod
+    def _feedback_makes_preferences(cls, v: FeedbackSpec | None, info: ValidationInfo) -> FeedbackSpec | None:
+        output = info.data.get("output")
+        if v is not None and output is not None and output.kind not in (Kind.PREFERENCE, Kind.KTO):
+            raise ValueError(
+                f"feedback turns judged candidates into preference pairs or KTO rows, so it needs output.kind: "
+                f"preference or kto (this recipe writes {output.kind.value}); the sources' converters produce "
+                f"feedback.input_kind records (the prompts)"
+            )
+        return v
+
+    @property
+    def record_kind(self) -> Kind:
+        """The kind records have while they are ingested and staged: ``feedback.input_kind`` (the prompts)
+        for a feedback recipe, else ``output.kind``."""
+        return self.feedback.input_kind if self.feedback is not None else self.output.kind
 
     @field_validator(*_LATER)
     @classmethod

@@ -74,6 +74,7 @@ def _chain(
     spec: SourceSpec,
     want: Kind | None,
     problems: list[Problem],
+    want_label: str = "output.kind",
 ) -> tuple[list[Converter], list[BaseModel]]:
     """Check one source's converter chain, options and column map (``want``: the output kind)."""
     loc: tuple[Any, ...] = ("sources", i, "convert")
@@ -105,7 +106,7 @@ def _chain(
                 )
             )
     if want is not None and chain[-1].output != want:
-        problems.append(where(loc, f"{chain[-1].name} produces {chain[-1].output} records, but output.kind is {want}"))
+        problems.append(where(loc, f"{chain[-1].name} produces {chain[-1].output} records, but {want_label} is {want}"))
     if len(spec.chain_options) > len(chain) - 1:
         problems.append(
             where(
@@ -180,7 +181,7 @@ def _peek(doc: LoadedRecipe, sp: SourcePlan, problems: list[Problem]) -> None:
 
 def _check_stages(doc: LoadedRecipe, base: Path, check_files: bool, problems: list[Problem]) -> None:
     """Every stage names things that exist for the output kind: rules, params, fields, references."""
-    kind = doc.recipe.output.kind
+    kind = doc.recipe.record_kind
     fields = field_names(kind)
     numeric = [c for c, t in content_schema(kind).items() if t.is_numeric()]
     for i, stage in enumerate(doc.recipe.stages):
@@ -242,13 +243,18 @@ def _check_stages(doc: LoadedRecipe, base: Path, check_files: bool, problems: li
                         )
 
 
+def _kind_label(doc: LoadedRecipe) -> str:
+    """Which recipe key names the kind the sources must produce (for messages)."""
+    return "feedback.input_kind" if doc.recipe.feedback is not None else "output.kind"
+
+
 def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool = True, peek: bool = False) -> Plan:
     """Validate the recipe's pipeline and resolve its inputs; raise RecipeError with all problems."""
     base = base_dir or Path(doc.file).resolve().parent
     problems: list[Problem] = []
     sources: list[SourcePlan] = []
     for i, spec in enumerate(doc.recipe.sources):
-        chain, options = _chain(doc.problem, i, spec, doc.recipe.output.kind, problems)
+        chain, options = _chain(doc.problem, i, spec, doc.recipe.record_kind, problems, _kind_label(doc))
         sp = SourcePlan(i, spec, chain, options)
         if check_files:
             try:

@@ -24,6 +24,8 @@ AUDIT_FILES = (
     "rejected_records.jsonl",
     "summary.json",
     "recipe.yaml",
+    "judgements.parquet",
+    "feedback_quarantine.jsonl",
 )
 """Files of a run folder the report links to (those a run wrote)."""
 
@@ -187,6 +189,10 @@ def write_report(
                         extra = f" — {ex['detail']}"
                     lines.append(f"- `{ex['id']}`: {text}{extra}")
                 lines.append("")
+    if s.get("feedback"):
+        from curate.feedback.report import feedback_section
+
+        lines += feedback_section(folder, s)
     lines += ["## Lengths", "", "![lengths](lengths.png)", ""]
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -20,7 +20,7 @@ training and evaluation) joins the sequence as :class:`Hook` s, run in order by 
 
 Example:
     >>> [s.name for s in SEQUENCE]
-    ['hash-file', 'base-version', 'ingest', 'sketch', 'decide', 'finish-part', 'assemble', 'publish']
+    ['hash-file', 'base-version', 'ingest', 'sketch', 'decide', 'finish-part', 'feedback', 'assemble', 'publish']
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Step:
 
 def _ingest_key(prep: Prepared, job: FileJob) -> str:
     r = prep.plan.recipe
-    return shard_key(prep.plan.sources[job.source_index], job.sha256, r.output.kind, r.limits)
+    return shard_key(prep.plan.sources[job.source_index], job.sha256, r.record_kind, r.limits)
 
 
 def _shard_done(prep: Prepared, key: str) -> bool:
@@ -64,7 +64,7 @@ def _shard_done(prep: Prepared, key: str) -> bool:
 
 def _sketch_key(prep: Prepared, ref: ShardRef, stage_index: int) -> str:
     stage, fields = prep.near_stage(stage_index)
-    return sketch_key(ref, stage, prep.plan.recipe.output.kind, fields)
+    return sketch_key(ref, stage, prep.plan.recipe.record_kind, fields)
 
 
 def _sketch_done(prep: Prepared, key: str) -> bool:
@@ -88,6 +88,14 @@ def _finish_done(prep: Prepared, key: str) -> bool:
     return steps.finished_part(prep, key) is not None
 
 
+def _feedback_key(prep: Prepared, decision: Decision, index: int, finished: dict[str, Any]) -> str:
+    return steps.feedback_key(prep, decision, index, finished)
+
+
+def _feedback_done(prep: Prepared, key: str) -> bool:
+    return steps.labelled_part(prep, key) is not None
+
+
 def _base(prep: Prepared, drop_uris: list[str]) -> ShardRef:
     base = base_version(prep)
     assert base is not None, "a refresh pins a base only when a version is published"
@@ -109,9 +117,10 @@ INGEST = Step("ingest", steps.ingest, _ingest_key, _shard_done, progress=True, *
 SKETCH = Step("sketch", steps.sketch, _sketch_key, _sketch_done)
 DECIDE = Step("decide", steps.decide, _decide_key, _decide_done)
 FINISH = Step("finish-part", steps.finish, _finish_key, _finish_done)
+FEEDBACK = Step("feedback", steps.feedback, _feedback_key, _feedback_done, retries=1, retry_delay_seconds=(5.0,))
 ASSEMBLE = Step("assemble", steps.assemble)
 PUBLISH = Step("publish", steps.publish, retries=1, retry_delay_seconds=(2.0,))
-SEQUENCE = (HASH, BASE, INGEST, SKETCH, DECIDE, FINISH, ASSEMBLE, PUBLISH)
+SEQUENCE = (HASH, BASE, INGEST, SKETCH, DECIDE, FINISH, FEEDBACK, ASSEMBLE, PUBLISH)
 
 
 @dataclass
@@ -198,15 +207,19 @@ def run_sequence(prep: Prepared, ex: Executor, refresh: bool = False, hooks: Seq
             pinned = [ex.call(BASE, prep, drop)]
             carried = carried_inputs(rp.base, drop)
     refs: list[ShardRef] = ex.map(INGEST, prep, [(j,) for j in jobs], "ingest")
-    shards = [*pinned, *refs]
+    fb = prep.plan.recipe.feedback is not None
+    # a feedback recipe's published rows are pairs, not prompts: they are carried, not staged against
+    staged_pins = [] if fb else pinned
+    shards = [*staged_pins, *refs]
     sketches = {i: ex.map(SKETCH, prep, [(r, i) for r in shards], "sketch") for i, _, _ in prep.near_stages()}
-    decision: Decision = ex.call(DECIDE, prep, refs, sketches, pinned)
+    decision: Decision = ex.call(DECIDE, prep, refs, sketches, staged_pins)
     finished = ex.map(FINISH, prep, [(decision, i) for i in range(len(decision.new_parts()))], "finish")
+    labelled = ex.map(FEEDBACK, prep, [(decision, i, f) for i, f in enumerate(finished)], "feedback") if fb else None
     extra = {"orchestrator": outcome.orchestrator, **({"refresh": outcome.refresh} if refresh else {})}
-    outcome.result = ex.call(ASSEMBLE, prep, refs, decision, finished, extra)
+    outcome.result = ex.call(ASSEMBLE, prep, refs, decision, finished, extra, labelled)
     outcome.published = ex.call(PUBLISH, prep, outcome.result, [p for r in pinned for p in r.parts], carried)
     _run_hooks(ex, hooks, outcome)
-    steps.cleanup(prep, shards, decision, sketches)
+    steps.cleanup(prep, [*pinned, *refs], decision, sketches, labelled)
     return outcome
 
 

@@ -270,7 +270,7 @@ def garbage_collect(work: Path, keep_shards: set[str], keep_files: set[str], min
             if d.name not in keep_shards and d.stat().st_mtime < cutoff:
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
-    for sub in ("sketches", "decisions", "finished"):
+    for sub in ("sketches", "decisions", "finished", "feedback"):
         folder = work / sub
         if not folder.exists():
             continue

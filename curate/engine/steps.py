@@ -102,7 +102,7 @@ class Prepared:
             return []
         from curate.engine.stage_runner import DEFAULT_KEYS
 
-        kind = self.plan.recipe.output.kind
+        kind = self.plan.recipe.record_kind
         return [(i, st, st.key or DEFAULT_KEYS[kind]) for i, st in near]
 
     def near_stage(self, stage_index: int) -> tuple[NearDedupStage, list[str]]:
@@ -129,14 +129,14 @@ def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
     sp = prep.plan.sources[job.source_index]
     r = prep.plan.recipe
     return ingest_file(
-        sp, sp.files[job.file_index], job.sha256, r.output.kind, r.limits, prep.work, r.output.rows_per_file, on_batch
+        sp, sp.files[job.file_index], job.sha256, r.record_kind, r.limits, prep.work, r.output.rows_per_file, on_batch
     )
 
 
 def sketch(prep: Prepared, ref: ShardRef, stage_index: int) -> str:
     """Signatures of one shard for near-dedup stage ``stage_index``."""
     stage, fields = prep.near_stage(stage_index)
-    return sketch_shard(ref, stage, prep.plan.recipe.output.kind, fields, prep.work)
+    return sketch_shard(ref, stage, prep.plan.recipe.record_kind, fields, prep.work)
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def decision_key(prep: Prepared, refs: list[ShardRef], pinned: list[ShardRef] | 
         keys,
         len(pinned or []),
         stages_json,
-        recipe.output.kind.value,
+        recipe.record_kind.value,
         _reference_fingerprints(prep),
         code_fingerprint(),
     )
@@ -217,7 +217,7 @@ def decide(
     if recipe.stages:
         runner = StageRunner(
             [Path(p) for p in parts],
-            recipe.output.kind,
+            recipe.record_kind,
             prep.plan.base_dir,
             recipe.limits.max_chars,
             sketches,
@@ -294,6 +294,51 @@ def finish(prep: Prepared, decision: Decision, index: int) -> dict[str, Any]:
     return payload
 
 
+def feedback_key(prep: Prepared, decision: Decision, index: int, finished: dict[str, Any]) -> str:
+    """Content key of new part ``index``'s AI feedback: its finished records, the feedback section, the code."""
+    recipe = prep.plan.recipe
+    assert recipe.feedback is not None
+    spec = recipe.feedback.model_dump(mode="json", exclude={"calibration"})
+    return digest("feedback", finish_key(decision, index), spec, recipe.output.kind.value, code_fingerprint())
+
+
+def feedback_cache(prep: Prepared) -> Path:
+    """The request cache of AI feedback: ``feedback.cache`` (recipe-relative), else shared under ``OUT/.work``."""
+    spec = prep.plan.recipe.feedback
+    if spec is not None and spec.cache:
+        return prep.plan.base_dir / spec.cache
+    return prep.root / ".work" / "feedback-cache.sqlite"
+
+
+def labelled_part(prep: Prepared, key: str) -> dict[str, Any] | None:
+    """The feedback output stored under ``key`` when it is complete on disk, else None."""
+    from curate.feedback.part import finished_feedback
+
+    return finished_feedback(prep.work / "feedback" / key)
+
+
+def feedback(prep: Prepared, decision: Decision, index: int, finished: dict[str, Any]) -> dict[str, Any]:
+    """AI feedback over new part ``index``'s surviving prompts: candidates, judgements, pairs.
+
+    Model answers come from the request cache when a request was seen before (a rerun, a refresh
+    or a killed run pays only for what it has not asked yet); see :mod:`curate.feedback.part`.
+    """
+    key = feedback_key(prep, decision, index, finished)
+    done = labelled_part(prep, key)
+    if done is not None:
+        return done
+    from curate.feedback.cache import RequestCache
+    from curate.feedback.part import label_part
+
+    recipe = prep.plan.recipe
+    assert recipe.feedback is not None
+    records = Path(finished["data"]) if finished["data"] else None
+    cache = RequestCache(feedback_cache(prep))
+    return label_part(
+        records, recipe.feedback, recipe.record_kind, recipe.output.kind, prep.work / "feedback" / key, cache
+    )
+
+
 def _whole_part(part: Path, rows: int) -> dict[str, Any]:
     """What :func:`finish` returns for a part that keeps every record (the fields of ``PartOutput``)."""
     return {"kept": rows, "data": str(part) if rows else None, "dropped": None, "duplicates": None}
@@ -348,18 +393,26 @@ def assemble(
     decision: Decision,
     finished: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
+    labelled: list[dict[str, Any]] | None = None,
 ) -> RunResult:
     """Write the run folder from the finished parts: data, audit files, summary, report; commit it.
 
+    ``labelled``: the AI feedback of each finished part (a recipe with ``feedback:``): its pairs are
+    the run's data, and its judgements, quarantined prompts and routed prompts join the run folder.
     Raises QuarantineLimitError (after committing the folder) when too much input was quarantined.
     """
 
     recipe = prep.plan.recipe
-    kind = recipe.output.kind
+    kind = recipe.record_kind  # the staged records' kind (the prompts of a feedback recipe)
     staged = bool(recipe.stages)
-    writer = RunWriter(prep.root, recipe.name, arrow_schema(kind), recipe.output.rows_per_file, prep.run_id)
+    writer = RunWriter(
+        prep.root, recipe.name, arrow_schema(recipe.output.kind), recipe.output.rows_per_file, prep.run_id
+    )
     try:
-        data = [Path(f["data"]) for f in finished if f["data"]]
+        if labelled is not None:
+            data = [Path(f["data"]) for f in labelled if pq.ParquetFile(f["data"]).metadata.num_rows]
+        else:
+            data = [Path(f["data"]) for f in finished if f["data"]]
         for i, path in enumerate(data):
             dst = writer.staging / "data" / f"part-{i:05d}.parquet"
             _link(path, dst)  # a survivor file (or a whole shard part) is written once and linked
@@ -396,7 +449,7 @@ def assemble(
         seconds = time.time() - prep.started
         summary.update(
             recipe=recipe.name,
-            kind=kind.value,
+            kind=recipe.output.kind.value,
             seconds=round(seconds, 3),
             rows_per_second=round(summary["input_rows"] / seconds, 1) if seconds > 0 else None,
             outputs={
@@ -411,6 +464,9 @@ def assemble(
         )
         if decision.results:
             summary["stages"] = decision.results
+        if labelled is not None:
+            summary["feedback"] = _feedback_outputs(prep, writer.staging, finished, labelled)
+            summary["outputs"].update(FEEDBACK_OUTPUTS)
         writer.write_json("summary.json", checked(RunSummary, summary))
         writer.write_text("recipe.yaml", prep.doc.text)
         if prep.report:
@@ -430,6 +486,64 @@ def assemble(
             result,
         )
     return result
+
+
+FEEDBACK_OUTPUTS = {
+    "judgements": "judgements.parquet",
+    "feedback_quarantine": "feedback_quarantine.jsonl",
+    "uncertain": "uncertain.parquet",
+}
+"""The run folder's AI feedback files (see :mod:`curate.feedback.part`)."""
+
+
+def _feedback_outputs(
+    prep: Prepared, staging: Path, finished: list[dict[str, Any]], labelled: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Write the feedback audit files into ``staging``; return the run's feedback account.
+
+    The account proves that every surviving prompt ended in one outcome (``prompts_in`` equals the
+    survivors of the stages, and the sum of the outcomes).
+    """
+    from curate.feedback.part import AUDIT_SCHEMA, ROUTED_SCHEMA, FeedbackTally
+
+    spec = prep.plan.recipe.feedback
+    assert spec is not None
+    tally = FeedbackTally()
+    for f in labelled:
+        tally.add(f["tally"])
+    survivors = sum(int(f["kept"]) for f in finished)
+    if tally.prompts_in != survivors or not tally.balanced:
+        raise AssertionError(f"feedback accounting does not balance: {survivors} prompts in, {tally.as_dict()}")
+    _concat_parquet([Path(f["judgements"]) for f in labelled], staging / "judgements.parquet", _arrow(AUDIT_SCHEMA))
+    _concat_files([Path(f["quarantine"]) for f in labelled], staging / "feedback_quarantine.jsonl")
+    routed = [Path(f["uncertain"]) for f in labelled if f.get("uncertain")]
+    _concat_parquet(routed, staging / "uncertain.parquet", _arrow(ROUTED_SCHEMA))
+    looked = tally.cache_hits + tally.cache_misses
+    return {
+        **tally.as_dict(),
+        "cache_hit_rate": round(tally.cache_hits / looked, 4) if looked else None,
+        "judge": {
+            "kind": spec.judge.kind,
+            "model": next((f["judge_model"] for f in labelled if f.get("judge_model")), None),
+            "spec": spec.judge.model_dump(mode="json", exclude_none=True, exclude=_UNUSED[spec.judge.kind]),
+        },
+        "generators": [g.model_dump(mode="json", exclude_none=True) for g in spec.generators],
+        "pairs": spec.pairs.model_dump(mode="json"),
+        "route": spec.route.model_dump(mode="json"),
+    }
+
+
+_UNUSED: dict[str, set[str]] = {
+    "pairwise": {"aspects", "principles"},
+    "rating": {"principles", "swap"},
+    "reward_model": {"aspects", "principles", "swap", "logprobs", "template", "max_new_tokens"},
+    "critique_revise": {"aspects", "swap", "logprobs"},
+}
+"""Judge settings that do not apply to a kind (left out of the summary and manifest)."""
+
+
+def _arrow(schema: dict[str, Any]) -> pa.Schema:
+    return pl.DataFrame(schema=schema).to_arrow().schema
 
 
 def publish(
@@ -457,16 +571,24 @@ def publish(
     return published
 
 
-def cleanup(prep: Prepared, shards: list[ShardRef], decision: Decision, sketches: dict[int, list[str]]) -> int:
+def cleanup(
+    prep: Prepared,
+    shards: list[ShardRef],
+    decision: Decision,
+    sketches: dict[int, list[str]],
+    labelled: list[dict[str, Any]] | None = None,
+) -> int:
     """Remove work files this run did not use (see :func:`curate.engine.shards.garbage_collect`).
 
     Prefect's cache records (``prefect-results``, named by the same content keys) go with them: a
     record whose key this run did not use is as stale as the files it pointed at.
     """
     keep = {decision.dir, str(prep.work / "finished" / decision.key), *(f for fs in sketches.values() for f in fs)}
+    keep |= {str(Path(f["data"]).parent) for f in labelled or []}
     removed = garbage_collect(prep.work, {r.key for r in shards}, keep)
     used = {r.key for r in shards} | {decision.key} | {Path(f).stem for fs in sketches.values() for f in fs}
     used |= {finish_key(decision, i) for i in range(len(decision.parts))}
+    used |= {Path(f["data"]).parent.name for f in labelled or []}
     records = prep.work / "prefect-results"
     if records.is_dir():
         cutoff = time.time() - GC_MIN_AGE

@@ -176,6 +176,7 @@ def build_manifest(
         "refresh": summary.get("refresh"),
         "code_version": summary.get("code_version"),
         "annotation": None,
+        "feedback": summary.get("feedback"),
     }
 
 
