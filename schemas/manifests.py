@@ -115,6 +115,8 @@ class FeedbackAccount(_Strict):
     cache_hits: int
     cache_misses: int
     cache_hit_rate: float | None
+    parts: int
+    parts_reused: int
     balanced: bool
     judge: dict[str, Any]
     generators: list[dict[str, Any]]

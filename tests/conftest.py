@@ -15,6 +15,16 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real causal LM folder (built from a config with a locally trained tokenizer), once per session."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    from train.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-lm"))
+
+
 @pytest.fixture
 def shared_file() -> Callable[[str], Path]:
     """Path of a file in ../shared/datasets, skipping the test when it is absent."""

@@ -335,7 +335,13 @@ def feedback(prep: Prepared, decision: Decision, index: int, finished: dict[str,
     records = Path(finished["data"]) if finished["data"] else None
     cache = RequestCache(feedback_cache(prep))
     return label_part(
-        records, recipe.feedback, recipe.record_kind, recipe.output.kind, prep.work / "feedback" / key, cache
+        records,
+        recipe.feedback,
+        recipe.record_kind,
+        recipe.output.kind,
+        prep.work / "feedback" / key,
+        cache,
+        prep.run_id,
     )
 
 
@@ -509,8 +515,13 @@ def _feedback_outputs(
     spec = prep.plan.recipe.feedback
     assert spec is not None
     tally = FeedbackTally()
+    reused = 0
     for f in labelled:
-        tally.add(f["tally"])
+        part = dict(f["tally"])
+        if f.get("run_id") != prep.run_id:  # an earlier run's output, reused whole: this run paid nothing
+            reused += 1
+            part.update(model_calls=0, cache_hits=0, cache_misses=0)
+        tally.add(part)
     survivors = sum(int(f["kept"]) for f in finished)
     if tally.prompts_in != survivors or not tally.balanced:
         raise AssertionError(f"feedback accounting does not balance: {survivors} prompts in, {tally.as_dict()}")
@@ -522,6 +533,8 @@ def _feedback_outputs(
     return {
         **tally.as_dict(),
         "cache_hit_rate": round(tally.cache_hits / looked, 4) if looked else None,
+        "parts": len(labelled),
+        "parts_reused": reused,
         "judge": {
             "kind": spec.judge.kind,
             "model": next((f["judge_model"] for f in labelled if f.get("judge_model")), None),

@@ -167,8 +167,13 @@ def label_part(
     out_kind: Kind,
     out_dir: Path,
     cache: RequestCache | None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Run feedback over one part (see the module docstring); returns the files and the tally."""
+    """Run feedback over one part (see the module docstring); returns the files and the tally.
+
+    ``run_id``: the run doing the work, recorded in the payload so a later run that reuses this
+    output can tell its own model calls (none) from the ones paid for here.
+    """
     df = pl.read_parquet(records) if records is not None else pl.DataFrame(schema=polars_schema(in_kind))
     prompts = prompts_of(df, in_kind)
     tally = FeedbackTally(prompts_in=len(prompts))
@@ -245,7 +250,8 @@ def label_part(
     tally.records_out = len(rows)
     if cache is not None:
         tally.cache_hits, tally.cache_misses = cache.hits - hits0, cache.misses - misses0
-    return _write(out_dir, out_kind, rows, audit, quarantine, routed, tally, label)
+    payload = _write(out_dir, out_kind, rows, audit, quarantine, routed, tally, label, run_id)
+    return payload
 
 
 def _audit(
@@ -322,6 +328,7 @@ def _write(
     routed: list[dict[str, Any]],
     tally: FeedbackTally,
     label: str,
+    run_id: str | None,
 ) -> dict[str, Any]:
     schema = polars_schema(out_kind)
     content = {k: t for k, t in schema.items() if k != "id"}
@@ -344,6 +351,7 @@ def _write(
         "quarantine": str(out_dir / "quarantine.jsonl"),
         "uncertain": str(out_dir / "uncertain.parquet") if routed else None,
         "judge_model": label or None,
+        "run_id": run_id,
         "tally": tally.as_dict(),
     }
     (tmp / "part.json").write_bytes(orjson.dumps(payload))
