@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -79,14 +80,17 @@ def candidates(df: pl.DataFrame, dataset_ref: str | None = None, max_responses: 
     """
     cols = set(df.columns)
     if "responses" in cols:
+        # routed AI feedback carries its judge: its scores are that judge's suggestion
+        judge = pl.col("judge").struct.field("kind") if "judge" in cols else pl.lit(None, pl.String)
+        model = pl.col("judge").struct.field("model") if "judge" in cols else pl.lit(None, pl.String)
         base = df.select(
             "prompt",
             pl.col("responses").cast(pl.List(pl.String)),
             (
                 pl.col("scores").cast(pl.List(pl.Float64)) if "scores" in cols else pl.lit(None, pl.List(pl.Float64))
             ).alias("scores"),
-            pl.lit(None, pl.String).alias("judge"),
-            pl.lit(None, pl.String).alias("agent"),
+            judge.alias("judge"),
+            pl.when(judge == "ai").then(pl.coalesce(model, pl.lit("ai-judge"))).otherwise(None).alias("agent"),
             *_common(df),
         )
     elif {"prompt", "chosen", "rejected"} <= cols:
@@ -356,6 +360,21 @@ def _total(http: Any, dataset_id: Any) -> int:
     return int(resp.json().get("total", 0))
 
 
+_AGENT_BAD = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
+
+
+def agent_name(name: str | None) -> str | None:
+    """A suggestion's agent as Argilla accepts it (letters, digits, ``-_:./`` and spaces; 200 chars).
+
+    >>> agent_name("/models/judge#v2 prompt:ab12")
+    '/models/judge-v2 prompt:ab12'
+    """
+    if name is None:
+        return None
+    clean = _AGENT_BAD.sub("-", name)[-200:]
+    return clean if re.search(r"[a-zA-Z0-9]", clean) else "ai-judge"
+
+
 def _item(r: dict[str, Any], n: int, questions: dict[str, str], suggestions: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {"prompt": [{"role": m["role"], "content": m["content"]} for m in r["prompt"]]}
     for i, text in enumerate(r["responses"], 1):
@@ -369,12 +388,13 @@ def _item(r: dict[str, Any], n: int, questions: dict[str, str], suggestions: boo
     ranks = r["suggested_ranks"]
     if suggestions and ranks is not None:
         sugg = []
+        agent = agent_name(r["agent"])
         if "ranking" in questions:
             value = [{"value": f"response_{i}", "rank": int(rank)} for i, rank in enumerate(ranks, 1)]
-            sugg.append({"question_id": questions["ranking"], "value": value, "agent": r["agent"], "type": "model"})
+            sugg.append({"question_id": questions["ranking"], "value": value, "agent": agent, "type": "model"})
         if "preferred" in questions:
             best = [i for i, rank in enumerate(ranks, 1) if rank == 1]
             label = f"response_{best[0]}" if len(best) == 1 else "tie"
-            sugg.append({"question_id": questions["preferred"], "value": label, "agent": r["agent"], "type": "model"})
+            sugg.append({"question_id": questions["preferred"], "value": label, "agent": agent, "type": "model"})
         item["suggestions"] = sugg
     return item

@@ -8,6 +8,12 @@ gets two stages that flows and ``curate annotate push/pull --recipe`` call:
 - :func:`pull_stage`: that Argilla dataset -> ``annotation.output.dataset`` (default
   ``NAME-annotated``) as the next version, with the annotation snapshot in its manifest.
 
+Humans and AI together (a recipe with ``feedback.route.to_annotators: uncertain`` or ``all``): the
+push sends the run's *routed* prompts (``uncertain.parquet``: ties, flipped and low-confidence AI
+verdicts) with the AI scores as suggestions, instead of the published pairs; the pull publishes
+the human-decided pairs together with the AI pairs the recipe accepted (its published version),
+each row's ``judge`` saying who decided it (``human`` with the annotators, or ``ai`` with the model).
+
 Example:
     >>> # push_stage(load_recipe_file("recipes/annotate.yaml"))            # -> PushResult
     >>> # wait_for_dataset(resolve(), "prefs", min_completed=100)          # a flow's waiting step
@@ -69,13 +75,64 @@ def recipe_source(doc: LoadedRecipe) -> tuple[pl.DataFrame, str]:
     return read_source(run_dir=Path(recipe.output.dir) / recipe.name / "latest")
 
 
+def routes_to_annotators(doc: LoadedRecipe) -> bool:
+    """Whether the recipe's AI feedback sends (some) prompts to annotators instead of publishing them."""
+    fb = doc.recipe.feedback
+    return fb is not None and fb.route.to_annotators != "none"
+
+
+def routed_source(doc: LoadedRecipe, run_dir: str | Path | None = None) -> tuple[pl.DataFrame, str]:
+    """The prompts a feedback run routed to annotators (``uncertain.parquet`` of ``run_dir``, default
+    the recipe's latest run), as prompt + two responses (the AI's best and worst) + their scores."""
+    folder = Path(run_dir) if run_dir is not None else Path(doc.recipe.output.dir) / doc.recipe.name / "latest"
+    path = folder / "uncertain.parquet"
+    if not path.exists():
+        raise PushError(f"{path} is missing: run the recipe first (`curate run {doc.file}`)")
+    return pl.read_parquet(path), f"run:{folder.resolve().name}"
+
+
 def push_stage(
-    doc: LoadedRecipe, conn: Connection | None = None, progress: Callable[[int, int], None] | None = None
+    doc: LoadedRecipe,
+    conn: Connection | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    run_dir: str | Path | None = None,
 ) -> PushResult:
-    """Push the recipe's records to its Argilla dataset (see the module docstring)."""
+    """Push the recipe's records to its Argilla dataset (see the module docstring).
+
+    ``run_dir``: the run whose routed prompts go out (recipes that route AI feedback to annotators).
+    """
     spec = _spec(doc)
-    df, label = recipe_source(doc)
+    df, label = routed_source(doc, run_dir) if routes_to_annotators(doc) else recipe_source(doc)
     return push(conn or resolve(), df, spec.dataset or doc.recipe.name, spec, label, progress)
+
+
+def accepted_ai_pairs(doc: LoadedRecipe) -> tuple[pl.DataFrame, str | None]:
+    """The AI-judged pairs a routing recipe published (its dataset's latest version), contract columns."""
+    from curate.store import Store
+    from schemas.kinds import Kind, polars_schema
+
+    recipe = doc.recipe
+    empty = pl.DataFrame(schema=polars_schema(Kind.PREFERENCE))
+    if recipe.publish is None:
+        return empty, None
+    store = Store(recipe.publish.store)
+    name = recipe.publish.dataset or recipe.name
+    if name not in store.names() or not store.versions(name):
+        return empty, None
+    ref = f"{name}@{store.resolve(f'{name}@latest')[1]}"
+    return store.read(ref).select(list(polars_schema(Kind.PREFERENCE))), ref
+
+
+def merge_ai(pulled: Pulled, ai: pl.DataFrame, ref: str | None) -> Pulled:
+    """``pulled`` with the accepted AI pairs added (a human decision wins over an identical AI row)."""
+    from curate.annotate.pull import build_kto
+
+    if ai.height == 0:
+        return pulled
+    pref = pl.concat([pulled.preference, ai.cast(dict(pulled.preference.schema))], how="vertical")
+    pref = pref.unique("id", keep="first", maintain_order=True)
+    snapshot = {**pulled.snapshot, "merged_ai": {"from": ref, "rows": ai.height}}
+    return Pulled(pref, build_kto(pref), pulled.decisions, pulled.responses, snapshot)
 
 
 def pull_stage(
@@ -85,6 +142,8 @@ def pull_stage(
     spec = _spec(doc)
     name = spec.dataset or doc.recipe.name
     pulled = pull(conn or resolve(), name, spec)
+    if routes_to_annotators(doc):
+        pulled = merge_ai(pulled, *accepted_ai_pairs(doc))
     if not publish:
         return pulled, None
     store = doc.recipe.publish.store if doc.recipe.publish else spec.output.store

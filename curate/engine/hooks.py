@@ -34,15 +34,30 @@ def artifact_key(name: str, what: str) -> str:
     return f"{clean}-{what}"
 
 
+def _routed(outcome: Outcome) -> int:
+    """Prompts the run's AI feedback routed to annotators (0 without routing)."""
+    fb = outcome.prep.doc.recipe.feedback
+    if fb is None or fb.route.to_annotators == "none" or outcome.result is None:
+        return 0
+    return int(outcome.result.summary.get("feedback", {}).get("outcomes", {}).get("routed", 0))
+
+
 def _push_applies(outcome: Outcome) -> bool:
-    return outcome.prep.doc.recipe.annotation is not None and bool(outcome.published and outcome.published["created"])
+    recipe = outcome.prep.doc.recipe
+    if recipe.annotation is None:
+        return False
+    if recipe.feedback is not None and recipe.feedback.route.to_annotators != "none":
+        return _routed(outcome) > 0
+    return bool(outcome.published and outcome.published["created"])
 
 
 def push_annotation(outcome: Outcome, sink: ArtifactSink) -> dict[str, Any]:
-    """Push the recipe's dataset (the version just published) to its Argilla dataset."""
+    """Push the recipe's dataset (the version just published) to its Argilla dataset; a recipe that
+    routes AI feedback pushes the run's routed prompts instead (with the AI scores as suggestions)."""
     from curate.annotate.steps import push_stage  # Argilla's SDK loads only when a recipe annotates
 
-    return push_stage(outcome.prep.doc).as_dict()
+    run_dir = outcome.result.run_dir if outcome.result is not None else None
+    return push_stage(outcome.prep.doc, run_dir=run_dir).as_dict()
 
 
 def log_refresh(outcome: Outcome, sink: ArtifactSink) -> None:

@@ -6,7 +6,7 @@ half-written; the request cache keeps every paid-for answer):
 
 - ``data.parquet``: preference records (or KTO rows) in the output kind's schema. Each carries its
   prompt's ``source`` (lineage to the raw file and row), ``score_chosen``/``score_rejected``,
-  ``margin`` and ``judge = {kind: ai, model: "<judge model>#prompt=<template hash>"}``;
+  ``margin`` and ``judge = {kind: ai, model: "<judge model> prompt:<template hash>"}``;
 - ``judgements.parquet``: one row per prompt: its outcome and reason, every candidate (generator,
   seed, text, score, error), the pairs chosen and the judge's raw answers (JSON), so every
   published score can be traced to what the judge said;
@@ -84,7 +84,7 @@ class FeedbackTally:
 def judge_label(spec: FeedbackSpec, judge: Any) -> str:
     """``judge.model`` of the records: the judge's model and the hash of its prompt templates."""
     ident = judge.identity()
-    return f"{spec.judge.label}#prompt={ident.get('prompt_hash', 'none')}"
+    return f"{spec.judge.label} prompt:{ident.get('prompt_hash', 'none')}"
 
 
 def _assistant(text: str) -> list[dict[str, str]]:
@@ -225,15 +225,7 @@ def label_part(
             pairs = choose(v, spec.pairs)
             if is_uncertain(v, pairs, spec.pairs, spec.route):
                 outcome = "routed"
-                routed.append(
-                    {
-                        "prompt": _messages(p),
-                        "responses": [c.text for c in good[i]],
-                        "scores": v.scores or None,
-                        "judge": {"kind": "ai", "model": label, "annotators": None},
-                        "source": p.source,
-                    }
-                )
+                routed.append(_routed(p, good[i], v, label))
             elif is_tie(v, pairs, spec.pairs):
                 outcome = "tie"
                 if spec.pairs.ties == "keep":
@@ -252,6 +244,25 @@ def label_part(
         tally.cache_hits, tally.cache_misses = cache.hits - hits0, cache.misses - misses0
     payload = _write(out_dir, out_kind, rows, audit, quarantine, routed, tally, label, run_id)
     return payload
+
+
+def _routed(p: Prompt, good: list[Candidate], v: Verdict, label: str) -> dict[str, Any]:
+    """A routed prompt for annotators: the AI's best and worst candidates (two responses, so every
+    record of the Argilla dataset ranks the same number) with their scores as the suggestion."""
+    if v.revisions:
+        i = next(k for k, t in enumerate(v.revisions) if t)
+        texts, scores = [v.revisions[i], good[i].text], None
+    else:
+        order = sorted(range(len(v.scores)), key=lambda k: (-v.scores[k], k))
+        texts = [good[order[0]].text, good[order[-1]].text]
+        scores = [v.scores[order[0]], v.scores[order[-1]]]
+    return {
+        "prompt": _messages(p),
+        "responses": texts,
+        "scores": scores,
+        "judge": {"kind": "ai", "model": label, "annotators": None},
+        "source": p.source,
+    }
 
 
 def _audit(

@@ -67,7 +67,7 @@ def test_feedback_recipe_publishes_judged_pairs_and_reruns_without_model_calls(t
     store = Store(tmp_path / "store")
     m = store.manifest("judged@1")
     assert m["feedback"]["judge"]["kind"] == "rating" and m["feedback"]["generators"][0]["name"] == "tiny"
-    assert m["feedback"]["judge"]["model"].startswith(f"{tiny_lm}#prompt=")
+    assert m["feedback"]["judge"]["model"].startswith(f"{tiny_lm} prompt:")
     df = store.read("judged@1")
     assert df.height == fb["records_out"]
     assert set(df["judge"].struct.field("kind")) == {"ai"} and df["source"].struct.field("uri").is_not_null().all()

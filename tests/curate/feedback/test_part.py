@@ -56,7 +56,7 @@ def test_rating_judge_publishes_scored_pairs_with_lineage(tiny_lm: Path, tmp_pat
     row = data.row(0, named=True)
     assert row["score_chosen"] > row["score_rejected"]
     assert row["margin"] == pytest.approx(row["score_chosen"] - row["score_rejected"], abs=1e-6)
-    assert row["judge"]["kind"] == "ai" and row["judge"]["model"].startswith(f"{tiny_lm}#prompt=")
+    assert row["judge"]["kind"] == "ai" and row["judge"]["model"].startswith(f"{tiny_lm} prompt:")
     assert row["source"]["uri"] == SRC["uri"] and row["source"]["row"] >= 1
     assert data["id"].n_unique() == data.height
     audit = pl.read_parquet(res["judgements"])
