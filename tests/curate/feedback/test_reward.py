@@ -124,5 +124,10 @@ def test_refs_name_runs_and_refuse_what_is_not_a_reward_model(reward_run: Path, 
         locate(str(tiny_lm))
     with pytest.raises(ModelError, match="curate models list"):
         locate("no-such-run", runs_root)
+    from curate.feedback.judges import build_judge
+    from schemas.feedback import JudgeSpec
+
+    built = build_judge(JudgeSpec(kind="reward_model", model=str(reward_run), batch_size=2))
+    assert isinstance(built, RewardModelJudge) and built.batch_size == 2
     manifest = json.loads((reward_run / "manifest.json").read_text())
     assert manifest["method"] == "reward" and manifest["output"]["kind"] == "adapter"
