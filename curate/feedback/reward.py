@@ -13,8 +13,10 @@ plain sequence-classification model folder; or a peft SEQ_CLS adapter folder.
 
 Items are scored ``batch_size`` at a time, sorted by length so a batch pads little, right-padded
 (the classifier reads the last non-pad token, so the model's ``pad_token_id`` is always set), without
-gradients. An item longer than the model's context fails with the reason (never truncated: a cut
-response would be scored on what it did not say); a failed batch fails only its own items.
+gradients, in fp32 on the CPU (a score does not depend on its batch) and bf16 on a GPU (where it can
+move by bf16 rounding with its batch's padding). An item longer than the model's context fails with
+the reason (never truncated: a cut response would be scored on what it did not say); a failed batch
+fails only its own items.
 
 Scores are cached in the shared :class:`curate.feedback.cache.RequestCache`: the key is the
 :class:`curate.models.backend.Request` of the full conversation with ``max_new_tokens=0`` under

@@ -73,8 +73,9 @@ def _items(ids: range) -> list[tuple[Messages, str]]:
 
 def test_scores_are_finite_deterministic_and_batch_size_free(reward_run: Path) -> None:
     items = _items(range(100, 107))
-    one = RewardModelJudge.load(str(reward_run), batch_size=1).rate(items)
-    four = RewardModelJudge.load(str(reward_run), batch_size=4)
+    # fp32 on the CPU: on a GPU the judge runs in bf16, where padding can move a score by bf16 rounding
+    one = RewardModelJudge.load(str(reward_run), batch_size=1, device="cpu").rate(items)
+    four = RewardModelJudge.load(str(reward_run), batch_size=4, device="cpu")
     again = four.rate(items)
     assert all(r.error is None and r.score is not None and math.isfinite(r.score) for r in one)
     assert [r.score for r in four.rate(items)] == [r.score for r in again]
