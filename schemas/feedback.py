@@ -140,6 +140,13 @@ class JudgeSpec(ModelSpec):
         None, description="Override the judge prompt (a Python format string; see `curate feedback prompts`)."
     )
     max_new_tokens: int = Field(48, ge=1, le=4096, description="Tokens the judge may write (verdict + rationale).")
+    revise_max_new_tokens: int = Field(
+        256,
+        ge=1,
+        le=32768,
+        description="critique_revise: tokens the revised response may have; at least the generators' max_new_tokens "
+        "(a revision cut off at this budget is refused as truncated_revision).",
+    )
     swap: bool = Field(True, description="pairwise: ask in both orders; disagreeing verdicts become ties.")
     logprobs: bool = Field(
         True, description="Use log-probabilities of the verdict tokens where the backend gives them."
@@ -151,6 +158,11 @@ class JudgeSpec(ModelSpec):
             raise ValueError("judge.aspects: a rating judge needs at least one aspect")
         if self.kind == "critique_revise" and not self.principles:
             raise ValueError("judge.principles: critique_revise needs at least one principle")
+        if self.kind == "critique_revise" and self.template is not None:
+            raise ValueError(
+                "judge.template: critique_revise asks with two templates (critique, then revise) and takes its "
+                "principles from judge.principles; remove judge.template"
+            )
         if self.kind == "reward_model" and self.endpoint is not None:
             raise ValueError("judge.endpoint: a reward_model judge runs in-process; give judge.model (a folder)")
         return self
@@ -244,4 +256,10 @@ class FeedbackSpec(_Strict):
         few = self.generators and sum(g.n for g in self.generators) < 2
         if few and self.judge.kind != "critique_revise" and self.input_kind is not Kind.PREFERENCE:
             raise ValueError("generators: a preference needs at least 2 candidates per prompt (raise n)")
+        budget = max((g.max_new_tokens for g in self.generators), default=0)
+        if self.judge.kind == "critique_revise" and self.judge.revise_max_new_tokens < budget:
+            raise ValueError(
+                f"judge.revise_max_new_tokens: {self.judge.revise_max_new_tokens} is less than the generators' "
+                f"max_new_tokens {budget}; a revision must have room for the whole answer (raise it to {budget})"
+            )
         return self

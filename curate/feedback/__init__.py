@@ -2,7 +2,10 @@
 
 Built so far: the content-addressed request cache (:mod:`.cache`), the judges' prompt templates
 (:mod:`.prompts`), the pairwise judge with position swap (:mod:`.pairwise`), the rating judge
-(:mod:`.rating`) and the calibration figures (:mod:`.calibrate`); the models sit
-behind :mod:`curate.models`. The recipe section (see
+(:mod:`.rating`), the calibration figures (:mod:`.calibrate`) and the one construction point of
+judges (:mod:`.judges`);
+the reward model as a judge, scores cached (:mod:`.reward`);
+the critique-and-revise judge, revisions checked usable as ``chosen`` (:mod:`.critique`).
+The models sit behind :mod:`curate.models`. The recipe section (see
 ``schemas/feedback.py``) is not accepted by recipes until the engine step that runs it lands.
 """

@@ -58,4 +58,4 @@ def build_judge(spec: JudgeSpec, cache: RequestCache | None = None) -> Any:
         return RatingJudge(backend, cache, spec.aspects, spec.template, spec.logprobs, spec.max_new_tokens)
     from curate.feedback.critique import CritiqueReviseJudge
 
-    return CritiqueReviseJudge(backend, cache, spec.principles, spec.max_new_tokens)
+    return CritiqueReviseJudge(backend, cache, spec.principles, spec.max_new_tokens, spec.revise_max_new_tokens)

@@ -45,6 +45,11 @@ def test_api_keys_must_be_environment_references() -> None:
         ({"judge": {"kind": "pairwise", "model": "m"}}, "without generators"),
         ({"generators": [GEN], "judge": {"kind": "rating", "model": "m", "aspects": {}}}, "aspect"),
         ({"generators": [GEN], "judge": {"kind": "pairwise", "model": "m"}, "input_kind": "kto"}, "kto"),
+        (
+            {"generators": [{**GEN, "max_new_tokens": 512}], "judge": {"kind": "critique_revise", "model": "m"}},
+            "raise it to 512",
+        ),
+        ({"generators": [GEN], "judge": {"kind": "critique_revise", "model": "m", "template": "{x}"}}, "two templates"),
     ],
 )
 def test_refusals(body: dict, message: str) -> None:
