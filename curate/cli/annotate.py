@@ -389,6 +389,7 @@ def pull(
     from curate.annotate.client import resolve
     from curate.annotate.pull import publish_annotations
     from curate.annotate.pull import pull as do_pull
+    from curate.annotate.steps import accepted_ai_pairs, merge_ai, routes_to_annotators
 
     with _errors(debug):
         doc, spec = _load_spec(recipe)
@@ -404,6 +405,8 @@ def pull(
             raise typer.Exit(EXIT_INVALID)
         with _bar("pulling records", progress) as bar:
             pulled = do_pull(resolve(home), name, spec, progress=lambda done: bar(done, None))
+        if doc is not None and routes_to_annotators(doc):  # humans decided the doubtful ones: add the AI's
+            pulled = merge_ai(pulled, *accepted_ai_pairs(doc))
         published = None
         if publish:
             root = str(store) if store else (doc.recipe.publish.store if doc and doc.recipe.publish else None)
