@@ -268,9 +268,41 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
             _peek(doc, sp, problems)
         sources.append(sp)
     _check_stages(doc, base, check_files, problems)
+    if check_files:
+        _check_feedback_models(doc, problems)
     if problems:
         raise RecipeError(problems)
     return Plan(doc.recipe, base, sources)
+
+
+def _model_problem(model: str) -> str | None:
+    """Why an in-process model reference cannot work here, checked without loading anything."""
+    from curate.models.source import ModelError, package_file
+
+    if model.startswith("package:"):
+        try:
+            package_file(model)
+        except ModelError as e:
+            return str(e).removeprefix("model.base: ")
+        return None
+    path = Path(model).expanduser()
+    if path.exists() or not (model.startswith((".", "/", "~")) or model.endswith(".gguf")):
+        return None  # a folder or file that exists, or a hub id (checked when it is loaded)
+    return f"{model} does not exist (paths are relative to the working directory)"
+
+
+def _check_feedback_models(doc: LoadedRecipe, problems: list[Problem]) -> None:
+    """Every in-process generator and judge model of ``feedback:`` exists (endpoints are not called)."""
+    fb = doc.recipe.feedback
+    if fb is None:
+        return
+    refs = [(("feedback", "generators", i, "model"), g.model) for i, g in enumerate(fb.generators)]
+    refs.append((("feedback", "judge", "model"), fb.judge.model))
+    for loc, model in refs:
+        why = _model_problem(model) if model else None
+        if why:
+            hint = "; give a model folder (with config.json), a .gguf file, package:PKG/FILE or a hub id"
+            problems.append(doc.problem(loc, why + hint))
 
 
 def _partial_problems(path: Path) -> list[Problem]:

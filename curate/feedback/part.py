@@ -35,6 +35,7 @@ import orjson
 import polars as pl
 
 from curate.feedback.cache import RequestCache
+from curate.feedback.errors import FeedbackError
 from curate.feedback.generate import Candidate, generate
 from curate.feedback.inputs import Prompt, prompts_of
 from curate.feedback.judges import build_backend, build_judge
@@ -141,6 +142,17 @@ def _rows(
     ]
 
 
+def _built(where: str, build: Any, *args: Any) -> Any:
+    """``build(*args)``; a model that cannot be found or loaded becomes a FeedbackError naming ``where``."""
+    from curate.models.source import ModelError
+
+    try:
+        return build(*args)
+    except (ModelError, OSError) as e:
+        message = str(e).removeprefix("model.base: ")
+        raise FeedbackError(where, f"{message} (a model folder, a .gguf file, package:PKG/FILE or a hub id)") from e
+
+
 def _quarantine(p: Prompt, reason: str, raw: Any, detail: str = "") -> dict[str, Any]:
     src = p.source or {}
     return {
@@ -181,7 +193,9 @@ def label_part(
     cands: list[list[Candidate]] = [[] for _ in prompts]
     label = ""
     if prompts:
-        backends = {g.name: build_backend(g) for g in spec.generators}
+        backends = {
+            g.name: _built(f"feedback.generators[{k}].model", build_backend, g) for k, g in enumerate(spec.generators)
+        }
         cands, calls = generate(prompts, spec.generators, backends, cache)
         if not spec.candidates_from_input:
             cands = [[c for c in cs if c.generator != "input"] for cs in cands]
@@ -198,7 +212,7 @@ def label_part(
     judged = [i for i, p in enumerate(prompts) if p.reason is None and len(good[i]) >= need]
     verdicts: dict[int, Verdict] = {}
     if judged:
-        judge = build_judge(spec.judge, cache)
+        judge = _built("feedback.judge.model", build_judge, spec.judge, cache)
         label = judge_label(spec, judge)
         before = getattr(judge, "calls", 0)
         got = _verdicts(spec, judge, [prompts[i] for i in judged], [good[i] for i in judged])

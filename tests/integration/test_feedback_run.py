@@ -105,6 +105,10 @@ def test_validate_names_the_kind_problems(tiny_lm: Path, tmp_path: Path) -> None
     )
     res = curate("validate", "recipe.yaml", cwd=tmp_path)
     assert res.returncode == 2 and "produces text records, but feedback.input_kind is sft" in res.stderr
+    recipe.write_text(recipe.read_text().replace("input_kind: sft", "input_kind: text").replace(str(tiny_lm), "./nope"))
+    res = curate("validate", "recipe.yaml", cwd=tmp_path)
+    assert res.returncode == 2 and "feedback.generators[0].model: ./nope does not exist" in res.stderr
+    assert "feedback.judge.model: ./nope does not exist" in res.stderr
 
 
 def _cached(db: Path) -> int:
