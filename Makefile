@@ -49,6 +49,11 @@ demo: $(STAMP)
 	$(BIN)/curate train recipes/train/quickstart_sft.yaml
 	$(BIN)/curate train recipes/train/preferences_dpo.yaml
 	@echo "Trained models with their lineage: curate models list / curate models show quickstart-sft"
+	@echo ""
+	@echo "AI feedback: SmolLM2 answers the sample tasks twice and rates its own answers (recipes/feedback.yaml)"
+	$(BIN)/curate run recipes/feedback.yaml --local
+	@echo "Judged pairs: data/store/feedback; every candidate, score and raw judgement:"
+	@echo "         runs/feedback/latest/judgements.parquet (report: runs/feedback/latest/report.md)"
 
 test: $(STAMP) argilla-server chromium
 	$(BIN)/ruff check schemas curate train flows tests benchmarks

@@ -1,11 +1,13 @@
 """AI feedback (RLAIF): candidates from models, ranked by judges, turned into preference pairs.
 
-Built so far: the content-addressed request cache (:mod:`.cache`), the judges' prompt templates
-(:mod:`.prompts`), the pairwise judge with position swap (:mod:`.pairwise`), the rating judge
-(:mod:`.rating`), the calibration figures (:mod:`.calibrate`) and the one construction point of
-judges (:mod:`.judges`);
-the reward model as a judge, scores cached (:mod:`.reward`);
-the critique-and-revise judge, revisions checked usable as ``chosen`` (:mod:`.critique`).
-The models sit behind :mod:`curate.models`. The recipe section (see
-``schemas/feedback.py``) is not accepted by recipes until the engine step that runs it lands.
+A recipe's ``feedback:`` section (``schemas/feedback.py``) runs as the engine's ``feedback`` step, one
+part of curated prompts at a time (:mod:`.part`): :mod:`.inputs` (prompts per record kind) ->
+:mod:`.generate` (candidates) -> a judge built by :mod:`.judges` -> :mod:`.rank` (scores, pairs,
+routing) -> the part's files and tally; :mod:`.report` adds the run report's section.
+
+Judges: :mod:`.pairwise` (both orders; flips become ties), :mod:`.rating` (1-5 per aspect),
+:mod:`.reward` (a trained reward model, scores cached), :mod:`.critique` (critique and revise).
+Shared: :mod:`.cache` (the crash-safe, content-addressed request cache), :mod:`.prompts` (judge
+templates and their hashes), :mod:`.calibrate` (agreement figures with bootstrap CIs),
+:mod:`.errors`. The models sit behind :mod:`curate.models`.
 """
