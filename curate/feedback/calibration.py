@@ -74,15 +74,20 @@ class CalibrationDataError(ValueError):
 
 def _messages_expr(col: str, dtype: pl.DataType) -> pl.Expr:
     """A prompt column as messages: a plain string becomes one user turn."""
-    if dtype == pl.String:
-        return pl.concat_list([pl.struct(pl.lit("user").alias("role"), pl.col(col).alias("content"))]).cast(MESSAGES)
+    if dtype in (pl.String, pl.Null):
+        text = pl.col(col).cast(pl.String)
+        return (
+            pl.when(text.is_not_null())
+            .then(pl.concat_list([pl.struct(pl.lit("user").alias("role"), text.alias("content"))]))
+            .cast(MESSAGES)
+        )
     return pl.col(col).cast(MESSAGES)
 
 
 def _response_expr(col: str, dtype: pl.DataType) -> pl.Expr:
     """A response column as text: a conversation's last message (TRL's implicit-prompt form too)."""
-    if dtype == pl.String:
-        return pl.col(col)
+    if dtype in (pl.String, pl.Null):
+        return pl.col(col).cast(pl.String)
     return pl.col(col).list.last().struct.field("content")
 
 
