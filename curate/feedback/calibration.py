@@ -21,14 +21,15 @@ rank two responses over them, and writes the report that ``curate feedback calib
   ``calibration.json``, ``calibration.md`` and (with matplotlib) ``calibration.png``.
 
 Example:
-    >>> import numpy as np
     >>> rep = {"agreement": {"value": 0.41, "ci95": [0.34, 0.48]}, "n": 200}
     >>> check_min_agreement(rep, 0.4)
     >>> try:
     ...     check_min_agreement(rep, 0.6)
     ... except CalibrationGateError as e:
-    ...     print(str(e)[:60])
-    judge agreement with the reference labels is 0.41 (95% CI 0
+    ...     print(str(e)[:70])
+    judge agreement with the reference labels is 0.41 (95% CI 0.34-0.48, 2
+    >>> # pairs = load_labelled("prefs-human@2", limit=200)   # or a preference / AlpacaEval file
+    >>> # report = calibrate(build_judge(spec.judge), pairs); write_calibration(report, Path("calib"))
 """
 
 from __future__ import annotations
