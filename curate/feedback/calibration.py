@@ -236,7 +236,7 @@ def load_labelled(
     """
     path = Path(ref) if Path(ref).is_absolute() else Path(base_dir) / ref
     if path.is_file():
-        df, origin = _read_file(path), str(path)
+        df, origin = _read_file(path), str(path.resolve())
     elif any(ref.endswith(s) for s in (".json", ".jsonl", ".parquet")) or "/" in ref:
         raise CalibrationDataError(f"calibration.data: {path} does not exist; give {_FORMATS}")
     else:
@@ -325,7 +325,7 @@ def calibrate(
         :func:`~curate.feedback.calibrate.agreement_report`'s figures plus ``judge`` (identity),
         ``data`` (ref, labellers, reference label counts), ``failures`` (count and each failed pair
         with its raw output), ``length_baseline`` (the "always the longer answer" rule's agreement
-        on the same pairs) and ``seconds``.
+        on the same pairs), ``verdicts`` (counts), ``model_calls`` and ``seconds``.
     """
     kind = getattr(judge, "kind", type(judge).__name__)
     if not hasattr(judge, "compare") and not hasattr(judge, "rate"):
@@ -357,6 +357,7 @@ def calibrate(
         failures={"count": len(failures), "pairs": failures},
         length_baseline=_figures(baseline),
         verdicts={"a": int((verdicts == 0).sum()), "b": int((verdicts == 1).sum()), "none": int((verdicts < 0).sum())},
+        model_calls=getattr(judge, "calls", None),  # requests sent (cache hits are not calls)
         seconds=round(seconds, 2),
     )
     return report
