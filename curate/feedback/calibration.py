@@ -248,7 +248,8 @@ def load_labelled(
         raise CalibrationDataError(f"{origin}: no labelled pairs found")
     # placement by the pair's own content: the same pair is shown the same way under every seed
     swap = np.array([d[0] & 1 for d in _digests(df, "placement")], dtype=bool)
-    order = np.argsort(np.array([int.from_bytes(d[:8], "big") for d in _digests(df, f"order{seed}")]), kind="stable")
+    keys = np.frombuffer(b"".join(d[:8] for d in _digests(df, f"order{seed}")), dtype=">u8")
+    order = np.argsort(keys, kind="stable")
     flip = pl.Series("swapped", swap)
     df = df.with_columns(flip).with_columns(
         pl.when(pl.col("swapped")).then(pl.col("b")).otherwise(pl.col("a")).alias("a"),
