@@ -271,12 +271,36 @@ def _as_messages(prompt: list[dict[str, str]]) -> Messages:
     return tuple((m["role"], m["content"]) for m in prompt)
 
 
-def _judge_pairwise(judge: Any, items: list[tuple[Messages, str, str]]) -> tuple[np.ndarray, Any, list[dict]]:
+def first_shown_wins(said_a: np.ndarray, said: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Share of a pairwise judge's single-order verdicts that named the response shown first (``A``).
+
+    ``said_a``/``said``: per pair, how many of its orders named A / named either letter. 0.5 is no
+    position preference; 1.0 or 0.0 is a judge that reads only the position. Bootstrap over pairs.
+
+    >>> first_shown_wins(np.array([2, 1, 2]), np.array([2, 2, 2]), n_boot=50)["value"]
+    0.8333
+    """
+    total = int(said.sum())
+    if not total:
+        return {"value": None, "ci95": None, "n_verdicts": 0}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, said.size, (n_boot, said.size))
+    num, den = said_a[idx].sum(axis=1), said[idx].sum(axis=1)
+    boot = num[den > 0] / den[den > 0]
+    ci = [round(float(x), 4) for x in np.percentile(boot, [2.5, 97.5])] if boot.size else None
+    return {"value": round(float(said_a.sum()) / total, 4), "ci95": ci, "n_verdicts": total}
+
+
+def _judge_pairwise(
+    judge: Any, items: list[tuple[Messages, str, str]], n_boot: int, seed: int
+) -> tuple[np.ndarray, Any, list[dict], dict[str, Any]]:
     comps = judge.compare(items)
     verdicts = np.array([NO_DECISION if c.winner is None else c.winner for c in comps], np.int8)
     flips = np.array([c.error is None and not c.consistent for c in comps]) if judge.swap else None
     failures = [{"pair": i, "error": c.error, "raw": c.raw} for i, c in enumerate(comps) if c.error]
-    return verdicts, flips, failures
+    said_a = np.array([sum(v == "A" for v in c.verdicts) for c in comps])
+    said = np.array([sum(v is not None for v in c.verdicts) for c in comps])
+    return verdicts, flips, failures, first_shown_wins(said_a, said, n_boot, seed)
 
 
 def _judge_by_score(
@@ -325,8 +349,10 @@ def calibrate(
     Returns:
         :func:`~curate.feedback.calibrate.agreement_report`'s figures plus ``judge`` (identity),
         ``data`` (ref, labellers, reference label counts), ``failures`` (count and each failed pair
-        with its raw output), ``length_baseline`` (the "always the longer answer" rule's agreement
-        on the same pairs), ``verdicts`` (counts), ``model_calls`` and ``seconds``.
+        with its raw output), ``first_shown_wins`` (pairwise: share of single-order verdicts naming
+        the response shown first, see :func:`first_shown_wins`), ``length_baseline`` (the "always
+        the longer answer" rule's agreement on the same pairs), ``verdicts`` (counts),
+        ``model_calls`` and ``seconds``.
     """
     kind = getattr(judge, "kind", type(judge).__name__)
     if not hasattr(judge, "compare") and not hasattr(judge, "rate"):
@@ -334,9 +360,10 @@ def calibrate(
     items = [(_as_messages(p), a, b) for p, a, b in pairs.select("prompt", "a", "b").iter_rows()]
     t0 = time.perf_counter()
     if hasattr(judge, "compare"):
-        verdicts, flips, failures = _judge_pairwise(judge, items)
+        verdicts, flips, failures, first = _judge_pairwise(judge, items, n_boot, seed)
     else:
         verdicts, flips, failures = _judge_by_score(judge, items, min_margin)
+        first = {"value": None, "ci95": None, "n_verdicts": 0}  # a score judge sees one response at a time
     seconds = time.perf_counter() - t0
     ref = pairs["label"].to_numpy().astype(np.int8)
     la = pairs["a"].str.len_chars().to_numpy()
@@ -356,6 +383,7 @@ def calibrate(
             "reference_labels": {"a": counts[LABEL_A], "b": counts[LABEL_B], "tie": counts[NO_DECISION]},
         },
         failures={"count": len(failures), "pairs": failures},
+        first_shown_wins=first,
         length_baseline=_figures(baseline),
         verdicts={"a": int((verdicts == 0).sum()), "b": int((verdicts == 1).sum()), "none": int((verdicts < 0).sum())},
         model_calls=getattr(judge, "calls", None),  # requests sent (cache hits are not calls)
@@ -392,6 +420,7 @@ _ROWS = (
     ("kappa_with_ties", "Cohen's kappa (ties as a class)"),
     ("kappa_without_ties", "Cohen's kappa (both decided)"),
     ("position_flip_rate", "position flip rate"),
+    ("first_shown_wins", "single-order verdicts naming the first shown"),
     ("prefers_longer", "judge prefers the longer response"),
     ("reference_prefers_longer", "reference prefers the longer response"),
 )

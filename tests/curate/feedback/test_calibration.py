@@ -241,6 +241,7 @@ def test_position_biased_lm_judge_becomes_ties_with_swap(biased_lm: Path, pairs:
     rep = calibrate(PairwiseJudge(backend), pairs, n_boot=100)
     assert rep["position_flip_rate"]["value"] == 1.0 and rep["agreement"]["value"] == 0.0
     assert rep["verdicts"] == {"a": 0, "b": 0, "none": pairs.height} and rep["failures"]["count"] == 0
+    assert rep["first_shown_wins"] == {"value": 1.0, "ci95": [1.0, 1.0], "n_verdicts": 2 * pairs.height}
     assert rep["judge"]["kind"] == "pairwise" and rep["judge"]["model"]["backend"] == "transformers"
     # without the swap the bias passes for verdicts: it "agrees" exactly where the reference says a
     plain = calibrate(PairwiseJudge(backend, swap=False), pairs, n_boot=100)
@@ -259,6 +260,11 @@ def test_order_consistent_judge_swap_changes_nothing(pairs: pl.DataFrame) -> Non
     for k in ("agreement", "kappa_with_ties", "kappa_without_ties", "prefers_longer"):
         assert with_swap[k] == without[k], k
     assert with_swap["prefers_longer"]["value"] == 1.0
+    # the longer response is shown first about half the time, so neither letter dominates
+    longer_first = float((pairs["a"].str.len_chars() > pairs["b"].str.len_chars()).mean())
+    assert with_swap["first_shown_wins"]["value"] == 0.5 and without["first_shown_wins"]["value"] == round(
+        longer_first, 4
+    )
     # this judge is the length baseline, so both columns of the report must agree exactly
     assert with_swap["agreement"] == with_swap["length_baseline"]["agreement"]
 
@@ -273,6 +279,7 @@ def test_rating_judge_on_a_real_lm_is_order_free(tiny_lm: Path, pairs: pl.DataFr
     )
     rep2 = calibrate(judge, mirrored, n_boot=100)
     assert rep["position_flip_rate"]["value"] is None and rep["failures"]["count"] == 0
+    assert rep["first_shown_wins"]["value"] is None  # one response at a time: there is no first
     assert rep["agreement"] == rep2["agreement"] and rep["verdicts"]["a"] == rep2["verdicts"]["b"]
     assert rep["judge"]["kind"] == "rating"
 
