@@ -453,7 +453,10 @@ def _plot(path: Path, report: dict[str, Any]) -> None:
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlim(min(-0.1, float(ci[:, 0].min()) - 0.05), 1.0)
     ax.set_xlabel("value (bars: 95% bootstrap CI)")
-    ax.set_title(f"judge calibration: {report['n']} pairs of {report['data']['ref']}", fontsize=9)
+    for i, (v, hi) in enumerate(zip(values, ci[:, 1], strict=True)):
+        ax.text(min(float(hi), 0.86), i, f" {v:.2f}", va="center")
+    name = Path(str(report["data"]["ref"])).name
+    ax.set_title(f"judge calibration on {report['n']} pairs\n{name}", fontsize=9, loc="right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
