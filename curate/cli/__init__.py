@@ -9,6 +9,7 @@ only part of ``curate`` that may import ``flows`` and ``train``.
 - :mod:`curate.cli.datasets`: ``datasets list|show|diff|export``
 - :mod:`curate.cli.annotate`: ``argilla ...`` and ``annotate push|pull|status|wait``
 - :mod:`curate.cli.train`: ``train`` and ``models list|show|merge``
+- :mod:`curate.cli.feedback`: ``feedback calibrate|prompts``
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from curate.cli import catalog, datasets, run, server  # noqa: F401
 # isort: on
 from curate.cli.annotate import annotate_app, argilla_app
 from curate.cli.app import app
+from curate.cli.feedback import feedback_app
 from curate.cli.train import register as _register_train
 
 app.add_typer(argilla_app, name="argilla")
 app.add_typer(annotate_app, name="annotate")
 _register_train(app)
+app.add_typer(feedback_app, name="feedback")
 
 __all__ = ["app", "main"]
 

@@ -1,5 +1,8 @@
 """How far a judge agrees with reference labels (humans, or a stronger judge), with bootstrap CIs.
 
+This module is the statistics only (labels in, figures out); :mod:`curate.feedback.calibration`
+is the runner that loads labelled pairs, runs a judge over them and calls :func:`agreement_report`.
+
 Inputs are coded per pair: ``0`` the first response is better, ``1`` the second, ``-1`` a tie (or no
 decision). :func:`agreement_report` returns:
 

@@ -1,0 +1,251 @@
+"""``curate feedback ...``: calibrate a recipe's judge against human labels, print the judge prompts.
+
+``calibrate`` runs the recipe's ``feedback.judge`` over ``feedback.calibration.data`` (or
+``--data``) with :mod:`curate.feedback.calibration` and writes ``calibration.json``/``.md``/``.png``;
+``prompts`` prints the judges' templates (:mod:`curate.feedback.prompts`) with their hashes.
+
+Exit codes as the rest of the CLI: 0 ok, 2 invalid recipe or data, or agreement below
+``calibration.min_agreement`` (the report is still written), 1 internal error.
+
+Example:
+    >>> [c.name for c in feedback_app.registered_commands]
+    ['calibrate', 'prompts']
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict
+from rich.console import Console
+from rich.table import Table
+
+from schemas.feedback import FeedbackSpec
+
+EXIT_INTERNAL, EXIT_INVALID = 1, 2
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True, highlight=False)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+
+feedback_app = typer.Typer(
+    help="""AI feedback (RLAIF): measure a judge against human labels before its labels are used.
+
+Examples:
+
+  curate feedback calibrate recipes/feedback.yaml
+
+  curate feedback calibrate recipes/feedback.yaml --data prefs-human@3 --limit 100 --json
+
+  curate feedback calibrate recipes/feedback.yaml --data alpaca_eval_annotations.json --out calib/
+
+  curate feedback prompts
+
+  curate feedback prompts pairwise --json
+""",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+class _FeedbackDoc(BaseModel):
+    """The parts of a recipe that calibration reads (the rest of the recipe is not validated here)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = "recipe"
+    output: dict[str, Any] = {}
+    publish: dict[str, Any] | None = None
+    feedback: FeedbackSpec
+
+
+def load_feedback_section(recipe: Path) -> _FeedbackDoc:
+    """The recipe's ``feedback:`` section, validated, with the recipe name and output/publish folders.
+
+    Recipes refuse ``feedback:`` until the engine step lands, so this reads only what calibration
+    needs; problems come back as a :class:`~schemas.recipe_loader.RecipeError` with YAML lines.
+    """
+    from schemas.recipe_loader import parse_validated, read_recipe_text
+
+    doc, _ = parse_validated(
+        read_recipe_text(recipe), str(recipe), _FeedbackDoc, "a recipe", "name:, output:, sources:, feedback:"
+    )
+    return doc
+
+
+@contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """Known input problems exit 2 with their message; anything else exits 1."""
+    from curate.feedback.calibration import CalibrationDataError
+    from curate.models.source import ModelError
+    from curate.store import RefError
+    from schemas.recipe_loader import RecipeError
+
+    try:
+        yield
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except RecipeError as e:
+        err.print(f"[red bold]recipe invalid[/]: {len(e.problems)} problem(s)")
+        for p in e.problems:
+            err.print(f"  {p}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except (CalibrationDataError, RefError, ModelError) as e:
+        err.print(f"[red bold]error[/]: {e}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except Exception as e:
+        err.print(f"[red bold]internal error[/]: {type(e).__name__}: {e}")
+        if debug:
+            err.print(traceback.format_exc(), markup=False)
+        else:
+            err.print("Re-run with --debug for the traceback, and please report it.")
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _print_report(report: dict[str, Any], folder: Path) -> None:
+    from curate.feedback.calibration import _ROWS, _fmt
+
+    d = report["data"]
+    out.print(
+        f"[bold]{report['judge']['kind']}[/] judge on {report['n']} pairs of {d['ref']} "
+        f"(labelled by {', '.join(d['labellers']) or 'unknown'}; reference a/b/tie "
+        f"{d['reference_labels']['a']}/{d['reference_labels']['b']}/{d['reference_labels']['tie']}), "
+        f"{report['seconds']} s"
+    )
+    t = Table("figure", "value", "95% CI")
+    for key, label in _ROWS:
+        t.add_row(label, *_fmt(report.get(key)))
+    t.add_row("longer-answer baseline: agreement", *_fmt(report["length_baseline"]["agreement"]))
+    out.print(t)
+    if report["failures"]["count"]:
+        err.print(f"[yellow]{report['failures']['count']} failed judgement(s)[/] (listed in calibration.json)")
+    out.print(f"written: {folder / 'calibration.json'}, calibration.md", markup=False)
+
+
+@feedback_app.command(
+    "calibrate",
+    epilog="Examples:\n\n  curate feedback calibrate recipes/feedback.yaml\n\n"
+    "  curate feedback calibrate recipes/feedback.yaml --data prefs-human@2 --limit 50 --json | jq .agreement\n\n"
+    "  curate feedback calibrate recipes/feedback.yaml "
+    "--data ../shared/datasets/alpaca_eval_alpaca7b_vs_davinci003_gpt4_annotations.json --out calib/\n\n"
+    "The recipe names the judge (feedback.judge) and the data (feedback.calibration.data: a store version "
+    "NAME@VERSION such as an `curate annotate pull`, or a preference / AlpacaEval / OpenAssistant file, "
+    "recipe-relative). Requests are cached: a rerun asks the model only for what changed.",
+)
+def calibrate_command(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML with a `feedback:` section.", show_default=False)],
+    data: Annotated[
+        str | None, typer.Option("--data", help="Labelled pairs (default: feedback.calibration.data).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Pairs judged (default: feedback.calibration.limit).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Report folder (default: OUTPUT_DIR/NAME/calibration).")
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Store root for NAME@VERSION (default: publish.store).")
+    ] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=0, help="Bootstrap resamples for the CIs.")] = 1000,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Measure the recipe's judge against human-labelled pairs: agreement, kappa, flips, length bias.
+
+    Exits 2 (after writing the report) when agreement is below feedback.calibration.min_agreement.
+    """
+    from curate.feedback.cache import RequestCache
+    from curate.feedback.calibration import (
+        CalibrationGateError,
+        calibrate,
+        check_min_agreement,
+        load_labelled,
+        write_calibration,
+    )
+    from curate.feedback.judges import build_judge
+
+    with _errors(debug):
+        doc = load_feedback_section(recipe)
+        spec = doc.feedback
+        cal = spec.calibration
+        if data is None and cal is None:
+            err.print(
+                f"{recipe}: feedback.calibration is missing; add `calibration: {{data: NAME@VERSION}}` under "
+                "feedback, or pass --data",
+                markup=False,
+            )
+            raise typer.Exit(EXIT_INVALID)
+        ref = data or (cal.data if cal else "")
+        seed = cal.seed if cal else 0
+        output = Path(doc.output.get("dir", "runs"))
+        root = store or Path((doc.publish or {}).get("store", "data/store"))
+        pairs = load_labelled(ref, recipe.parent, root, limit or (cal.limit if cal else 200), seed)
+        cache = RequestCache(Path(spec.cache) if spec.cache else output / ".work" / "feedback-cache.sqlite")
+        judge = build_judge(spec.judge, cache)
+        report = calibrate(judge, pairs, n_boot=n_boot, seed=seed)
+        min_agreement = cal.min_agreement if cal else None
+        failed: CalibrationGateError | None = None
+        try:
+            check_min_agreement(report, min_agreement)
+        except CalibrationGateError as e:
+            failed = e
+        report.update(min_agreement=min_agreement, passed=failed is None)
+        folder = out_dir or output / doc.name / "calibration"
+        write_calibration(report, folder)
+    if as_json:
+        _print_json(report)
+    else:
+        _print_report(report, folder)
+    if failed is not None:
+        err.print(f"[red bold]calibration failed[/]: {failed}", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+
+
+@feedback_app.command(
+    "prompts",
+    epilog="Examples:\n\n  curate feedback prompts\n\n  curate feedback prompts rating\n\n"
+    "  curate feedback prompts pairwise --json | jq -r .pairwise.templates[0].text\n\n"
+    "Override a template with feedback.judge.template (same placeholders); the hash of the template in use "
+    "is recorded with every judged record (judge.prompt_hash).",
+)
+def prompts_command(
+    kind: Annotated[
+        str | None, typer.Argument(help="pairwise, rating, critique_revise or reward_model (default: all).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the judges' default prompt templates with their hashes."""
+    from curate.feedback.prompts import TEMPLATES, prompt_hash
+
+    if kind is not None and kind not in TEMPLATES:
+        err.print(f"unknown judge kind {kind!r}; choose one of: {', '.join(TEMPLATES)}", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    kinds = [kind] if kind else list(TEMPLATES)
+    info = {
+        k: {
+            "prompt_hash": prompt_hash(*TEMPLATES[k]) if TEMPLATES[k] else None,
+            "templates": [{"hash": prompt_hash(t), "text": t} for t in TEMPLATES[k]],
+        }
+        for k in kinds
+    }
+    if as_json:
+        _print_json(info)
+        return
+    for k, v in info.items():
+        out.print(f"[bold]== {k}[/]  prompt_hash {v['prompt_hash'] or 'n/a (a reward model reads no prompt)'}")
+        for i, t in enumerate(v["templates"], 1):
+            out.print(f"-- template {i}/{len(v['templates'])}  hash {t['hash']}")
+            out.print(t["text"], markup=False)
+        out.print("")
