@@ -23,11 +23,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
-
-from schemas.feedback import FeedbackSpec
 
 EXIT_INTERNAL, EXIT_INVALID = 1, 2
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -54,31 +51,6 @@ Examples:
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-
-class _FeedbackDoc(BaseModel):
-    """The parts of a recipe that calibration reads (the rest of the recipe is not validated here)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str = "recipe"
-    output: dict[str, Any] = {}
-    publish: dict[str, Any] | None = None
-    feedback: FeedbackSpec
-
-
-def load_feedback_section(recipe: Path) -> _FeedbackDoc:
-    """The recipe's ``feedback:`` section, validated, with the recipe name and output/publish folders.
-
-    Recipes refuse ``feedback:`` until the engine step lands, so this reads only what calibration
-    needs; problems come back as a :class:`~schemas.recipe_loader.RecipeError` with YAML lines.
-    """
-    from schemas.recipe_loader import parse_validated, read_recipe_text
-
-    doc, _ = parse_validated(
-        read_recipe_text(recipe), str(recipe), _FeedbackDoc, "a recipe", "name:, output:, sources:, feedback:"
-    )
-    return doc
 
 
 @contextmanager
@@ -167,42 +139,25 @@ def calibrate_command(
     Exits 2 (after writing the report) when agreement is below feedback.calibration.min_agreement.
     """
     from curate.feedback.cache import RequestCache
-    from curate.feedback.calibration import (
-        CalibrationGateError,
-        calibrate,
-        check_min_agreement,
-        load_labelled,
-        write_calibration,
-    )
-    from curate.feedback.judges import build_judge
+    from curate.feedback.calibration import CalibrationGateError, calibrate_spec, check_min_agreement, write_calibration
+    from schemas.recipe_loader import load_recipe_file
 
     with _errors(debug):
-        doc = load_feedback_section(recipe)
-        spec = doc.feedback
-        cal = spec.calibration
-        if data is None and cal is None:
-            err.print(
-                f"{recipe}: feedback.calibration is missing; add `calibration: {{data: NAME@VERSION}}` under "
-                "feedback, or pass --data",
-                markup=False,
-            )
+        doc = load_recipe_file(recipe)
+        spec = doc.recipe.feedback
+        if spec is None:
+            err.print(f"{recipe}: no feedback section; calibration measures the judge of feedback.judge", markup=False)
             raise typer.Exit(EXIT_INVALID)
-        ref = data or (cal.data if cal else "")
-        seed = cal.seed if cal else 0
-        output = Path(doc.output.get("dir", "runs"))
-        root = store or Path((doc.publish or {}).get("store", "data/store"))
-        pairs = load_labelled(ref, recipe.parent, root, limit or (cal.limit if cal else 200), seed)
-        cache = RequestCache(Path(spec.cache) if spec.cache else output / ".work" / "feedback-cache.sqlite")
-        judge = build_judge(spec.judge, cache)
-        report = calibrate(judge, pairs, n_boot=n_boot, seed=seed)
-        min_agreement = cal.min_agreement if cal else None
+        output = Path(doc.recipe.output.dir)
+        root = store or Path(doc.recipe.publish.store if doc.recipe.publish else "data/store")
+        cache = RequestCache(recipe.parent / spec.cache if spec.cache else output / ".work" / "feedback-cache.sqlite")
+        report = calibrate_spec(spec, recipe.parent, root, cache, data, limit, n_boot)
         failed: CalibrationGateError | None = None
         try:
-            check_min_agreement(report, min_agreement)
+            check_min_agreement(report, report["min_agreement"])
         except CalibrationGateError as e:
             failed = e
-        report.update(min_agreement=min_agreement, passed=failed is None)
-        folder = out_dir or output / doc.name / "calibration"
+        folder = out_dir or output / doc.recipe.name / "calibration"
         write_calibration(report, folder)
     if as_json:
         _print_json(report)

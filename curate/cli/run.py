@@ -14,6 +14,7 @@ from rich.table import Table
 from curate.cli.app import EXIT_INVALID, EXIT_OK, JsonOpt, RecipeArg, _fail_recipe, _internal, app, err, out
 from curate.engine.local import QuarantineLimitError, run_recipe
 from curate.engine.plan import load_and_plan
+from curate.feedback.calibration import CalibrationDataError, CalibrationGateError
 from curate.feedback.errors import FeedbackError
 from curate.ingest import InputError
 from schemas.recipe_loader import RecipeError, load_recipe_file
@@ -121,6 +122,9 @@ def _execute(
         err.print(f"[red bold]too much quarantined[/]: {e}", highlight=False)
     except FeedbackError as e:
         err.print(f"[red bold]feedback error[/]: {e}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except (CalibrationGateError, CalibrationDataError) as e:
+        err.print(f"[red bold]judge calibration[/]: {e}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except (KeyboardInterrupt, typer.Exit):
         raise

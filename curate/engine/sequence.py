@@ -20,7 +20,8 @@ training and evaluation) joins the sequence as :class:`Hook` s, run in order by 
 
 Example:
     >>> [s.name for s in SEQUENCE]
-    ['hash-file', 'base-version', 'ingest', 'sketch', 'decide', 'finish-part', 'feedback', 'assemble', 'publish']
+    ['hash-file', 'base-version', 'calibrate-judge', 'ingest', 'sketch', 'decide', 'finish-part', 'feedback', \
+'assemble', 'publish']
 """
 
 from __future__ import annotations
@@ -117,10 +118,11 @@ INGEST = Step("ingest", steps.ingest, _ingest_key, _shard_done, progress=True, *
 SKETCH = Step("sketch", steps.sketch, _sketch_key, _sketch_done)
 DECIDE = Step("decide", steps.decide, _decide_key, _decide_done)
 FINISH = Step("finish-part", steps.finish, _finish_key, _finish_done)
+CALIBRATE = Step("calibrate-judge", steps.calibrate_judge)
 FEEDBACK = Step("feedback", steps.feedback, _feedback_key, _feedback_done, retries=1, retry_delay_seconds=(5.0,))
 ASSEMBLE = Step("assemble", steps.assemble)
 PUBLISH = Step("publish", steps.publish, retries=1, retry_delay_seconds=(2.0,))
-SEQUENCE = (HASH, BASE, INGEST, SKETCH, DECIDE, FINISH, FEEDBACK, ASSEMBLE, PUBLISH)
+SEQUENCE = (HASH, BASE, CALIBRATE, INGEST, SKETCH, DECIDE, FINISH, FEEDBACK, ASSEMBLE, PUBLISH)
 
 
 @dataclass
@@ -206,8 +208,10 @@ def run_sequence(prep: Prepared, ex: Executor, refresh: bool = False, hooks: Seq
             drop = rp.selection.changed_uris
             pinned = [ex.call(BASE, prep, drop)]
             carried = carried_inputs(rp.base, drop)
-    refs: list[ShardRef] = ex.map(INGEST, prep, [(j,) for j in jobs], "ingest")
     fb = prep.plan.recipe.feedback is not None
+    # the judge is measured before anything is generated: a judge below the bar costs no generation
+    calibration = ex.call(CALIBRATE, prep) if fb and prep.plan.recipe.feedback.calibration else None  # type: ignore[union-attr]
+    refs: list[ShardRef] = ex.map(INGEST, prep, [(j,) for j in jobs], "ingest")
     # a feedback recipe's published rows are pairs, not prompts: they are carried, not staged against
     staged_pins = [] if fb else pinned
     shards = [*staged_pins, *refs]
@@ -216,7 +220,7 @@ def run_sequence(prep: Prepared, ex: Executor, refresh: bool = False, hooks: Seq
     finished = ex.map(FINISH, prep, [(decision, i) for i in range(len(decision.new_parts()))], "finish")
     labelled = ex.map(FEEDBACK, prep, [(decision, i, f) for i, f in enumerate(finished)], "feedback") if fb else None
     extra = {"orchestrator": outcome.orchestrator, **({"refresh": outcome.refresh} if refresh else {})}
-    outcome.result = ex.call(ASSEMBLE, prep, refs, decision, finished, extra, labelled)
+    outcome.result = ex.call(ASSEMBLE, prep, refs, decision, finished, extra, labelled, calibration)
     outcome.published = ex.call(PUBLISH, prep, outcome.result, [p for r in pinned for p in r.parts], carried)
     _run_hooks(ex, hooks, outcome)
     steps.cleanup(prep, [*pinned, *refs], decision, sketches, labelled)

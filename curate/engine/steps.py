@@ -310,6 +310,24 @@ def feedback_cache(prep: Prepared) -> Path:
     return prep.root / ".work" / "feedback-cache.sqlite"
 
 
+def calibrate_judge(prep: Prepared) -> dict[str, Any]:
+    """Measure the recipe's judge on ``feedback.calibration.data`` before any AI label is made.
+
+    Returns the calibration report (:func:`curate.feedback.calibration.calibrate`); raises
+    ``CalibrationGateError`` (exit 2, nothing generated or published) when agreement is below
+    ``calibration.min_agreement``. Not cached as a step: its requests are (a rerun costs lookups).
+    """
+    from curate.feedback.cache import RequestCache
+    from curate.feedback.calibration import calibrate_spec, check_min_agreement
+
+    recipe = prep.plan.recipe
+    assert recipe.feedback is not None
+    store = recipe.publish.store if recipe.publish else None
+    report = calibrate_spec(recipe.feedback, prep.plan.base_dir, store, RequestCache(feedback_cache(prep)))
+    check_min_agreement(report, report["min_agreement"])
+    return report
+
+
 def labelled_part(prep: Prepared, key: str) -> dict[str, Any] | None:
     """The feedback output stored under ``key`` when it is complete on disk, else None."""
     from curate.feedback.part import finished_feedback
@@ -400,11 +418,13 @@ def assemble(
     finished: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
     labelled: list[dict[str, Any]] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> RunResult:
     """Write the run folder from the finished parts: data, audit files, summary, report; commit it.
 
     ``labelled``: the AI feedback of each finished part (a recipe with ``feedback:``): its pairs are
-    the run's data, and its judgements, quarantined prompts and routed prompts join the run folder.
+    the run's data, and its judgements, quarantined prompts and routed prompts join the run folder;
+    ``calibration``: the judge's calibration report (``calibration.json``/``.md``/``.png``).
     Raises QuarantineLimitError (after committing the folder) when too much input was quarantined.
     """
 
@@ -473,6 +493,12 @@ def assemble(
         if labelled is not None:
             summary["feedback"] = _feedback_outputs(prep, writer.staging, finished, labelled)
             summary["outputs"].update(FEEDBACK_OUTPUTS)
+            if calibration is not None:
+                from curate.feedback.calibration import summary_of, write_calibration
+
+                write_calibration(calibration, writer.staging)
+                summary["feedback"]["calibration"] = summary_of(calibration)
+                summary["outputs"]["calibration"] = "calibration.md"
         writer.write_json("summary.json", checked(RunSummary, summary))
         writer.write_text("recipe.yaml", prep.doc.text)
         if prep.report:

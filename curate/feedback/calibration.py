@@ -46,8 +46,10 @@ import numpy as np
 import orjson
 import polars as pl
 
+from curate.feedback.cache import RequestCache
 from curate.feedback.calibrate import agreement_report
 from curate.models.backend import Messages
+from schemas.feedback import FeedbackSpec
 from schemas.kinds import MESSAGES
 
 LABEL_A, LABEL_B, NO_DECISION = 0, 1, -1
@@ -410,6 +412,68 @@ def check_min_agreement(report: dict[str, Any], min_agreement: float | None) -> 
             f"calibration.min_agreement {min_agreement}: AI labels are not published; use a stronger judge "
             "(feedback.judge) or lower calibration.min_agreement"
         )
+
+
+def calibrate_spec(
+    spec: FeedbackSpec,
+    base_dir: Path,
+    store: str | Path | None,
+    cache: RequestCache | None,
+    data: str | None = None,
+    limit: int | None = None,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Calibrate the judge of a recipe's ``feedback:`` section on its ``calibration.data`` (or ``data``).
+
+    The one calibration both ``curate feedback calibrate`` and a run's gate use. Returns the
+    :func:`calibrate` report with ``min_agreement`` and ``passed`` (the gate is not enforced here:
+    :func:`check_min_agreement` raises). ``base_dir``: the recipe's folder (relative data files).
+    """
+    from curate.feedback.judges import build_judge
+
+    cal = spec.calibration
+    ref = data or (cal.data if cal is not None else None)
+    if not ref:
+        raise CalibrationDataError(
+            "feedback.calibration is missing: add `calibration: {data: NAME@VERSION}` under feedback (a store "
+            "version of human preferences, or a preference / AlpacaEval / OpenAssistant file), or pass --data"
+        )
+    seed = cal.seed if cal is not None else 0
+    pairs = load_labelled(ref, base_dir, store, limit or (cal.limit if cal is not None else 200), seed)
+    report = calibrate(build_judge(spec.judge, cache), pairs, n_boot=n_boot, seed=seed)
+    min_agreement = cal.min_agreement if cal is not None else None
+    try:
+        check_min_agreement(report, min_agreement)
+        passed = True
+    except CalibrationGateError:
+        passed = False
+    report.update(min_agreement=min_agreement, passed=passed)
+    return report
+
+
+SUMMARY_FIGURES = (
+    "n",
+    "agreement",
+    "decisive_agreement",
+    "kappa_with_ties",
+    "kappa_without_ties",
+    "position_flip_rate",
+    "first_shown_wins",
+    "prefers_longer",
+    "reference_prefers_longer",
+    "length_baseline",
+    "judge",
+    "data",
+    "min_agreement",
+    "passed",
+)
+"""What a run's summary and a version's manifest keep of a calibration report (the full one, with
+each failure's raw output, is ``calibration.json`` in the run folder)."""
+
+
+def summary_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures of ``report`` a summary keeps (see :data:`SUMMARY_FIGURES`), plus the failure count."""
+    return {**{k: report[k] for k in SUMMARY_FIGURES if k in report}, "failures": report["failures"]["count"]}
 
 
 # ---------------------------------------------------------------- writing

@@ -28,7 +28,7 @@ def curate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 RECIPE = """
 name: judge-check
 output: {{kind: preference, dir: runs}}
-sources: [{{name: prefs, path: pairs.jsonl}}]
+sources: [{{name: prefs, path: pairs.jsonl, convert: alpaca_eval_to_preference}}]
 feedback:
   input_kind: preference
   judge: {{kind: pairwise, model: "{model}", swap: {swap}, max_new_tokens: 4}}
@@ -72,7 +72,9 @@ def test_calibrate_json_gate_and_cache(biased: Path, tmp_path: Path) -> None:
 
 def test_calibrate_input_errors_exit_2(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
-        "name: x\nfeedback: {input_kind: preference, judge: {kind: pairwise, model: m}}\n", encoding="utf-8"
+        "name: x\noutput: {kind: preference}\nsources: [{name: s, path: p.jsonl, convert: alpaca_eval_to_preference}]\n"
+        "feedback: {input_kind: preference, judge: {kind: pairwise, model: m}}\n",
+        encoding="utf-8",
     )
     res = curate("feedback", "calibrate", "r.yaml", cwd=tmp_path)
     assert res.returncode == 2 and "feedback.calibration is missing" in res.stderr

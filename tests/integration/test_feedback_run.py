@@ -146,3 +146,34 @@ def test_killed_run_resumes_from_the_request_cache(tiny_lm: Path, tmp_path: Path
     # everything answered before the kill came from the cache; the model saw only the rest
     assert fb["cache_hits"] >= paid and fb["model_calls"] == fb["cache_misses"]
     assert fb["balanced"] and fb["prompts_in"] == 48
+
+
+def test_calibration_gate_runs_before_generation(tiny_lm: Path, tmp_path: Path) -> None:
+    recipe = _project(tmp_path, tiny_lm, 4)
+    pairs = [
+        {"prompt": f"Question {i}?", "chosen": f"A careful answer to question {i}.", "rejected": "No."}
+        for i in range(5)
+    ]
+    # the same text on both sides: any judge scores it a tie, so agreement cannot reach 1.0
+    pairs.append({"prompt": "Question 5?", "chosen": "Same.", "rejected": "Same."})
+    (tmp_path / "human.jsonl").write_text("\n".join(json.dumps(p) for p in pairs) + "\n")
+    text = recipe.read_text().replace(
+        "publish:", "  calibration: {data: human.jsonl, limit: 6, min_agreement: BAR}\npublish:"
+    )
+    recipe.write_text(text.replace("BAR", "1.0"))
+    res = curate("run", "recipe.yaml", "--local", "--json", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "judge calibration" in res.stderr and "below calibration.min_agreement 1.0" in res.stderr
+    # only the judge's requests were made: nothing was generated, nothing published
+    assert _cached(tmp_path / "runs" / ".work" / "feedback-cache.sqlite") <= 12
+    assert not (tmp_path / "runs" / "judged").exists() and not (tmp_path / "store").exists()
+
+    recipe.write_text(text.replace("BAR", "0.0"))
+    res = curate("run", "recipe.yaml", "--local", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    s = json.loads(res.stdout)
+    cal = s["feedback"]["calibration"]
+    assert cal["passed"] is True and cal["n"] == 6 and cal["agreement"]["value"] < 1.0
+    assert cal["agreement"]["ci95"] is not None and cal["length_baseline"]["agreement"]["value"] > 0.5
+    assert (Path(s["outputs"]["dir"]) / "calibration.md").exists()
+    assert Store(tmp_path / "store").manifest("judged@1")["feedback"]["calibration"]["n"] == 6
