@@ -72,8 +72,17 @@ def test_resolve_secrets_requires_the_variable(monkeypatch: pytest.MonkeyPatch) 
 
 def test_later_stages_are_refused_clearly() -> None:
     with pytest.raises(RecipeError) as e:
-        load_recipe_text(GOOD + "feedback: {judge: gpt}\n")
+        load_recipe_text(GOOD + "eval: {tasks: [mmlu]}\n")
     assert "not available in this version" in str(e.value)
+
+
+def test_feedback_needs_a_preference_or_kto_output() -> None:
+    fb = "feedback: {generators: [{name: g, model: m}], judge: {kind: pairwise, model: m}}\n"
+    with pytest.raises(RecipeError) as e:
+        load_recipe_text(GOOD + fb)
+    assert "needs output.kind: preference or kto" in str(e.value)
+    r = load_recipe_text(GOOD.replace("kind: sft", "kind: preference") + fb)
+    assert r.feedback is not None and r.record_kind.value == "sft" and r.output.kind.value == "preference"
 
 
 def test_shipped_json_schema_is_current() -> None:
