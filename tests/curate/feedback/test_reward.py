@@ -132,3 +132,37 @@ def test_refs_name_runs_and_refuse_what_is_not_a_reward_model(reward_run: Path, 
     assert isinstance(built, RewardModelJudge) and built.batch_size == 2
     manifest = json.loads((reward_run / "manifest.json").read_text())
     assert manifest["method"] == "reward" and manifest["output"]["kind"] == "adapter"
+
+
+def test_the_feedback_step_relabels_pairs_with_the_reward_model(reward_run: Path, tmp_path: Path) -> None:
+    """Preference rows whose labels are backwards, re-judged by the reward model through a feedback part."""
+    from curate.feedback.part import label_part
+    from schemas.feedback import FeedbackSpec
+    from schemas.kinds import Kind, polars_schema
+
+    n = 6
+    src = {"name": "noisy", "uri": "file:///noisy.jsonl", "sha256": "x", "row": 1}
+    rows = pl.DataFrame(
+        {
+            "id": [f"n{i}" for i in range(n)],
+            "prompt": [_msgs("user", _prompt(200 + i)[0][1]) for i in range(n)],
+            "chosen": [_msgs("assistant", f"A dog number {200 + i}.") for i in range(n)],
+            "rejected": [_msgs("assistant", GOOD)] * n,
+            "source": [src] * n,
+        },
+        schema={
+            k: v
+            for k, v in polars_schema(Kind.PREFERENCE).items()
+            if k in ("id", "prompt", "chosen", "rejected", "source")
+        },
+    )
+    rows.write_parquet(tmp_path / "noisy.parquet")
+    spec = FeedbackSpec.model_validate(
+        {"input_kind": "preference", "judge": {"kind": "reward_model", "model": str(reward_run)}}
+    )
+    res = label_part(tmp_path / "noisy.parquet", spec, Kind.PREFERENCE, Kind.PREFERENCE, tmp_path / "out", None)
+    assert res["tally"]["balanced"] and res["tally"]["outcomes"]["pairs"] == n
+    out = pl.read_parquet(res["data"])
+    chosen = out["chosen"].list.first().struct.field("content")
+    assert (chosen == GOOD).all() and (out["margin"] > 0).all()
+    assert out["judge"].struct.field("model").str.starts_with(str(reward_run)).all()
