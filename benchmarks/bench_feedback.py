@@ -144,10 +144,21 @@ def naive_generate(model: Any, tok: Any, reqs: list[Request]) -> tuple[list[str]
     return texts, new_tokens
 
 
-def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
-    t0 = time.perf_counter()
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+    """Wall seconds, this process's CPU seconds (all threads) and the result of ``fn(*args)``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn(*args)
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def figures(n: int, tokens: int, wall: float, cpu: float) -> dict[str, float]:
+    return {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "candidates_per_s": n / wall,
+        "candidates_per_cpu_s": n / cpu,
+        "new_tokens_per_s": tokens / wall,
+    }
 
 
 def median(runs: list[dict[str, Any]], key: str) -> float:
@@ -166,25 +177,26 @@ def in_process(args: argparse.Namespace, spec: str, reqs: list[Request]) -> tupl
     judging: list[dict[str, Any]] = []
     answers: list[Completion] = []
     for i in range(args.repeats):
-        s, (_, toks) = timed(naive_generate, backend.model, backend.tokenizer, reqs)
-        runs["naive"].append({"seconds": s, "candidates_per_s": len(reqs) / s, "new_tokens_per_s": toks / s})
+        s, cpu, (_, toks) = timed(naive_generate, backend.model, backend.tokenizer, reqs)
+        runs["naive"].append(figures(len(reqs), toks, s, cpu))
         log(f"[{i}] naive loop: {len(reqs)} candidates in {s:.1f} s")
         for b in args.batch_sizes:
             backend.batch_size = b
-            s, answers = timed(backend.complete, reqs)
+            s, cpu, answers = timed(backend.complete, reqs)
             failed = [c.error for c in answers if not c.ok]
             if failed:
                 raise SystemExit(f"batched generation failed: {failed[:3]}")
             toks = sum(c.usage["completion_tokens"] for c in answers)
-            runs[f"batched_{b}"].append({"seconds": s, "candidates_per_s": len(reqs) / s, "new_tokens_per_s": toks / s})
+            runs[f"batched_{b}"].append(figures(len(reqs), toks, s, cpu))
             log(f"[{i}] batched {b}: {len(reqs)} candidates in {s:.1f} s")
         backend.batch_size = args.batch_sizes[0]
         judge = PairwiseJudge(Counting(backend), max_new_tokens=args.judge_max_new_tokens)
         pairs = pairs_of(reqs, answers, args.n)
-        s, comps = timed(judge.compare, pairs)
+        s, cpu, comps = timed(judge.compare, pairs)
         judging.append(
             {
                 "seconds": s,
+                "cpu_seconds": cpu,
                 "judgements_per_s": len(pairs) / s,
                 "requests_per_s": 2 * len(pairs) / s,
                 # consistent verdicts carry a log-prob confidence; flips are ties without one
@@ -195,6 +207,7 @@ def in_process(args: argparse.Namespace, spec: str, reqs: list[Request]) -> tupl
         )
         log(f"[{i}] pairwise judge (batch {backend.batch_size}): {len(pairs)} pairs in {s:.1f} s")
     naive = median(runs["naive"], "candidates_per_s")
+    naive_cpu = median(runs["naive"], "candidates_per_cpu_s")
     gen = {
         "baseline": "naive loop: tokenizer.apply_chat_template + model.generate, one prompt at a time, same weights "
         "and sampling parameters",
@@ -202,6 +215,11 @@ def in_process(args: argparse.Namespace, spec: str, reqs: list[Request]) -> tupl
         "new_tokens_per_s_median": {k: median(v, "new_tokens_per_s") for k, v in runs.items()},
         "ratio_vs_naive": {
             f"batched_{b}": round(median(runs[f"batched_{b}"], "candidates_per_s") / naive, 3) for b in args.batch_sizes
+        },
+        # the same over process CPU time: on a shared machine it moves far less than wall time
+        "ratio_vs_naive_cpu_time": {
+            f"batched_{b}": round(median(runs[f"batched_{b}"], "candidates_per_cpu_s") / naive_cpu, 3)
+            for b in args.batch_sizes
         },
         "runs": runs,
     }
@@ -293,13 +311,13 @@ def through_server(args: argparse.Namespace, base_url: str, model: str, reqs: li
     OpenAIBackend(EndpointSpec(base_url=base_url, model=model)).complete(reqs[:1])  # warm-up
     for c in args.concurrency:
         be = OpenAIBackend(EndpointSpec(base_url=base_url, model=model, concurrency=c, timeout_s=600))
-        s, answers = timed(be.complete, reqs)
+        s, _, answers = timed(be.complete, reqs)
         failed = [a.error for a in answers if not a.ok]
         if failed:
             raise SystemExit(f"server generation failed: {failed[:3]}")
         judge = PairwiseJudge(be, max_new_tokens=args.judge_max_new_tokens)
         pairs = pairs_of(reqs, answers, args.n)
-        sj, comps = timed(judge.compare, pairs)
+        sj, _, comps = timed(judge.compare, pairs)
         out[f"concurrency_{c}"] = {
             "candidates_per_s": round(len(reqs) / s, 4),
             "judgements_per_s": round(len(pairs) / sj, 4),
@@ -353,11 +371,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-server", action="store_true", help="Skip the OpenAI-compatible server part.")
+    ap.add_argument("--threads", type=int, help="torch threads for the in-process parts (default: torch's own).")
     args = ap.parse_args(argv)
     if args.n < 2:
         ap.error("--n must be >= 2 (the judge compares candidates 0 and 1)")
 
+    import torch
+
     from curate.models.source import resolve_source
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
     load_before = os.getloadavg()
@@ -383,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "device": "cpu",
         "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "load_average_before": [round(x, 2) for x in load_before],
         "prompts": len(prompts),
         "prompts_from": origin,

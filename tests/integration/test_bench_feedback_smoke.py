@@ -28,6 +28,7 @@ def test_bench_feedback_smoke() -> None:
     naive = gen["candidates_per_s_median"]["naive"]
     for b in ("batched_2", "batched_4"):
         assert gen["ratio_vs_naive"][b] == pytest.approx(gen["candidates_per_s_median"][b] / naive, rel=1e-2)
+        assert gen["ratio_vs_naive_cpu_time"][b] > 0
     assert gen["goal_met"] == (gen["best_ratio"] >= gen["goal_ratio"] == 3.0)
 
     judging = out["judging"]
