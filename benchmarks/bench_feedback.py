@@ -28,7 +28,7 @@ machine hits every side; medians are reported (``runs`` has every one). Progress
 JSON object to stdout.
 
 Usage:
-    .venv/bin/python benchmarks/bench_feedback.py                       # SmolLM2-135M, 32 prompts (~25 min on 2 cores)
+    .venv/bin/python benchmarks/bench_feedback.py                       # SmolLM2-135M, 8 prompts (~16 min on 2 cores)
     .venv/bin/python benchmarks/bench_feedback.py --model tiny --prompts 4 --repeats 1 --max-new-tokens 8
 """
 
@@ -363,7 +363,7 @@ def servers(args: argparse.Namespace, source: Any, reqs: list[Request], folder: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2")
-    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--prompts", type=int, default=8, help="The naive baseline costs ~10 s per candidate here.")
     ap.add_argument("--n", type=int, default=2, help="Candidates per prompt (>= 2: the judge compares 0 and 1).")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--judge-max-new-tokens", type=int, default=48, help="As JudgeSpec's default.")
