@@ -355,6 +355,8 @@ def servers(args: argparse.Namespace, source: Any, reqs: list[Request], folder: 
     else:
         port = free_port()
         cmd = [llama, "-m", "llama_cpp.server", "--model", str(source.gguf), "--port", str(port), "--n_ctx", "4096"]
+        threads = str(os.cpu_count() or 1)  # its default is half the cores
+        cmd += ["--n_threads", threads, "--n_threads_batch", threads]
         with server(cmd, f"http://127.0.0.1:{port}/v1/models", folder / "llama-server.log"):
             out["llama_cpp_server"] = through_server(args, f"http://127.0.0.1:{port}/v1", "local", reqs)
     return out
