@@ -31,8 +31,8 @@ argilla-server: $(ARGILLA_STAMP)
 # llama-cpp-python's OpenAI-compatible server in its own venv: the server that returns log-probs, for the
 # log-prob judge tests (tests/curate/models/test_logprob_server.py) and bench_feedback.py. An sdist that
 # compiles llama.cpp: 493 CPU-s with these flags, 637 with the defaults (LLAVA_BUILD=OFF skips the multimodal
-# library, 51 of 178 objects; tests, examples and llama.cpp's own server are already off in this sdist), so
-# ~4-5 min on 2 idle cores; pip caches the wheel (a rebuilt venv then takes ~40 s).
+# library, 51 of 178 objects; tests, examples and llama.cpp's own server are already off in this sdist):
+# 8 min measured on 2 cores shared with other jobs (load ~4); pip caches the wheel (a rebuilt venv: ~40 s).
 LLAMA_VENV  := .llama-venv
 LLAMA_STAMP := $(LLAMA_VENV)/.installed
 $(LLAMA_STAMP):
