@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench lock clean argilla-server chromium
+.PHONY: install demo test lint bench lock clean argilla-server chromium llama-server
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
@@ -27,6 +27,21 @@ $(ARGILLA_STAMP): curate/annotate/argilla-server/requirements.lock | $(STAMP)
 	$(BIN)/curate argilla install --venv $(ARGILLA_VENV)
 
 argilla-server: $(ARGILLA_STAMP)
+
+# llama-cpp-python's OpenAI-compatible server in its own venv: the server that returns log-probs, for the
+# log-prob judge tests (tests/curate/models/test_logprob_server.py) and bench_feedback.py. An sdist that
+# compiles llama.cpp: 493 CPU-s with these flags, 637 with the defaults (LLAVA_BUILD=OFF skips the multimodal
+# library, 51 of 178 objects; tests, examples and llama.cpp's own server are already off in this sdist):
+# 8 min measured on 2 cores shared with other jobs (load ~4); pip caches the wheel (a rebuilt venv: ~40 s).
+LLAMA_VENV  := .llama-venv
+LLAMA_STAMP := $(LLAMA_VENV)/.installed
+$(LLAMA_STAMP):
+	test -x $(LLAMA_VENV)/bin/python || $(PYTHON) -m venv $(LLAMA_VENV)
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_OPENMP=OFF" \
+	  $(LLAMA_VENV)/bin/python -m pip install --quiet "llama-cpp-python[server]==0.3.36"
+	touch $(LLAMA_STAMP)
+
+llama-server: $(LLAMA_STAMP)
 
 # Debian's chromium for the Argilla UI test (installed when missing and we are root; else the test skips).
 chromium:
@@ -73,6 +88,7 @@ bench: $(STAMP) argilla-server
 	$(BIN)/python benchmarks/bench_flow.py
 	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python benchmarks/bench_argilla.py
 	$(BIN)/python benchmarks/bench_train.py
+	CURATE_LLAMA_PYTHON=$(wildcard $(CURDIR)/$(LLAMA_VENV)/bin/python) $(BIN)/python benchmarks/bench_feedback.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).
 lock:
@@ -83,4 +99,4 @@ lock:
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) runs data/store .pytest_cache .ruff_cache .bench $(ARGILLA_VENV) .artifacts
+	rm -rf $(VENV) runs data/store .pytest_cache .ruff_cache .bench $(ARGILLA_VENV) $(LLAMA_VENV) .artifacts
