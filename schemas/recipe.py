@@ -20,7 +20,7 @@ import os
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.annotation import AnnotationSpec
 from schemas.feedback import FeedbackSpec
@@ -53,9 +53,15 @@ class SourceSpec(StrictModel):
     """One input: files, how to read them, and how to convert their rows."""
 
     name: str = Field(pattern=_NAME, description="Short unique name; appears in provenance and reports.")
-    path: str | list[str] = Field(
-        description="File, directory, or glob (relative to the recipe's folder), or a list of them."
+    path: str | list[str] | None = Field(
+        None, description="File, directory, or glob (relative to the recipe's folder), or a list of them."
     )
+    dataset: str | None = Field(
+        None,
+        description="Instead of path: a published version NAME@VERSION (or NAME for the latest) in `store`; its "
+        "Parquet files are read (e.g. prompts@3 with convert: text / openai_messages / alpaca).",
+    )
+    store: str = Field("data/store", description="Store root of `dataset` (relative to the working directory).")
     format: Format = Field("auto", description="Input format; `auto` picks by file extension.")
     compression: Compression = Field("auto", description="`auto` detects gzip/zstd by extension and magic bytes.")
     convert: str | list[str] = Field(
@@ -84,7 +90,17 @@ class SourceSpec(StrictModel):
 
     @property
     def paths(self) -> list[str]:
+        if self.path is None:
+            return []
         return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    @model_validator(mode="after")
+    def _path_or_dataset(self) -> SourceSpec:
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError(
+                "give exactly one of path (files) or dataset (a published version, e.g. dataset: prompts@3)"
+            )
+        return self
 
     @field_validator("convert")
     @classmethod

@@ -243,6 +243,21 @@ def _check_stages(doc: LoadedRecipe, base: Path, check_files: bool, problems: li
                         )
 
 
+class DatasetSourceError(ValueError):
+    """A ``dataset:`` source that names no published version."""
+
+
+def _dataset_files(ref: str, store: str) -> list[InputFile]:
+    """The Parquet files of published version ``ref`` (read as they are: lineage names each file)."""
+    from curate.store import RefError, Store
+
+    try:
+        files = Store(store).version_files(ref)
+    except RefError as e:
+        raise DatasetSourceError(f"{e}; publish it first, or check dataset and store") from None
+    return [InputFile(f, "parquet", "none") for f in files]
+
+
 def _kind_label(doc: LoadedRecipe) -> str:
     """Which recipe key names the kind the sources must produce (for messages)."""
     return "feedback.input_kind" if doc.recipe.feedback is not None else "output.kind"
@@ -259,7 +274,12 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
         if check_files:
             try:
                 options = resolve_secrets(spec.storage_options)
-                sp.files = discover(spec.paths, spec.format, base, spec.compression, options)
+                if spec.dataset is not None:
+                    sp.files = _dataset_files(spec.dataset, spec.store)
+                else:
+                    sp.files = discover(spec.paths, spec.format, base, spec.compression, options)
+            except DatasetSourceError as e:
+                problems.append(doc.problem(("sources", i, "dataset"), str(e)))
             except KeyError as e:
                 problems.append(doc.problem(("sources", i, "storage_options"), str(e.args[0])))
             except InputError as e:

@@ -192,6 +192,12 @@ class Store:
             raise RefError(f"{name} has no version {version} (versions: {', '.join(map(str, versions))})")
         return name, version
 
+    def version_files(self, ref: str) -> list[Path]:
+        """The Parquet files that hold version ``ref`` (each version is written whole, so its files
+        are exactly its rows), for reading a version as a recipe's input."""
+        name, version = self.resolve(ref)
+        return [Path(u.removeprefix("file://")) for u in self._delta(name, version).file_uris()]
+
     def manifest(self, ref: str) -> dict[str, Any]:
         """The manifest of a version (from its commit)."""
         name, version = self.resolve(ref)

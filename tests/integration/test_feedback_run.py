@@ -177,3 +177,39 @@ def test_calibration_gate_runs_before_generation(tiny_lm: Path, tmp_path: Path) 
     assert cal["agreement"]["ci95"] is not None and cal["length_baseline"]["agreement"]["value"] > 0.5
     assert (Path(s["outputs"]["dir"]) / "calibration.md").exists()
     assert Store(tmp_path / "store").manifest("judged@1")["feedback"]["calibration"]["n"] == 6
+
+
+def test_prompts_from_a_published_version(tiny_lm: Path, tmp_path: Path) -> None:
+    """`dataset: chat@1` reads a published version's files; its pairs trace back to them."""
+    from schemas.kinds import MESSAGES
+
+    msgs = [
+        [{"role": "user", "content": f"Name thing {i}."}, {"role": "assistant", "content": f"Thing {i}."}]
+        for i in range(3)
+    ]
+    Store(tmp_path / "store").publish(
+        "chat",
+        pl.DataFrame(
+            {"id": ["a", "b", "c"], "messages": msgs, "split": ["train"] * 3},
+            schema={"id": pl.String, "messages": MESSAGES, "split": pl.String},
+        ),
+        {"kind": "sft"},
+    )
+    recipe = _project(tmp_path, tiny_lm, 1)
+    text = recipe.read_text().replace(
+        "- {name: prompts, path: prompts.jsonl, convert: text}",
+        f"- {{name: chat, dataset: chat@1, store: {tmp_path}/store, convert: openai_messages}}",
+    )
+    recipe.write_text(text.replace("input_kind: text", "input_kind: sft"))
+    res = curate("run", "recipe.yaml", "--local", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads(res.stdout)
+    # each prompt's own reply competes with the two generated candidates
+    assert s["feedback"]["prompts_in"] == 3 and s["feedback"]["candidates"] == 9
+    pairs = Store(tmp_path / "store").read("judged@1")
+    assert pairs["source"].struct.field("uri").str.contains("/store/chat/table/").all()
+    missing = curate("validate", "recipe.yaml", cwd=tmp_path, timeout=120)
+    assert missing.returncode == 0
+    recipe.write_text(recipe.read_text().replace("chat@1", "chat@7"))
+    missing = curate("validate", "recipe.yaml", cwd=tmp_path, timeout=120)
+    assert missing.returncode == 2 and "sources[0].dataset: chat has no version 7" in missing.stderr
