@@ -7,6 +7,7 @@ from curate.convert import (  # noqa: F401  (registers converters)
     kto,
     oasst,
     ratings,
+    records,
     render,
 )
 from curate.convert.registry import Converter, ConvertResult, all_converters, get_converter

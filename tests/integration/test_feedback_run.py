@@ -213,3 +213,36 @@ def test_prompts_from_a_published_version(tiny_lm: Path, tmp_path: Path) -> None
     recipe.write_text(recipe.read_text().replace("chat@1", "chat@7"))
     missing = curate("validate", "recipe.yaml", cwd=tmp_path, timeout=120)
     assert missing.returncode == 2 and "sources[0].dataset: chat has no version 7" in missing.stderr
+
+
+def test_a_published_preference_version_is_rejudged(tiny_lm: Path, tmp_path: Path) -> None:
+    """`dataset: prefs@1, convert: preference`: the pairs of a published version, re-judged by AI."""
+    from schemas.kinds import MESSAGES
+
+    def m(role: str, text: str) -> list[dict[str, str]]:
+        return [{"role": role, "content": text}]
+
+    prefs = pl.DataFrame(
+        {
+            "id": ["p0", "p1"],
+            "prompt": [m("user", "Name a colour."), m("user", "Name a fruit.")],
+            "chosen": [m("assistant", "Blue."), m("assistant", "Apple.")],
+            "rejected": [m("assistant", "A long story about nothing."), m("assistant", "Car.")],
+            "split": ["train", "train"],
+        },
+        schema={"id": pl.String, "prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "split": pl.String},
+    )
+    Store(tmp_path / "store").publish("prefs", prefs, {"kind": "preference"})
+    recipe = _project(tmp_path, tiny_lm, 1)
+    text = recipe.read_text().replace(
+        "- {name: prompts, path: prompts.jsonl, convert: text}",
+        f"- {{name: prefs, dataset: prefs@1, store: {tmp_path}/store, convert: preference}}",
+    )
+    recipe.write_text(
+        text.replace("input_kind: text", "input_kind: preference").replace("  generators:\n", "  generators: []\n#")
+    )
+    res = curate("run", "recipe.yaml", "--local", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    fb = json.loads(res.stdout)["feedback"]
+    # no generators: each pair's own two answers are the candidates, judged again
+    assert fb["prompts_in"] == 2 and fb["candidates"] == 4 and fb["balanced"]
