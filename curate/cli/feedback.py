@@ -14,24 +14,15 @@ Example:
 
 from __future__ import annotations
 
-import json
-import sys
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-EXIT_INTERNAL, EXIT_INVALID = 1, 2
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True, highlight=False)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+from curate.cli.app import EXIT_INVALID, DebugOpt, JsonOpt, _fail_recipe, _internal, err, out, print_json
 
 feedback_app = typer.Typer(
     help="""AI feedback (RLAIF): measure a judge against human labels before its labels are used.
@@ -57,6 +48,7 @@ Examples:
 def _errors(debug: bool) -> Iterator[None]:
     """Known input problems exit 2 with their message; anything else exits 1."""
     from curate.feedback.calibration import CalibrationDataError
+    from curate.feedback.errors import FeedbackError
     from curate.models.source import ModelError
     from curate.store import RefError
     from schemas.recipe_loader import RecipeError
@@ -66,24 +58,12 @@ def _errors(debug: bool) -> Iterator[None]:
     except (typer.Exit, KeyboardInterrupt):
         raise
     except RecipeError as e:
-        err.print(f"[red bold]recipe invalid[/]: {len(e.problems)} problem(s)")
-        for p in e.problems:
-            err.print(f"  {p}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
-    except (CalibrationDataError, RefError, ModelError) as e:
+        _fail_recipe(e, as_json=False)
+    except (CalibrationDataError, FeedbackError, RefError, ModelError) as e:
         err.print(f"[red bold]error[/]: {e}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     except Exception as e:
-        err.print(f"[red bold]internal error[/]: {type(e).__name__}: {e}")
-        if debug:
-            err.print(traceback.format_exc(), markup=False)
-        else:
-            err.print("Re-run with --debug for the traceback, and please report it.")
-        raise typer.Exit(EXIT_INTERNAL) from None
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        _internal(e, debug)
 
 
 def _print_report(report: dict[str, Any], folder: Path) -> None:
@@ -160,7 +140,7 @@ def calibrate_command(
         folder = out_dir or output / doc.recipe.name / "calibration"
         write_calibration(report, folder)
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         _print_report(report, folder)
     if failed is not None:
@@ -196,7 +176,7 @@ def prompts_command(
         for k in kinds
     }
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     for k, v in info.items():
         out.print(f"[bold]== {k}[/]  prompt_hash {v['prompt_hash'] or 'n/a (a reward model reads no prompt)'}")

@@ -34,20 +34,12 @@ def artifact_key(name: str, what: str) -> str:
     return f"{clean}-{what}"
 
 
-def _routed(outcome: Outcome) -> int:
-    """Prompts the run's AI feedback routed to annotators (0 without routing)."""
-    fb = outcome.prep.doc.recipe.feedback
-    if fb is None or fb.route.to_annotators == "none" or outcome.result is None:
-        return 0
-    return int(outcome.result.summary.get("feedback", {}).get("outcomes", {}).get("routed", 0))
-
-
 def _push_applies(outcome: Outcome) -> bool:
     recipe = outcome.prep.doc.recipe
     if recipe.annotation is None:
         return False
-    if recipe.feedback is not None and recipe.feedback.route.to_annotators != "none":
-        return _routed(outcome) > 0
+    if recipe.feedback is not None and recipe.feedback.routes_to_annotators:  # the routed prompts go out
+        return outcome.result is not None and outcome.result.summary["feedback"]["outcomes"]["routed"] > 0
     return bool(outcome.published and outcome.published["created"])
 
 

@@ -295,20 +295,21 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
     return Plan(doc.recipe, base, sources)
 
 
-def _model_problem(model: str) -> str | None:
+def _model_problem(model: str, reward: bool = False) -> str | None:
     """Why an in-process model reference cannot work here, checked without loading anything."""
-    from curate.models.source import ModelError, package_file
+    from curate.models.source import ModelError, classify_source
 
-    if model.startswith("package:"):
-        try:
-            package_file(model)
-        except ModelError as e:
-            return str(e).removeprefix("model.base: ")
-        return None
-    path = Path(model).expanduser()
-    if path.exists() or not (model.startswith((".", "/", "~")) or model.endswith(".gguf")):
-        return None  # a folder or file that exists, or a hub id (checked when it is loaded)
-    return f"{model} does not exist (paths are relative to the working directory)"
+    hint = "; give a model folder (with config.json), a .gguf file, package:PKG/FILE or a hub id"
+    try:
+        if reward:  # a `curate train` run (its manifest) or a classifier folder
+            from curate.feedback.reward import locate
+
+            locate(model)
+            return None
+        classify_source(model)
+    except ModelError as e:
+        return str(e).removeprefix("model.base: ").removeprefix("judge.model: ") + ("" if reward else hint)
+    return None
 
 
 def _check_feedback_models(doc: LoadedRecipe, problems: list[Problem]) -> None:
@@ -316,13 +317,12 @@ def _check_feedback_models(doc: LoadedRecipe, problems: list[Problem]) -> None:
     fb = doc.recipe.feedback
     if fb is None:
         return
-    refs = [(("feedback", "generators", i, "model"), g.model) for i, g in enumerate(fb.generators)]
-    refs.append((("feedback", "judge", "model"), fb.judge.model))
-    for loc, model in refs:
-        why = _model_problem(model) if model else None
+    refs = [(("feedback", "generators", i, "model"), g.model, False) for i, g in enumerate(fb.generators)]
+    refs.append((("feedback", "judge", "model"), fb.judge.model, fb.judge.kind == "reward_model"))
+    for loc, model, reward in refs:
+        why = _model_problem(model, reward) if model else None
         if why:
-            hint = "; give a model folder (with config.json), a .gguf file, package:PKG/FILE or a hub id"
-            problems.append(doc.problem(loc, why + hint))
+            problems.append(doc.problem(loc, why))
 
 
 def _partial_problems(path: Path) -> list[Problem]:

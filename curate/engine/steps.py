@@ -436,7 +436,7 @@ def assemble(
     )
     try:
         if labelled is not None:
-            data = [Path(f["data"]) for f in labelled if pq.ParquetFile(f["data"]).metadata.num_rows]
+            data = [Path(f["data"]) for f in labelled if f["tally"]["records_out"]]
         else:
             data = [Path(f["data"]) for f in finished if f["data"]]
         for i, path in enumerate(data):

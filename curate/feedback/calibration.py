@@ -38,7 +38,6 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,6 @@ from schemas.kinds import MESSAGES
 
 LABEL_A, LABEL_B, NO_DECISION = 0, 1, -1
 COLUMNS = ("prompt", "a", "b", "label", "swapped", "labeller", "origin")
-_ROLES = {"prompter": "user", "human": "user", "gpt": "assistant", "bot": "assistant"}
 _FORMATS = (
     "a store reference NAME@VERSION, or a file: preference JSONL/JSON/Parquet (prompt, chosen, rejected), "
     "AlpacaEval annotations JSON (instruction, output_1, output_2, preference) or OpenAssistant trees JSONL"
@@ -114,56 +112,46 @@ def _from_preference(df: pl.DataFrame, origin: str) -> pl.DataFrame:
     )
 
 
-def _alpaca_label(p: Any) -> int:
-    """AlpacaEval's ``preference``: 1 or 2 names the better output (floats in between lean), else none."""
-    try:
-        v = float(p)
-    except (TypeError, ValueError):
-        return NO_DECISION
-    if not 1.0 <= v <= 2.0 or v == 1.5:
-        return NO_DECISION
-    return LABEL_A if v < 1.5 else LABEL_B
-
-
 def _from_alpaca_eval(rows: list[dict[str, Any]], origin: str) -> pl.DataFrame:
-    try:
-        cols = {
-            "prompt": [[{"role": "user", "content": r["instruction"]}] for r in rows],
-            "a": [r["output_1"] for r in rows],
-            "b": [r["output_2"] for r in rows],
-            "label": [_alpaca_label(r.get("preference")) for r in rows],
-            "labeller": [str(r.get("annotator") or "unknown") for r in rows],
-        }
-    except KeyError as e:
+    """AlpacaEval annotations as pairs, ``preference`` read as the converter reads it (ties and
+    no-decisions kept, as ``-1``: calibration counts them)."""
+    from curate.convert.alpaca_eval import preference_reason, preference_value
+
+    missing = {"instruction", "output_1", "output_2"} - set(rows[0])
+    if missing:
         raise CalibrationDataError(
-            f"{origin}: AlpacaEval annotations need instruction, output_1, output_2; missing {e}"
-        ) from None
-    return pl.DataFrame(cols, schema=_SCHEMA)
-
-
-def _oasst_pairs(node: dict[str, Any], path: list[dict[str, str]]) -> Iterator[tuple[list[dict[str, str]], str, str]]:
-    """(conversation up to a parent, best reply, worst reply) for every parent with ranked siblings."""
-    convo = [*path, {"role": _ROLES.get(node.get("role", ""), node.get("role", "user")), "content": node["text"]}]
-    replies = [r for r in node.get("replies") or [] if not r.get("deleted")]
-    ranked = sorted((r for r in replies if r.get("rank") is not None), key=lambda r: r["rank"])
-    if len(ranked) >= 2 and ranked[0]["rank"] != ranked[-1]["rank"]:
-        yield convo, ranked[0]["text"], ranked[-1]["text"]
-    for r in replies:
-        yield from _oasst_pairs(r, convo)
-
-
-def _from_oasst(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    found = [p for row in rows for p in _oasst_pairs(row["prompt"], [])]
-    return pl.DataFrame(
-        {
-            "prompt": [p for p, _, _ in found],
-            "a": [c for _, c, _ in found],
-            "b": [r for _, _, r in found],
-            "label": [LABEL_A] * len(found),
-            "labeller": ["human"] * len(found),
-        },
-        schema=_SCHEMA,
+            f"{origin}: AlpacaEval annotations need instruction, output_1, output_2; "
+            f"missing {', '.join(sorted(missing))}"
+        )
+    # preferences come as ints, floats or strings ("2.0") in one file: read them as text, like ingest
+    df = pl.DataFrame(rows, infer_schema_length=None, strict=False)
+    raw = pl.col("preference").cast(pl.String) if "preference" in df.columns else pl.lit(None, pl.String)
+    annotator = pl.col("annotator").cast(pl.String) if "annotator" in df.columns else pl.lit(None, pl.String)
+    decided = preference_reason(raw).is_null()
+    return df.select(
+        pl.concat_list(pl.struct(pl.lit("user").alias("role"), pl.col("instruction").alias("content")))
+        .cast(MESSAGES)
+        .alias("prompt"),
+        pl.col("output_1").alias("a"),
+        pl.col("output_2").alias("b"),
+        pl.when(decided)
+        .then(pl.when(preference_value(raw) < 1.5).then(LABEL_A).otherwise(LABEL_B))
+        .otherwise(NO_DECISION)
+        .cast(pl.Int8)
+        .alias("label"),
+        annotator.fill_null("unknown").alias("labeller"),
     )
+
+
+def _from_oasst(rows: list[dict[str, Any]], origin: str) -> pl.DataFrame:
+    """Best vs worst ranked sibling reply per parent, through the ``oasst_to_preference`` converter."""
+    from curate.convert import get_converter
+    from curate.convert.oasst import OasstPairOptions
+    from curate.convert.registry import ROW
+
+    trees = pl.DataFrame({ROW: range(len(rows)), "prompt": pl.Series([r["prompt"] for r in rows], dtype=pl.Object)})
+    pairs = get_converter("oasst_to_preference").fn(trees, OasstPairOptions(max_pairs_per_parent=1)).ok
+    return _from_preference(pairs, origin)
 
 
 def _read_file(path: Path) -> pl.DataFrame:
@@ -189,7 +177,7 @@ def _read_file(path: Path) -> pl.DataFrame:
     if {"output_1", "output_2"} <= keys:
         return _from_alpaca_eval(rows, origin)
     if isinstance(rows[0].get("prompt"), dict) and "replies" in rows[0]["prompt"]:
-        return _from_oasst(rows)
+        return _from_oasst(rows, origin)
     if {"chosen", "rejected"} <= keys:
         return _from_preference(pl.DataFrame(rows, infer_schema_length=None), origin)
     raise CalibrationDataError(f"{path}: records with keys {sorted(keys)[:8]} are not labelled pairs; give {_FORMATS}")

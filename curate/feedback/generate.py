@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from curate.feedback.cache import RequestCache, cached_complete
@@ -38,13 +38,7 @@ class Candidate:
         return self.error is None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "generator": self.generator,
-            "seed": self.seed,
-            "text": self.text,
-            "error": self.error,
-            "finish_reason": self.finish_reason,
-        }
+        return asdict(self)
 
 
 def requests_for(prompt: Prompt, g: GeneratorSpec) -> list[Request]:

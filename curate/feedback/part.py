@@ -253,11 +253,9 @@ def label_part(
         if outcome == "too_few" and reason:
             tally.too_few_by_reason[reason] = tally.too_few_by_reason.get(reason, 0) + 1
         audit.append(_audit(p, cands[i], good[i], v, pairs, outcome, reason))
-    tally.records_out = len(rows)
     if cache is not None:
         tally.cache_hits, tally.cache_misses = cache.hits - hits0, cache.misses - misses0
-    payload = _write(out_dir, out_kind, rows, audit, quarantine, routed, tally, label, run_id)
-    return payload
+    return _write(out_dir, out_kind, rows, audit, quarantine, routed, tally, label, run_id)
 
 
 def _routed(p: Prompt, good: list[Candidate], v: Verdict, label: str) -> dict[str, Any]:

@@ -47,6 +47,8 @@ from curate.models.source import ModelError, ModelSource, folder_digest, load_mo
 from schemas.manifests import ModelManifest, checked
 
 MANIFEST = "manifest.json"
+_LOADED: dict[tuple[str, str, str], tuple[Any, Any, dict[str, Any], threading.Lock]] = {}
+_LOADED_LOCK = threading.Lock()
 
 
 def parse_score(text: str) -> float | None:
@@ -135,7 +137,13 @@ class RewardModelJudge:
     kind = "reward_model"
 
     def __init__(
-        self, model: Any, tokenizer: Any, ident: dict[str, Any], batch_size: int = 8, cache: RequestCache | None = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        ident: dict[str, Any],
+        batch_size: int = 8,
+        cache: RequestCache | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.batch_size, self.cache = batch_size, cache
@@ -144,7 +152,7 @@ class RewardModelJudge:
         cfg = model.config
         self.context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
         self.calls = 0  # items scored by the model (cache hits excluded)
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()  # shared by every judge on the same loaded model
 
     @classmethod
     def load(
@@ -155,7 +163,20 @@ class RewardModelJudge:
         cache: RequestCache | None = None,
         runs_root: str | Path = "runs/train",
     ) -> RewardModelJudge:
-        """Load the reward model ``ref`` names (see the module docstring) onto ``device`` (auto: cuda if any)."""
+        """The judge for reward model ``ref`` (see the module docstring) on ``device`` (auto: cuda if any).
+
+        The weights load once per process (every part of a run, and its calibration, share them);
+        each call gets its own judge with its own ``cache`` and call count.
+        """
+        key = (ref, device, str(runs_root))
+        with _LOADED_LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = (*cls._load(ref, device, runs_root), threading.Lock())
+            model, tok, ident, lock = _LOADED[key]
+        return cls(model, tok, ident, batch_size, cache, lock)
+
+    @staticmethod
+    def _load(ref: str, device: str, runs_root: str | Path) -> tuple[Any, Any, dict[str, Any]]:
         import torch
 
         src = locate(ref, runs_root)
@@ -176,7 +197,7 @@ class RewardModelJudge:
             ident["adapter_sha256"] = folder_digest(src.adapter)
         if src.run is not None:
             ident["run"] = src.run
-        return cls(model.to(dev).eval(), tok, ident, batch_size, cache)
+        return model.to(dev).eval(), tok, ident
 
     def identity(self) -> dict[str, Any]:
         """The judge kind, the base/classifier weights' identity and the adapter's hash."""
@@ -257,5 +278,9 @@ class RewardModelJudge:
         return [float(x) for x in logits[:, 0].float().cpu()]
 
     def close(self) -> None:
-        """Release the model."""
+        """Release the model (also for later judges of this process, which load it again)."""
+        with _LOADED_LOCK:
+            for k, v in list(_LOADED.items()):
+                if v[0] is self.model:
+                    del _LOADED[k]
         self.model = None

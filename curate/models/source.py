@@ -108,29 +108,43 @@ def package_file(spec: str) -> Path:
     return path
 
 
+def classify_source(base: str, gguf_file: str | None = None) -> tuple[str, Path | str]:
+    """What ``model.base`` names, without loading or converting anything: ``("gguf", file)``,
+    ``("local", folder)`` or ``("hub", id)``; :class:`ModelError` says why it cannot work.
+
+    ``curate validate`` calls this for every model a recipe names; :func:`resolve_source` builds on it.
+    """
+    if base.startswith("package:"):
+        return "gguf", package_file(base)
+    path = Path(base).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return "gguf", path
+    if path.is_dir():
+        if gguf_file:
+            if not (path / gguf_file).exists():
+                raise ModelError(f"model.base: GGUF file {path / gguf_file} does not exist")
+            return "gguf", path / gguf_file
+        if not (path / "config.json").exists():
+            raise ModelError(
+                f"model.base: {path} has no config.json; point it at a transformers model folder, "
+                "a .gguf file, or set model.gguf_file"
+            )
+        return "local", path
+    if base.startswith((".", "/", "~")) or base.endswith(".gguf"):
+        raise ModelError(f"model.base: {base} does not exist; check the path (relative to the working directory)")
+    return "hub", base
+
+
 def resolve_source(base: str, gguf_file: str | None = None) -> ModelSource:
     """Classify ``model.base`` (and convert a GGUF file once); no weights are loaded except for GGUF.
 
     Returns:
         A :class:`ModelSource` whose ``folder`` ``from_pretrained`` accepts.
     """
-    if base.startswith("package:"):
-        return _from_gguf(base, package_file(base))
-    path = Path(base).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return _from_gguf(base, path)
-    if path.is_dir():
-        if gguf_file:
-            return _from_gguf(base, path / gguf_file)
-        if not (path / "config.json").exists():
-            raise ModelError(
-                f"model.base: {path} has no config.json; point it at a transformers model folder, "
-                "a .gguf file, or set model.gguf_file"
-            )
-        return ModelSource(base, "local", path)
-    if base.startswith((".", "/", "~")) or base.endswith(".gguf"):
-        raise ModelError(f"model.base: {base} does not exist; check the path (relative to the working directory)")
-    return ModelSource(base, "hub", base)
+    kind, where = classify_source(base, gguf_file)
+    if kind == "gguf":
+        return _from_gguf(base, Path(where))
+    return ModelSource(base, kind, where)
 
 
 def _from_gguf(spec: str, gguf: Path) -> ModelSource:

@@ -75,19 +75,32 @@ def test_rating_judge_publishes_scored_pairs_with_lineage(tiny_lm: Path, tmp_pat
     assert finished_feedback(tmp_path / "out2") == again
 
 
-def test_pairwise_judge_accounts_every_prompt_and_kto_output(tiny_lm: Path, tmp_path: Path) -> None:
+def test_pairwise_judge_asks_every_pair_in_both_orders(tiny_lm: Path, tmp_path: Path) -> None:
     spec = _spec(tiny_lm, kind="pairwise")
-    res = label_part(_prompts(tmp_path), spec, Kind.TEXT, Kind.KTO, tmp_path / "out", None)
+    res = label_part(_prompts(tmp_path), spec, Kind.TEXT, Kind.PREFERENCE, tmp_path / "out", None)
     t = _check_balanced(res)
     # three candidates: three comparisons per prompt, each asked in both orders
     assert t["model_calls"] == 5 * 3 + 5 * 3 * 2
     audit = pl.read_parquet(res["judgements"]).filter(pl.col("reason").is_null())
     first = orjson.loads(audit["judge_raw"][0])
     assert len(first) == 3 and all(len(c["raw"]) == 2 for c in first)
+    # every published pair (if the tiny judge decided any) is backed by win shares that differ
+    assert t["outcomes"]["pairs"] + t["outcomes"]["tie"] == 5
+    data = pl.read_parquet(res["data"])
+    assert data.height == t["records_out"] and (data["margin"] > 0).all()
+
+
+def test_kto_rows_label_each_prompts_best_true_and_worst_false(tiny_lm: Path, tmp_path: Path) -> None:
+    spec = _spec(tiny_lm, kind="rating", aspects={"helpfulness": "fully helpful"})
+    res = label_part(_prompts(tmp_path), spec, Kind.TEXT, Kind.KTO, tmp_path / "out", None)
+    t = _check_balanced(res)
     kto = pl.read_parquet(res["data"])
-    assert set(kto.columns) == set(polars_schema(Kind.KTO))
-    if t["outcomes"]["pairs"]:
-        assert kto["label"].sum() >= 1 and (~kto["label"]).sum() >= 1
+    assert set(kto.columns) == set(polars_schema(Kind.KTO)) and t["outcomes"]["pairs"] >= 3
+    per_prompt = kto.group_by(pl.col("prompt").list.first().struct.field("content")).agg(
+        pl.col("label").sum(), pl.len()
+    )
+    assert per_prompt.height == t["outcomes"]["pairs"]
+    assert (per_prompt["label"] == 1).all() and (per_prompt["len"] == 2).all()
 
 
 def test_judge_failures_are_quarantined_with_reason_and_raw(tiny_lm: Path, tmp_path: Path) -> None:

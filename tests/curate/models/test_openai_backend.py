@@ -4,16 +4,14 @@ started here (nothing downloaded). Also: what happens when the server is gone.""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from curate.background import free_port
+from curate.background import free_port, serving
 from curate.models.backend import Request
 from curate.models.openai_backend import OpenAIBackend
 from schemas.feedback import EndpointSpec
@@ -30,29 +28,10 @@ def server(tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(CLI), "serve", str(tiny_lm), "--port", str(port), "--device", "cpu"], stdout=out, stderr=out, env=env
-        )
+    cmd = [str(CLI), "serve", str(tiny_lm), "--port", str(port), "--device", "cpu"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"transformers serve did not start:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
+    with serving(cmd, f"{url}/health", log, timeout=90, env=env):
         yield f"{url}/v1", str(tiny_lm)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_chat_completions_concurrently_in_order(server: tuple[str, str]) -> None:
