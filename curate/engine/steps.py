@@ -295,11 +295,12 @@ def finish(prep: Prepared, decision: Decision, index: int) -> dict[str, Any]:
 
 
 def feedback_key(prep: Prepared, decision: Decision, index: int, finished: dict[str, Any]) -> str:
-    """Content key of new part ``index``'s AI feedback: its finished records, the feedback section, the code."""
+    """Content key of new part ``index``'s AI feedback: its finished records (whose key carries the
+    code's fingerprint through the decision's), the feedback section and the output kind."""
     recipe = prep.plan.recipe
     assert recipe.feedback is not None
     spec = recipe.feedback.model_dump(mode="json", exclude={"calibration"})
-    return digest("feedback", finish_key(decision, index), spec, recipe.output.kind.value, code_fingerprint())
+    return digest("feedback", finish_key(decision, index), spec, recipe.output.kind.value)
 
 
 def feedback_cache(prep: Prepared) -> Path:
