@@ -44,6 +44,7 @@ from curate.feedback.cache import RequestCache
 from curate.feedback.rating import Rating
 from curate.models.backend import Completion, Messages, Request
 from curate.models.source import ModelError, ModelSource, folder_digest, load_model, load_tokenizer, resolve_source
+from curate.models.trained import find_run, run_output
 from schemas.manifests import ModelManifest, checked
 
 MANIFEST = "manifest.json"
@@ -70,20 +71,6 @@ class RewardSource:
     run: dict[str, Any] | None = None  # name, run_id, dir of a `curate train` run
 
 
-def find_run(ref: str, runs_root: str | Path) -> Path | None:
-    """The run folder ``ref`` names: a folder with ``manifest.json``, else ``NAME`` (latest) or ``NAME/RUN_ID``."""
-    for candidate in (Path(ref), Path(runs_root) / ref / "latest", Path(runs_root) / ref):
-        if (candidate / MANIFEST).is_file():
-            return candidate.resolve()
-    return None
-
-
-def _run_output(run_dir: Path, recorded: str) -> Path:
-    """The run's output folder, found next to its manifest first (a copied or moved run still loads)."""
-    near = run_dir / Path(recorded).name
-    return near if near.is_dir() else Path(recorded)
-
-
 def locate(ref: str, runs_root: str | Path = "runs/train") -> RewardSource:
     """Classify ``ref`` (see the module docstring); :class:`ModelError` says what it is and what to give."""
     run_dir = find_run(ref, runs_root)
@@ -96,10 +83,10 @@ def locate(ref: str, runs_root: str | Path = "runs/train") -> RewardSource:
                 "train one with `method: reward` and point judge.model at that run"
             )
         out = m["output"]
-        if out.get("merged") and _run_output(run_dir, out["merged"]).is_dir():
-            merged = _run_output(run_dir, out["merged"])
+        if out.get("merged") and run_output(run_dir, out["merged"]).is_dir():
+            merged = run_output(run_dir, out["merged"])
             return RewardSource(merged, None, merged, run)
-        path = _run_output(run_dir, out["path"])
+        path = run_output(run_dir, out["path"])
         if out.get("kind") == "adapter":
             base = m["base_model"]
             # the folder it trained from (a GGUF's conversion too) when still there, else its spec again

@@ -1,0 +1,4 @@
+"""Imports every built-in metric module so each registers itself (see :func:`train.eval.base.register`).
+
+Add a new metric module's import here.
+"""
