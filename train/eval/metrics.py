@@ -2,3 +2,6 @@
 
 Add a new metric module's import here.
 """
+
+import train.eval.harness
+import train.eval.safety  # noqa: F401
