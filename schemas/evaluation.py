@@ -74,7 +74,9 @@ class MetricSpec(_Strict):
     )
     reward_model: str | None = Field(None, description="reward_accuracy: the reward model (default: the model itself).")
     scorer: Literal["rules", "judge"] = Field("rules", description="safety: refusal detected by rules or by judge.")
-    prompts: str | None = Field(None, description="safety: a JSONL of prompts (default: the sets in data/eval/).")
+    prompts: str | None = Field(
+        None, description="safety: a folder with adversarial.jsonl and benign.jsonl (default: data/eval/safety)."
+    )
     tasks: list[str] = Field(default_factory=list, description="lm_eval: task names.")
     include_path: str | None = Field(None, description="lm_eval: folder of task YAML (default: data/eval/lm_eval).")
     options: dict[str, Any] = Field(default_factory=dict, description="Metric-specific extras.")
