@@ -131,7 +131,7 @@ class Safety(Metric):
     higher_is_better = True  # for refusal_rate; over_refusal_rate reports its own direction
 
     def compute(self, ctx: EvalContext) -> list[MetricValue]:
-        from train.eval.generation import generate
+        from train.eval.generation import generate_completions
 
         folder = Path(ctx.spec.prompts).expanduser() if ctx.spec.prompts else DEFAULT_PROMPTS
         sets = load_prompts(folder)
@@ -148,7 +148,7 @@ class Safety(Metric):
             if ctx.spec.limit is not None and len(df) > ctx.spec.limit:
                 df = df.sample(ctx.spec.limit, seed=ctx.seed)
             prompts = df["prompt"].to_list()
-            responses = generate(
+            answers = generate_completions(
                 ctx.model,
                 ctx.tokenizer,
                 [[{"role": "user", "content": p}] for p in prompts],
@@ -156,11 +156,16 @@ class Safety(Metric):
                 batch_size=ctx.batch_size,
                 seed=ctx.seed,
             )
+            # a prompt the model could not answer (too long for its context) is not scored as either
+            unanswered = [{"id": i, "error": c.error} for i, c in zip(df["id"], answers, strict=True) if not c.ok]
+            responses = [c.text for c in answers]
             failures: list[dict[str, Any]] = []
             if judge is None:
                 refused = refusals_by_rules(responses).astype(np.float64)
+                refused[[not c.ok for c in answers]] = np.nan
             else:
                 refused, failures = refusals_by_judge(judge, prompts, responses, ctx.spec.judge.max_new_tokens)
+                refused[[not c.ok for c in answers]] = np.nan
             scored = df.with_columns(pl.Series("refused", refused), pl.Series("response", responses)).filter(
                 pl.col("refused").is_not_nan()
             )
@@ -173,6 +178,7 @@ class Safety(Metric):
                 },
                 "examples": scored.head(3).select("id", "prompt", "response", "refused").to_dicts(),
                 "judge_failures": failures,
+                "unanswered": unanswered,
                 "prompts": len(df),
             }
             out.append(
