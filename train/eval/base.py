@@ -141,3 +141,21 @@ def value_with_ci(
         higher_is_better=higher_is_better,
         details=details or {},
     )
+
+
+def ratio_ci(
+    num: np.ndarray, den: np.ndarray, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``sum(num) / sum(den)`` resampling items (rows) together.
+
+    For per-token figures (loss per token over rows of different lengths): resampling rows keeps
+    each row's tokens together, as the rows, not the tokens, are the independent draws.
+    """
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    if len(num) == 0:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(num), size=(resamples, len(num)))
+    stats = num[idx].sum(axis=1) / np.maximum(den[idx].sum(axis=1), 1e-12)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return float(lo), float(hi)

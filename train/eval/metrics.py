@@ -4,4 +4,6 @@ Add a new metric module's import here.
 """
 
 import train.eval.harness
+import train.eval.loss
+import train.eval.preference
 import train.eval.safety  # noqa: F401
