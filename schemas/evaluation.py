@@ -115,6 +115,9 @@ class EvalSet(_Strict):
     leaked: int = Field(0, description="Rows near-duplicate to the training data, excluded.")
     leaked_examples: list[dict[str, Any]] = Field(default_factory=list, description="A few (eval id, train id, J).")
     content_hash: str | None = None
+    checked_against: str | None = Field(
+        None, description="The training data the rows were checked against (None: the model's is unknown)."
+    )
 
 
 class EvalReport(_Strict):

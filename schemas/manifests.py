@@ -219,6 +219,8 @@ class ModelManifest(_Strict):
     logs: list[Any] = []
     ref_cache: list[Any] = []
     preflight: dict[str, Any] | None = None
+    # every evaluation of this model (schemas.evaluation.EvalReport as JSON), newest last
+    evaluations: list[dict[str, Any]] = []
 
 
 class ContractError(ValueError):

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from schemas.evaluation import EvalSpec
 from schemas.recipe import _NAME, StrictModel
 
 Method = Literal["sft", "reward", "dpo", "kto", "orpo", "cpo"]
@@ -213,6 +214,11 @@ class TrainRecipe(StrictModel):
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     distributed: DistributedSpec | None = None
+    eval: EvalSpec | None = Field(
+        None,
+        description="Evaluate after training (schemas.evaluation.EvalSpec): by default on the trained version's "
+        "eval split, with the metrics listed; results go into the manifest, the card and evaluations/.",
+    )
 
     def method_spec(self) -> Any:
         """The settings section of the chosen method (defaults when the section is absent)."""

@@ -116,13 +116,33 @@ Trained by `curate train` on {m.get("created", "")} (run `{m.get("run_id", "")}`
 |---|---|
 {rows}
 
-## Use
+{_evaluations(m)}## Use
 
 ```python
 {_usage(m)}
 ```
 """
     return "\n".join(header) + body
+
+
+def _evaluations(m: dict[str, Any]) -> str:
+    """The card's evaluation section: the newest figure of each metric with its interval and n."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for report in m.get("evaluations") or []:
+        for v in report.get("metrics", []):
+            latest[(v["metric"], v.get("details", {}).get("set", ""))] = {**v, "created": report.get("created")}
+    if not latest:
+        return ""
+    rows = []
+    for (metric, on), v in latest.items():
+        ci = f"[{v['ci_low']:.4g}, {v['ci_high']:.4g}]" if v.get("ci_low") is not None else ""
+        better = "higher" if v.get("higher_is_better") else "lower"
+        rows.append(f"| {metric} | {on} | {v['value']:.4g} | {ci} | {v['n']} | {better} | {v['created']} |")
+    return (
+        "## Evaluation\n\n| metric | eval set | value | 95% CI | n | better | when |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n\nPlots and full reports: `evaluations/` beside this card.\n\n"
+    )
 
 
 def _weights(base: dict[str, Any]) -> str:

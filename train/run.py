@@ -44,6 +44,7 @@ class Outcome:
     result: TrainResult | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
+    evaluation: Any = None  # schemas.evaluation.EvalReport when the recipe has `eval:`
 
 
 def entry_point(method: str) -> Any:
@@ -100,9 +101,29 @@ def train_recipe(
         write_recipe_copy(setup)
     result = entry_point(doc.recipe.method).train(setup)
     manifest: dict[str, Any] = {}
+    evaluation = None
     if rank0:
         manifest = finish(setup, result, report)
-    return Outcome(report, setup, result, manifest, setup.run_dir)
+        if doc.recipe.eval is not None:
+            evaluation = evaluate_run(setup)
+    return Outcome(report, setup, result, manifest, setup.run_dir, evaluation)
+
+
+def evaluate_run(setup: Setup) -> Any:
+    """The recipe's ``eval:`` on the run just trained (by default the trained version's eval split)."""
+    from train.eval.runner import evaluate
+
+    r = setup.recipe
+    spec = r.eval
+    assert spec is not None
+    updates: dict[str, Any] = {}
+    if not spec.on:
+        updates["on"] = [setup.data_manifest.get("resolved") or r.dataset.ref]
+    if spec.store is None:
+        updates["store"] = str(r.dataset.store)
+    if r.dataset.eval_split and "split" not in spec.model_fields_set:
+        updates["split"] = r.dataset.eval_split
+    return evaluate(str(setup.run_dir), spec.model_copy(update=updates), runs_root=setup.run_dir.parent.parent)
 
 
 def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
