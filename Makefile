@@ -94,6 +94,7 @@ bench: $(STAMP) argilla-server
 	$(BIN)/python benchmarks/bench_flow.py
 	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python benchmarks/bench_argilla.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_eval.py
 	CURATE_LLAMA_PYTHON=$(wildcard $(CURDIR)/$(LLAMA_VENV)/bin/python) $(BIN)/python benchmarks/bench_feedback.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).
