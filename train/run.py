@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,6 +184,10 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         },
     }
     write_lineage(setup.run_dir, manifest)
+    from train.registry import register_run
+
+    name, version = register_run(setup.run_dir)
+    print(f"[train] registered as {name}@{version}", file=sys.stderr, flush=True)
     return manifest
 
 

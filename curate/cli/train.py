@@ -191,15 +191,16 @@ def models_list(root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) ->
 
 @models_app.command("show")
 def models_show(
-    model: Annotated[str, typer.Argument(help="Run folder, NAME (its latest run) or NAME/RUN_ID.")],
+    model: Annotated[str, typer.Argument(help="NAME@N, NAME@ALIAS, run folder, NAME (its latest run) or NAME/RUN_ID.")],
     root: RootOpt = Path("runs/train"),
     as_json: JsonOpt = False,
 ) -> None:
     """Show one trained run's lineage: base model, dataset version and hash, recipe hash, metrics, hardware."""
     from train.lineage import find_model
+    from train.registry import resolve
 
     try:
-        m = find_model(model, root)
+        m = find_model(str(resolve(model, root)) if "@" in model else model, root)
     except KeyError as e:
         _invalid(str(e.args[0]))
         return
