@@ -45,8 +45,12 @@ def load_reports(run_dir: str | Path) -> list[EvalReport]:
     folder = Path(run_dir) / FOLDER
     if not folder.is_dir():
         return []
-    reports = [EvalReport.model_validate(json.loads(p.read_text(encoding="utf-8"))) for p in folder.glob("*.json")]
-    return sorted(reports, key=lambda r: r.created)
+    paths = list(folder.glob("*.json"))
+    reports = [
+        (EvalReport.model_validate(json.loads(p.read_text(encoding="utf-8"))), p.stat().st_mtime_ns) for p in paths
+    ]
+    # created has one-second resolution: the write time orders reports made within the same second
+    return [r for r, _ in sorted(reports, key=lambda x: (x[0].created, x[1]))]
 
 
 def latest_value(run_dir: str | Path, metric: str, on: str | None = None) -> tuple[EvalReport, float] | None:

@@ -210,20 +210,16 @@ class Registry:
         """Write the gate's decision record (kept whether or not it promoted)."""
         folder = self.dir / "decisions"
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = decision.created.replace(":", "").replace("-", "").replace("+", "_")
-        path = folder / f"{stamp}-{decision.model.replace('@', '_v')}.json"
+        # nanoseconds first: decisions taken within one second still list in the order they were taken
+        path = folder / f"{time.time_ns()}-{decision.model.replace('@', '_v')}.json"
         _write_atomic(path, decision.model_dump_json(indent=2))
         return path
 
     def decisions(self) -> list[PromotionDecision]:
         """Every decision, oldest first."""
         folder = self.dir / "decisions"
-        found = (
-            [PromotionDecision.model_validate_json(p.read_text()) for p in folder.glob("*.json")]
-            if folder.is_dir()
-            else []
-        )
-        return sorted(found, key=lambda d: d.created)
+        paths = sorted(folder.glob("*.json"), key=lambda p: int(p.name.split("-", 1)[0])) if folder.is_dir() else []
+        return [PromotionDecision.model_validate_json(p.read_text(encoding="utf-8")) for p in paths]
 
     @contextmanager
     def locked(self) -> Iterator[None]:
