@@ -39,6 +39,9 @@ EXPECTED_KIND = {
     "orpo": ("preference",),
     "cpo": ("preference",),
     "kto": ("kto",),
+    # online RL samples its own completions: any dataset with prompts (sft: the turns before the last answer)
+    "rloo": ("preference", "kto", "alpaca", "sft"),
+    "grpo": ("preference", "kto", "alpaca", "sft"),
 }
 KIND_HINT = {
     "sft": "messages",

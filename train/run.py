@@ -154,6 +154,7 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         },
         "logs": setup.logs,
         "ref_cache": result.ref_cache_events,
+        **result.extra,
         "preflight": report.as_dict(),
         "output": {
             "kind": result.output_kind,
