@@ -139,8 +139,9 @@ def _check_rule(doc: LoadedTrainRecipe, loc: tuple[Any, ...], fn: RewardFunction
     try:
         pl.Series([""]).str.contains(fn.pattern)
     except pl.exceptions.PolarsError as e:
-        first = str(e).strip().splitlines()[0]
-        return [p((*loc, "pattern"), f"not a valid regular expression (Rust regex syntax, no look-around): {first}")]
+        lines = [s.strip() for s in str(e).splitlines()]
+        why = next((s.removeprefix("error: ") for s in lines if s.startswith("error:")), lines[0] if lines else "")
+        return [p((*loc, "pattern"), f"not a valid regular expression (Rust regex syntax): {why}")]
     return []
 
 
