@@ -4,7 +4,7 @@ against a KL term (``beta``) to where it started.
 
 - **Checks before anything loads** (:func:`check_online`, part of the compatibility matrix):
   ``num_generations`` >= 2 and dividing the effective batch, at least one reward, one weight per reward,
-  rule patterns that compile, the reward model found.
+  rule patterns that compile; in pre-flight (:func:`check_reward_model`), the reward model is found.
 - **Prompts** (:func:`prompt_dataset`): the ``prompt`` column of a preference, KTO or Alpaca dataset
   version; an SFT conversation without its final assistant turn.
 - **Rewards** (:func:`reward_functions`): the reward model (:func:`resolve_reward_model`, loaded by
@@ -113,13 +113,24 @@ def check_online(doc: LoadedTrainRecipe) -> list[Problem]:
     names = reward_names(spec)
     if len(set(names)) != len(names):
         out.append(p((m, "reward_functions"), f"reward names repeat ({', '.join(names)}); give each a distinct name"))
-    if spec.reward_model is not None:
-        try:
-            resolve_reward_model(spec.reward_model, r.output.dir, f"{m}.reward_model")
-        except ModelError as e:
-            msg = str(e).removeprefix(f"{m}.reward_model: ")
-            out.append(p((m, "reward_model"), msg))
     return out
+
+
+def check_reward_model(recipe: TrainRecipe) -> tuple[str, str, str] | None:
+    """The pre-flight check of the reward model (found, and a reward model; no weights load):
+    ``(level, message, field)``, or ``None`` when the method has no reward model."""
+    if recipe.method not in ONLINE_METHODS or recipe.method_spec().reward_model is None:
+        return None
+    field = f"{recipe.method}.reward_model"
+    ref = recipe.method_spec().reward_model
+    try:
+        src = resolve_reward_model(ref, recipe.output.dir, field)
+    except ModelError as e:
+        return "error", str(e).removeprefix(f"{field}: "), field
+    if src.manifest is None:
+        return "ok", f"{ref}: a reward model folder (no `curate train` lineage)", field
+    ds = src.manifest.get("dataset", {})
+    return "ok", f"run {src.manifest['name']}/{src.manifest['run_id']}, trained on {ds.get('ref')}", field
 
 
 def _check_rule(doc: LoadedTrainRecipe, loc: tuple[Any, ...], fn: RewardFunctionSpec) -> list[Problem]:

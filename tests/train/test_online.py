@@ -13,7 +13,7 @@ from schemas.train_recipe import RewardFunctionSpec
 from schemas.train_recipe_loader import load_train_recipe_doc
 from train.compat import check_compat
 from train.online import prompt_dataset, rule_reward, step_summary
-from train.run import train_recipe
+from train.run import PreflightError, train_recipe
 
 BASE = "name: t\nmodel: {base: m}\ndataset: {ref: d@1}\n"
 LETTER_E = "{type: contains, pattern: e, max_count: 8, name: letter_e}"
@@ -32,7 +32,8 @@ def problems(text: str, tmp_path: Path | None = None) -> list[str]:
             "t.yaml:5: grpo.num_generations: GRPO compares each completion with the others",
         ),
         (
-            f"method: rloo\ntraining: {{batch_size: 6}}\nrloo: {{num_generations: 4, reward_functions: [{LETTER_E}]}}\n",
+            f"method: rloo\ntraining: {{batch_size: 6}}\nrloo: {{num_generations: 4, reward_functions: [{LETTER_E}]}}"
+            "\n",
             "t.yaml:5: training.batch_size: the effective batch (batch_size 6 x grad_accum 1 x 1 process(es) = 6 "
             "completions) must hold whole groups of rloo.num_generations=4; set training.batch_size: 8",
         ),
@@ -53,7 +54,6 @@ def problems(text: str, tmp_path: Path | None = None) -> list[str]:
             f"method: grpo\ngrpo: {{num_generations: 2, reward_functions: [{LETTER_E}, {LETTER_E}]}}\n",
             "grpo.reward_functions: reward names repeat (letter_e, letter_e)",
         ),
-        ("method: grpo\ngrpo: {num_generations: 2, reward_model: rm@champion}\n", "grpo.reward_model: 'rm@champion' is"),
     ],
 )
 def test_online_recipes_are_refused_before_anything_loads(text: str, expected: str) -> None:
@@ -61,12 +61,37 @@ def test_online_recipes_are_refused_before_anything_loads(text: str, expected: s
     assert any(expected in p for p in found), found
 
 
-def test_a_missing_reward_model_is_named_with_where_it_was_looked_for(tmp_path: Path) -> None:
-    found = problems("method: grpo\ngrpo: {num_generations: 2, reward_model: my-rm}\n", tmp_path)
-    assert found == [
-        f"t.yaml:6: grpo.reward_model: 'my-rm' is neither a `curate train` run (no manifest.json; also looked under "
-        f"{tmp_path}/my-rm) nor a model folder; list runs with `curate models list --root {tmp_path}`"
-    ]
+def test_a_missing_reward_model_fails_pre_flight_naming_where_it_was_looked_for(train_doc, tmp_path: Path) -> None:
+    doc = train_doc("grpo", dataset="pairs", extra="grpo: {num_generations: 2, reward_model: my-rm}\n")
+    with pytest.raises(PreflightError) as e:
+        train_recipe(doc, dry_run=True)
+    [check] = [c for c in e.value.report.checks if c.name == "reward"]
+    assert (check.level, check.field) == ("error", "grpo.reward_model")
+    runs = tmp_path / "runs"
+    assert check.message == (
+        f"'my-rm' is neither a `curate train` run (no manifest.json; also looked under {runs}/my-rm) nor a model "
+        f"folder; list runs with `curate models list --root {runs}`"
+    )
+    assert not runs.exists()  # nothing was written
+
+
+def test_a_registry_alias_is_refused_until_there_is_a_registry(train_doc) -> None:
+    doc = train_doc("rloo", dataset="pairs", extra="rloo: {num_generations: 2, reward_model: rm@champion}\n")
+    with pytest.raises(PreflightError, match=r"\[rloo.reward_model\]: 'rm@champion' is a registry alias"):
+        train_recipe(doc, dry_run=True)
+
+
+def test_an_sft_run_is_no_reward_model(train_doc, tmp_path: Path) -> None:
+    sft = train_recipe(train_doc("sft", training={"max_steps": 1})).manifest
+    doc = train_doc("grpo", dataset="pairs", extra=f"grpo: {{num_generations: 2, reward_model: {sft['name']}}}\n")
+    with pytest.raises(PreflightError) as e:
+        train_recipe(doc, dry_run=True)
+    assert "is a `curate train` run of method sft, not a reward model" in e.value.report.format()
+    ok = train_recipe(
+        train_doc("grpo", dataset="pairs", extra=f"grpo: {{num_generations: 2, reward_functions: [{LETTER_E}]}}\n"),
+        dry_run=True,
+    )
+    assert ok.report.ok
 
 
 def test_rule_rewards_score_whole_batches() -> None:
