@@ -318,7 +318,7 @@ def step_summary(logs: list[dict[str, Any]]) -> dict[str, float]:
         if values:
             out[f"{name}_first"] = values[0]
             out[f"{name}_last"] = values[-1]
-            out[f"{name}_mean"] = round(sum(values) / len(values), 6)
+            out[f"{name}_mean"] = sum(values) / len(values)
     if steps:
         out["steps_logged"] = len(steps)
     return out

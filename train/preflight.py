@@ -329,6 +329,8 @@ def _check_masking(
     )
     if method == "reward":
         what = "the score at the last token (no token loss)"
+    if method in ("rloo", "grpo"):
+        what = "completions the policy samples for each prompt (the dataset's answers are not used)"
     report.add("masking", "ok", f"loss on {what}")
 
 

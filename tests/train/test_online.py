@@ -135,5 +135,24 @@ def test_a_rule_reward_preferring_a_letter_rises_over_a_few_dozen_steps(train_do
     assert "**Rewards**: letter_e x 1" in (out.run_dir / "README.md").read_text()
 
 
+@pytest.mark.parametrize(("method", "adapter"), [("rloo", "lora"), ("grpo", "qlora"), ("rloo", "none")])
+def test_each_method_and_adapter_trains_and_saves(train_doc, method: str, adapter: str) -> None:
+    section = f"{{num_generations: 2, max_completion_length: 4, beta: 0.1, reward_functions: [{LETTER_E}]}}"
+    doc = train_doc(
+        method,
+        adapter=adapter,
+        dataset="unpaired",
+        training={"max_steps": 2, "batch_size": 4},
+        extra=f"{method}: {section}\n",
+    )
+    out = train_recipe(doc)
+    m = out.manifest
+    kind = "model" if adapter == "none" else "adapter"
+    assert m["output"]["kind"] == kind and (out.run_dir / kind).is_dir()
+    steps = [e for e in m["logs"] if "reward" in e]
+    assert len(steps) == 2 and all(isinstance(e["kl"], float) for e in steps)
+    assert all(0 < e["completions/mean_length"] <= 4 for e in steps)
+
+
 def test_step_summary_ignores_steps_without_rewards() -> None:
     assert step_summary([{"step": 3, "train_loss": 0.1}]) == {}
