@@ -106,6 +106,10 @@ class RewardModelJudge:
     def _load(ref: str, device: str, runs_root: str | Path) -> tuple[Any, Any, dict[str, Any]]:
         return load_reward_model(ref, device, runs_root)
 
+    def identity(self) -> dict[str, Any]:
+        """The judge kind, the base/classifier weights' identity and the adapter's hash."""
+        return {"kind": self.kind, **self._identity}
+
     def _cache_identity(self) -> dict[str, Any]:
         # where the files lie is no part of the scores: moving a run must not empty the cache
         ident = {k: v for k, v in self._identity.items() if k not in ("run", "adapter")}
