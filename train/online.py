@@ -34,6 +34,7 @@ from curate.models.source import ModelError
 from schemas.recipe_loader import Problem
 from schemas.train_recipe import ONLINE_METHODS, OnlineSpec, RewardFunctionSpec, TrainRecipe
 from schemas.train_recipe_loader import LoadedTrainRecipe
+from train.common import Setup, TrainResult, build_model, config_kwargs, progress_callback, run_trainer
 
 REWARD_MODEL_NAME = "reward_model"  # the reward model's name in TRL's logs: rewards/reward_model/mean
 
@@ -194,8 +195,10 @@ def rule_reward(spec: RewardFunctionSpec) -> Callable[..., list[float]]:
 
 
 def prompt_dataset(dataset: Any, kind: str) -> Any:
-    """The prompts of a loaded dataset version as a ``datasets.Dataset`` with one ``prompt`` column
-    (conversational): SFT conversations lose their final assistant turn; rows left with no message drop."""
+    """The distinct prompts of a loaded dataset version as a ``datasets.Dataset`` with one ``prompt``
+    column (conversational), in first-seen order: SFT conversations lose their final assistant turn;
+    rows left with no message drop; a prompt shared by several pairs or KTO rows is sampled as one
+    (the policy generates its own completions, so repeats would only weigh that prompt more)."""
     import datasets
     import polars as pl
 
@@ -207,7 +210,7 @@ def prompt_dataset(dataset: Any, kind: str) -> Any:
     else:
         prompt = pl.col("prompt")
     out = df.select(prompt.alias("prompt")).filter(pl.col("prompt").list.len() > 0)
-    return datasets.Dataset(out.to_arrow())
+    return datasets.Dataset(out.unique(subset="prompt", maintain_order=True).to_arrow())
 
 
 def reward_functions(recipe: TrainRecipe, device: str) -> tuple[list[Any], list[Any], dict[str, Any] | None]:
@@ -244,10 +247,8 @@ def load_reward(ref: str, runs_root: str | Path, device: str, field: str) -> tup
     return model, tok, lineage
 
 
-def config_args(setup: Any, spec: OnlineSpec) -> dict[str, Any]:
+def config_args(setup: Setup, spec: OnlineSpec) -> dict[str, Any]:
     """TRL RLOOConfig/GRPOConfig arguments from the recipe (the shared loop settings plus the method's)."""
-    from train.common import config_kwargs
-
     kw = config_kwargs(setup)
     kw.pop("max_length", None)  # online configs bound the completion (max_completion_length), not the pair
     kw.update(
@@ -267,19 +268,18 @@ def config_args(setup: Any, spec: OnlineSpec) -> dict[str, Any]:
     return kw
 
 
-def train_online(setup: Any, config: Any, trainer_cls: Any) -> Any:
-    """Build the policy, the rewards and the trainer; train; return the result with the reward lineage
-    and the per-step summary (``setup`` is :class:`train.common.Setup`)."""
-    from train.common import build_model, progress_callback, run_trainer
-
+def train_online(setup: Setup, config: Any, trainer_cls: Any) -> TrainResult:
+    """Build the policy, the rewards and the trainer (TRL's ``RLOOTrainer`` or ``GRPOTrainer`` with its
+    ``config``); train; return the result with the reward lineage and the per-step summary."""
     r = setup.recipe
     funcs, reward_tokenizers, lineage = reward_functions(r, setup.defaults.device)
     model, optimizers = build_model(setup, task="causal", lr=config.learning_rate)
+    prompts = prompt_dataset(setup.train_dataset, setup.kind)
     trainer = trainer_cls(
         model=model,
         reward_funcs=funcs,
         args=config,
-        train_dataset=prompt_dataset(setup.train_dataset, setup.kind),
+        train_dataset=prompts,
         eval_dataset=prompt_dataset(setup.eval_dataset, setup.kind) if setup.eval_dataset is not None else None,
         processing_class=setup.tokenizer,
         reward_processing_classes=reward_tokenizers,
@@ -287,7 +287,7 @@ def train_online(setup: Any, config: Any, trainer_cls: Any) -> Any:
         callbacks=[progress_callback(setup)],
     )
     result = run_trainer(setup, trainer, task="causal")
-    result.metrics.update(step_summary(setup.logs))
+    result.metrics.update(step_summary(setup.logs), prompts=len(prompts))
     result.extra["reward_model"] = lineage
     result.extra["rewards"] = {
         "names": reward_names(r.method_spec()),

@@ -128,6 +128,17 @@ def _letter_run(train_doc, learning_rate: float):
     return out, statistics.mean(rewards[:5]), statistics.mean(rewards[-5:]), rewards
 
 
+def test_a_prompt_shared_by_several_rows_is_sampled_once() -> None:
+    import datasets
+
+    why, how = [{"role": "user", "content": "Why?"}], [{"role": "user", "content": "How?"}]
+    rows = [
+        {"prompt": p, "completion": [{"role": "assistant", "content": a}], "label": good}
+        for p, a, good in [(why, "x", True), (why, "y", False), (how, "z", True)]
+    ]
+    assert prompt_dataset(datasets.Dataset.from_list(rows), "kto")["prompt"] == [why, how]
+
+
 def test_a_rule_reward_preferring_a_letter_rises_over_a_few_dozen_steps(train_doc) -> None:
     """The reward counts the letter e in 8 sampled tokens (full marks at 8): about 0.2 at random."""
     out, first, last, rewards = _letter_run(train_doc, 0.01)
