@@ -58,8 +58,10 @@ def entry_point(method: str) -> Any:
 
 def preflight(setup: Setup) -> PreflightReport:
     """All pre-flight checks for ``setup`` (dataset, template, tokens, masking, lengths, memory)."""
+    from train.online import check_reward_model
+
     r = setup.recipe
-    return run_checks(
+    report = run_checks(
         r.method,
         setup.kind,
         setup.train_dataset,
@@ -69,6 +71,10 @@ def preflight(setup: Setup) -> PreflightReport:
         memory_check(setup),
         setup.data_manifest.get("resolved", ""),
     )
+    reward = check_reward_model(r)  # rloo / grpo: the reward model exists and is one (no weights load)
+    if reward is not None:
+        report.add("reward", reward[0], reward[1], reward[2])
+    return report
 
 
 def train_recipe(
@@ -176,6 +182,7 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         },
         "logs": setup.logs,
         "ref_cache": result.ref_cache_events,
+        **result.extra,
         "preflight": report.as_dict(),
         "output": {
             "kind": result.output_kind,

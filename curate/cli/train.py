@@ -36,6 +36,8 @@ TRAIN_EPILOG = """Examples:
 
   curate train recipes/train/preferences_dpo.yaml --json | jq .output
 
+  curate train recipes/train/preferences_grpo.yaml           # GRPO from an SFT run against a reward run
+
   curate models list
 """
 
@@ -71,7 +73,7 @@ def train_command(
     as_json: JsonOpt = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
-    """Train a model from a train recipe: SFT, reward, DPO, KTO (ORPO, CPO) with LoRA / QLoRA / DoRA.
+    """Train a model from a train recipe: SFT, reward, DPO, KTO (ORPO, CPO), RLOO/GRPO with LoRA / QLoRA / DoRA.
 
     The recipe is validated (all problems at once, with lines), incompatible combinations are
     refused, then pre-flight checks the dataset against the method, the chat template, pad/EOS,
@@ -141,6 +143,9 @@ def train_command(
         f"(content {m['dataset']['content_hash'][:12]}): train_loss {m['metrics'].get('train_loss', 'n/a')}",
         markup=False,
     )
+    if "reward_first" in m["metrics"]:  # rloo / grpo
+        mt = m["metrics"]
+        out.print(f"reward {mt['reward_first']:.4g} (first step) -> {mt['reward_last']:.4g} (last step)", markup=False)
     out.print(f"{o['kind']}: {o['path']}", markup=False)
     if o.get("merged"):
         out.print(f"merged model: {o['merged']}", markup=False)
