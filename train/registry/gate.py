@@ -92,9 +92,11 @@ def check_change(metric: str, cand: MetricValue, champ: MetricValue, rule: Chang
 def decide(candidate: str, gate: GateSpec, root: str | Path = "runs/train") -> PromotionDecision:
     """The gate's verdict on ``candidate`` (``NAME@N``) against the holder of ``gate.alias``."""
     name, tag = parse_ref(candidate)
-    if tag is None or not tag.isdigit():
-        raise RegistryError(f"promote: give the candidate as NAME@N (a version), not {candidate!r}")
     reg = Registry(root, name)
+    if tag == "latest" and reg.versions():
+        tag = str(max(reg.versions()))
+    if tag is None or not tag.isdigit():
+        raise RegistryError(f"promote: give the candidate as NAME@N (a version) or NAME@latest, not {candidate!r}")
     cand_dir = reg.run_dir(int(tag))
     holder = reg.aliases().get(gate.alias)
     champion = f"{name}@{holder}" if holder is not None and holder != int(tag) else None
@@ -196,7 +198,7 @@ def promote(
     """Run the gate (none: no criteria), record the decision, and move ``alias`` on a pass or ``force``."""
     spec = (gate or GateSpec()).model_copy(update={"alias": alias}) if gate is None or gate.alias != alias else gate
     decision = decide(candidate, spec, root)
-    name, tag = parse_ref(candidate)
+    name, tag = parse_ref(decision.model)
     reg = Registry(root, name)
     if decision.passed or force:
         note = why or decision.reason
