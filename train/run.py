@@ -162,6 +162,10 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         },
     }
     write_lineage(setup.run_dir, manifest)
+    from train.registry import register_run
+
+    if setup.run_dir.parent.name == r.name:  # a run in output.dir/NAME/ (not a caller's own folder)
+        register_run(setup.run_dir)  # becomes the immutable version NAME@N
     return manifest
 
 
