@@ -102,8 +102,9 @@ def _versions_by_run(root: Path) -> dict[str, tuple[str, list[str]]]:
 
 @models_app.command("list")
 def models_list(root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) -> None:
-    """List trained runs, newest first: version, aliases, method, adapter, dataset version, loss, folder."""
-    from rich.table import Table
+    """List trained runs, newest first: version NAME@N and aliases, method, adapter, dataset version, loss, folder."""
+    from rich.markup import escape
+    from rich.table import Column, Table
 
     from train.lineage import list_models
 
@@ -118,12 +119,13 @@ def models_list(root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) ->
     if not found:
         out.print(f"no trained models under {root} (curate train RECIPE)", markup=False)
         return
-    table = Table("version", "aliases", "run", "method", "adapter", "dataset", "train_loss", "folder")
+    table = Table("run", "method", "adapter", "dataset", "train_loss", "folder")
+    table.columns.insert(0, Column(escape("model [aliases]"), no_wrap=True))
     for m in found:
         loss = m.get("metrics", {}).get("train_loss")
+        tags = f" [{', '.join(m['aliases'])}]" if m["aliases"] else ""
         table.add_row(
-            m["version"] or f"{m['name']} (unregistered)",
-            ", ".join(m["aliases"]),
+            escape((m["version"] or f"{m['name']} (unregistered)") + tags),
             m["run_id"],
             m["method"],
             m.get("adapter", {}).get("type", ""),
@@ -362,6 +364,7 @@ def models_compare(
 ) -> None:
     """Metrics of A and B side by side with intervals (saved evaluations on common eval sets), plus the
     paired judge win rate when one was evaluated against the other."""
+    from rich.markup import escape
     from rich.table import Table
 
     from train.registry import compare_models
@@ -395,9 +398,9 @@ def models_compare(
             f"no saved evaluations of {a} and {b} on common eval sets: run `curate eval MODEL --on DATASET@VERSION` "
             "for both on the same dataset version"
         )
-    table = Table("metric", "eval sets", f"A {a}", f"B {b}", "better")
+    table = Table("metric", "eval sets", escape(f"A {a}"), escape(f"B {b}"), "better")
     for r in c.rows:
-        table.add_row(r.metric, ", ".join(r.sets), r.a.interval(), r.b.interval(), r.better)
+        table.add_row(*(escape(x) for x in (r.metric, ", ".join(r.sets), r.a.interval(), r.b.interval(), r.better)))
     out.print(table)
     if c.win_rate is not None:
         out.print(
