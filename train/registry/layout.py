@@ -6,7 +6,7 @@ Layout (beside the runs of one name, ``ROOT/NAME/``, where ``ROOT`` is a train r
     ROOT/NAME/registry/versions/N.json   one immutable version each (NAME@N -> RUN_ID)
     ROOT/NAME/registry/aliases/A.json    where alias A points now (replaced atomically)
     ROOT/NAME/registry/log.jsonl         every alias move (schemas.evaluation.AliasEvent)
-    ROOT/NAME/registry/decisions/*.json  every gate decision (schemas.evaluation.PromotionDecision)
+    ROOT/NAME/registry/decisions/*.json  every gate decision, numbered in order (schemas.evaluation.PromotionDecision)
     ROOT/NAME/registry/.lock             flock'ed by whoever moves an alias or registers a run
 
 Files are written whole to a temp name and then renamed (``os.replace`` / ``os.link``), so a reader

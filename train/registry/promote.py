@@ -22,15 +22,15 @@ from train.registry.resolve import version_for
 
 
 def save_decision(root: str | Path, name: str, decision: PromotionDecision) -> Path:
-    """Write ``decision`` to ``ROOT/NAME/registry/decisions/STAMP-NAME@N-ALIAS.json`` atomically."""
+    """Write ``decision`` to ``ROOT/NAME/registry/decisions/SEQ-STAMP-NAME_vN-ALIAS.json`` atomically."""
     folder = registry_dir(root, name) / "decisions"
     folder.mkdir(exist_ok=True)
     stamp = decision.created.replace(":", "").replace("-", "").replace("+", "_")
-    base = f"{stamp}-{decision.model.replace('@', '_v')}-{decision.alias}"
-    path, i = folder / f"{base}.json", 1
-    while path.exists():  # two decisions in one second
-        path, i = folder / f"{base}.{i}.json", i + 1
-    return write_atomic(path, decision.model_dump_json(indent=2))
+    seq = len(list(folder.glob("*.json"))) + 1  # orders decisions made within one second
+    tail = f"{stamp}-{decision.model.replace('@', '_v')}-{decision.alias}.json"
+    while (folder / f"{seq:06d}-{tail}").exists():
+        seq += 1
+    return write_atomic(folder / f"{seq:06d}-{tail}", decision.model_dump_json(indent=2))
 
 
 def list_decisions(root: str | Path, name: str) -> list[PromotionDecision]:
@@ -38,8 +38,8 @@ def list_decisions(root: str | Path, name: str) -> list[PromotionDecision]:
     folder = Path(root) / name / REGISTRY / "decisions"
     if not folder.is_dir():
         return []
-    found = [PromotionDecision.model_validate_json(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")]
-    return sorted(found, key=lambda d: d.created)
+    paths = sorted(folder.glob("*.json"))  # NNNNNN-...: the order they were made in
+    return [PromotionDecision.model_validate_json(p.read_text(encoding="utf-8")) for p in paths]
 
 
 def promote(
