@@ -8,7 +8,8 @@ only part of ``curate`` that may import ``flows`` and ``train``.
 - :mod:`curate.cli.catalog`: ``converters``, ``filters``, ``schema``
 - :mod:`curate.cli.datasets`: ``datasets list|show|diff|export``
 - :mod:`curate.cli.annotate`: ``argilla ...`` and ``annotate push|pull|status|wait``
-- :mod:`curate.cli.train`: ``train`` and ``models list|show|merge``
+- :mod:`curate.cli.train`: ``train``
+- :mod:`curate.cli.models`: ``models list|show|merge|register|gate|promote|rollback|history|compare|export``
 - :mod:`curate.cli.feedback`: ``feedback calibrate|prompts``
 """
 
