@@ -13,7 +13,7 @@ from pathlib import Path
 
 from schemas.evaluation import EvalReport, MetricValue
 from train.eval.results import load_reports
-from train.registry.gate import newest
+from train.registry.gate import against_dir, newest
 from train.registry.resolve import resolve
 
 
@@ -50,14 +50,7 @@ class Comparison:
 
 
 def _against(reports: list[EvalReport], other: Path, root: str | Path) -> list[EvalReport]:
-    out = []
-    for r in reports:
-        try:
-            if r.against and resolve(r.against, root) == other:
-                out.append(r)
-        except KeyError:
-            continue
-    return out
+    return [r for r in reports if against_dir(r, root) == other]
 
 
 def _flip(v: MetricValue) -> MetricValue:

@@ -22,13 +22,14 @@ Example:
 from __future__ import annotations
 
 import typing
+from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.evaluation import Bound, ChangeRule, Criterion, EvalReport, GateSpec, MetricValue, PromotionDecision
 from train.eval.results import load_reports
-from train.registry.aliases import read_alias
+from train.registry.aliases import alias_log, read_alias
 from train.registry.layout import RegistryError, now
-from train.registry.resolve import resolve, version_for
+from train.registry.resolve import resolve, split_ref, version_for
 from train.registry.versions import ModelVersion, get_version
 
 Figure = tuple[MetricValue, EvalReport]
@@ -151,13 +152,43 @@ def change_criterion(
     )
 
 
-def _is_against(report: EvalReport, champion_dir: Path, root: str | Path) -> bool:
-    if not report.against:
-        return False
+def _when(iso: str) -> datetime | None:
     try:
-        return resolve(report.against, root) == champion_dir.resolve()
+        t = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def against_dir(report: EvalReport, root: str | Path) -> Path | None:
+    """The run folder ``report.against`` named *when the evaluation ran* (None: not a known run).
+
+    ``NAME@ALIAS`` is read from the alias log as of ``report.created``, so an evaluation against
+    ``chat@champion`` still counts against the champion of its day after the alias has moved on.
+    """
+    if not report.against:
+        return None
+    name, tag = split_ref(report.against)
+    created = _when(report.created)
+    if tag is not None and not tag.isdigit() and tag != "latest" and created is not None:
+        version = None
+        for e in alias_log(root, name, tag):
+            moved = _when(e.when)
+            if moved is not None and moved <= created:
+                version = e.version
+        if version is not None:
+            try:
+                return get_version(root, name, version).run_dir(root).resolve()
+            except KeyError:
+                return None
+    try:
+        return resolve(report.against, root)
     except KeyError:
-        return False
+        return None
+
+
+def _is_against(report: EvalReport, champion_dir: Path, root: str | Path) -> bool:
+    return against_dir(report, root) == champion_dir.resolve()
 
 
 def win_rate_criterion(

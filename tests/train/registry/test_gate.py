@@ -128,3 +128,22 @@ def test_decisions_in_one_second_do_not_overwrite(root, make_run, champion):
     d = decide("chat@1", GATE, root)
     paths = {save_decision(root, "chat", d) for _ in range(3)}
     assert len(paths) == 3
+
+
+def test_win_rate_against_an_alias_counts_against_the_champion_of_its_day(root, make_run, champion):
+    import time
+
+    from train.registry.layout import now
+
+    make_run("chat", "r2")
+    v3 = make_run("chat", "r3")
+    # chat@3 was judged against chat@champion while the champion was chat@1 ...
+    save_eval(v3, {"judge_win_rate": (0.8, 0.7, 0.9, True)}, against="chat@champion", created=now())
+    time.sleep(1.1)  # alias times are to the second
+    promote("chat@2", root=root)  # ... and the champion has moved on since
+    gate = GateSpec(win_rate=WinRateRule())
+    d = decide("chat@3", gate, root)
+    assert d.champion == "chat@2" and not d.passed
+    assert "no judge_win_rate of chat@3 against the champion chat@2" in d.criteria[0].detail
+    save_eval(v3, {"judge_win_rate": (0.6, 0.55, 0.65, True)}, against="chat@2", created=now())
+    assert decide("chat@3", gate, root).criteria[0].candidate == 0.55
