@@ -86,6 +86,25 @@ def _expected() -> Iterator[None]:
         _invalid(str(e))
 
 
+def gate_file_or_none(path: Path) -> Any:
+    """The :class:`GateSpec` in ``path`` when it is a gate file (top key ``gate:``), else None.
+
+    For ``curate validate``; raises :class:`schemas.recipe_loader.RecipeError` for an invalid gate file.
+    """
+    from ruamel.yaml import YAML
+
+    from train.registry import load_gate_text
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = YAML(typ="safe").load(text)
+    except Exception:  # unreadable or not YAML: the recipe loader says why
+        return None
+    if not isinstance(doc, dict) or "gate" not in doc:
+        return None
+    return load_gate_text(text, str(path))
+
+
 def _versions_by_run(root: Path) -> dict[str, tuple[str, list[str]]]:
     """run folder -> (NAME@N, aliases) for every registered run under ``root``."""
     from train.registry import list_aliases, list_versions

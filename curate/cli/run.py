@@ -31,9 +31,17 @@ def validate(
 ) -> None:
     """Check a recipe without running it: keys, types, converter chains, options, inputs and columns.
 
-    Every problem is listed with its YAML path and line.
+    Every problem is listed with its YAML path and line. A promotion gate file (``gate:``) is checked as one.
     """
+    from curate.cli.models import gate_file_or_none
+
     try:
+        if (gate := gate_file_or_none(recipe)) is not None:
+            if as_json:
+                print(json.dumps({"ok": True, "gate": gate.model_dump()}))
+            else:
+                out.print(f"[green]ok[/]: promotion gate (moves {gate.alias})")
+            return
         p = load_and_plan(recipe, peek=peek)
     except RecipeError as e:
         _fail_recipe(e, as_json)

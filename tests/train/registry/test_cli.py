@@ -122,3 +122,12 @@ def test_export_refuses_a_non_empty_folder(root, make_run, tmp_path):
     code, _, err = curate("export", "chat@1", "--to", str(tmp_path / "full"), "--root", str(root))
     assert code == 2 and "exists and is not empty" in err
     assert (tmp_path / "full" / "x").read_text() == "keep me"
+
+
+def test_curate_validate_checks_gate_files(tmp_path):
+    ok = CliRunner().invoke(app, ["validate", str(GATE_YAML), "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["gate"]["floors"]["refusal_rate"] == {"min": 0.8, "max": None}
+    bad = tmp_path / "gate.yaml"
+    bad.write_text("gate:\n  against_champion:\n    bleu: {min_change: lots}\n")
+    r = CliRunner().invoke(app, ["validate", str(bad)])
+    assert r.exit_code == 2 and f"{bad}:3: gate.against_champion.bleu.min_change" in r.stderr
