@@ -99,8 +99,12 @@ def move_locked(reg: Path, path: Path, name: str, alias: str, version: int | Non
     return event
 
 
-def rollback_target(events: list[AliasEvent]) -> int | None:
-    """The version an alias had before its current one, replaying its log as a stack (None: nothing to go back to)."""
+def rollback_target(events: list[AliasEvent], current: int | None = None) -> int | None:
+    """The version an alias had before ``current``, replaying its log as a stack (None: nothing to go back to).
+
+    A move whose log line was lost (killed between the rename and the append) still counts: when the
+    alias file disagrees with the log, the file's ``current`` is pushed on top.
+    """
     stack: list[int | None] = []
     for e in events:
         if e.action == "rollback":
@@ -108,6 +112,8 @@ def rollback_target(events: list[AliasEvent]) -> int | None:
                 stack.pop()
         else:
             stack.append(e.version)
+    if current is not None and (not stack or stack[-1] != current):
+        stack.append(current)
     return stack[-2] if len(stack) >= 2 else None
 
 
@@ -116,10 +122,9 @@ def rollback(root: str | Path, name: str, alias: str = "champion", why: str = ""
     reg = registry_dir(root, name)
     path = alias_path(root, name, alias)
     with locked(reg):
-        events = alias_log(root, name, alias)
-        target = rollback_target(events)
+        current = read_alias(root, name, alias)
+        target = rollback_target(alias_log(root, name, alias), current)
         if target is None:
-            current = read_alias(root, name, alias)
             where = f"{name}@{alias} is {name}@{current}" if current is not None else f"{name}@{alias} is not set"
             raise RegistryError(f"nothing to roll back to: {where} and the log holds no earlier target")
         return move_locked(reg, path, name, alias, target, "rollback", why)
