@@ -98,3 +98,4 @@ def test_sigkill_during_promotion_leaves_old_or_new_version(root, make_run, poin
     promote("chat@2", root=root, why="after the crash")
     assert time.monotonic() - start < 10
     assert read_alias(root, "chat", "champion") == 2
+    assert rollback(root, "chat").version == 1  # the log still leads back to the champion before
