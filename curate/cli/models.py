@@ -105,6 +105,25 @@ def gate_file_or_none(path: Path) -> Any:
     return load_gate_text(text, str(path))
 
 
+def validate_gate_file(path: Path, as_json: bool) -> bool:
+    """``curate validate`` of a gate file: True when ``path`` is one (checked and reported; exit 2 if invalid)."""
+    from curate.cli.app import _fail_recipe
+    from schemas.recipe_loader import RecipeError
+
+    try:
+        gate = gate_file_or_none(path)
+    except RecipeError as e:
+        _fail_recipe(e, as_json)
+        return True
+    if gate is None:
+        return False
+    if as_json:
+        _json({"ok": True, "gate": gate.model_dump()})
+    else:
+        out.print(f"ok: promotion gate (moves {gate.alias})", markup=False)
+    return True
+
+
 def _versions_by_run(root: Path) -> dict[str, tuple[str, list[str]]]:
     """run folder -> (NAME@N, aliases) for every registered run under ``root``."""
     from train.registry import list_aliases, list_versions

@@ -31,17 +31,13 @@ def validate(
 ) -> None:
     """Check a recipe without running it: keys, types, converter chains, options, inputs and columns.
 
-    Every problem is listed with its YAML path and line. A promotion gate file (``gate:``) is checked as one.
+    Every problem is listed with its YAML path and line.
     """
-    from curate.cli.models import gate_file_or_none
+    from curate.cli.models import validate_gate_file  # a promotion gate (`gate:`) is checked as one
 
+    if validate_gate_file(recipe, as_json):
+        return
     try:
-        if (gate := gate_file_or_none(recipe)) is not None:
-            if as_json:
-                print(json.dumps({"ok": True, "gate": gate.model_dump()}))
-            else:
-                out.print(f"[green]ok[/]: promotion gate (moves {gate.alias})")
-            return
         p = load_and_plan(recipe, peek=peek)
     except RecipeError as e:
         _fail_recipe(e, as_json)
