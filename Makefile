@@ -76,8 +76,8 @@ demo: $(STAMP)
 	@echo ""
 	@echo "Evaluation: base vs SFT vs DPO on the eval splits, every figure with n and a 95% CI (recipes/eval/demo.yaml)"
 	$(BIN)/curate eval recipes/eval/demo.yaml --chart runs/eval/demo.png
-	@echo "Promotion gate (recipes/gates/default.yaml); a refusal exits 2 and is shown, not fatal, here:"
-	-$(BIN)/curate models promote quickstart-sft@latest --gate recipes/gates/default.yaml --why "make demo"
+	@echo "Promotion gate (recipes/gates/demo.yaml); a refusal exits 2 and is shown, not fatal, here:"
+	-$(BIN)/curate models promote quickstart-sft@latest --gate recipes/gates/demo.yaml --why "make demo"
 	@echo "Chart: runs/eval/demo.png; per model: runs/train/NAME/RUN/evaluations/ and the model card (README.md)"
 	@echo "Registry: curate models history quickstart-sft; curate models compare quickstart-sft@1 quickstart-sft@latest"
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.evaluation import EvalSpec, GateSpec
+from schemas.evaluation import EvalSpec
 from schemas.recipe_loader import parse_validated, read_recipe_text
 
 
@@ -47,19 +47,3 @@ def load_eval_recipe_text(text: str, file: str = "<eval recipe>") -> EvalRecipe:
 def load_eval_recipe_file(path: str | Path) -> EvalRecipe:
     """Load the eval recipe file at ``path``."""
     return load_eval_recipe_text(read_recipe_text(path), str(path))
-
-
-class GateFile(BaseModel):
-    """A promotion gate file: ``gate:`` holds a :class:`schemas.evaluation.GateSpec`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: Literal[1] = 1
-    description: str = ""
-    gate: GateSpec
-
-
-def load_gate_file(path: str | Path) -> GateSpec:
-    """The gate in the YAML file at ``path``; raises :class:`schemas.recipe_loader.RecipeError` with lines."""
-    doc, _ = parse_validated(read_recipe_text(path), str(path), GateFile, "a gate file", "gate:")
-    return doc.gate

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,8 +192,8 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
     write_lineage(setup.run_dir, manifest)
     from train.registry import register_run
 
-    name, version = register_run(setup.run_dir)
-    print(f"[train] registered as {name}@{version}", file=sys.stderr, flush=True)
+    if setup.run_dir.parent.name == r.name:  # a run in output.dir/NAME/ (not a caller's own folder)
+        register_run(setup.run_dir)  # becomes the immutable version NAME@N
     return manifest
 
 

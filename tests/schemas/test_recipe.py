@@ -101,7 +101,8 @@ def test_every_shipped_recipe_validates() -> None:
 
 
 def test_every_shipped_eval_recipe_and_gate_validates() -> None:
-    from schemas.eval_recipe import load_eval_recipe_file, load_gate_file
+    from schemas.eval_recipe import load_eval_recipe_file
+    from train.registry import load_gate_file
 
     evals, gates = (
         sorted((ROOT / "recipes" / "eval").glob("*.yaml")),

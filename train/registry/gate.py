@@ -1,210 +1,273 @@
-"""The promotion gate: decide whether a candidate version may take an alias (``champion``) from its holder.
+"""The promotion gate: may a candidate version replace the champion?
 
-Input: the candidate ``NAME@N``, a :class:`schemas.evaluation.GateSpec`, and the evaluations saved
-beside both models (``RUN_DIR/evaluations/``, written by ``curate eval`` or a train recipe's
-``eval:``). Output: a :class:`PromotionDecision` listing every criterion with its figures:
+:func:`decide` checks, from the *saved* evaluations (``train/eval/results.py``) of candidate and
+champion, in this order:
 
-- ``floor:METRIC``: the candidate's newest figure within ``min``/``max``;
-- ``change:METRIC``: better than the champion's figure on the same eval set by ``min_change``
-  (absolute) and ``min_relative_change`` (relative), in the metric's own better direction;
-- ``win_rate``: the lower end of the 95% interval of the candidate's paired win rate against the
-  champion (an evaluation of the candidate whose ``against`` is the champion) above ``ci_low_above``.
+- ``floors``: the candidate's newest figure of each metric is within its :class:`Bound` (min/max);
+- ``against_champion``: on the same eval sets (same ``EvalSet.ref``s), the candidate beats the
+  champion by at least ``min_change`` (and ``min_relative_change``), in the metric's own better
+  direction (``MetricValue.higher_is_better``: a lower loss is an improvement);
+- ``win_rate``: the lower end of the 95% interval of the candidate's paired judge win rate, from its
+  evaluation whose ``against`` is the champion, is above ``ci_low_above``.
 
-A figure that is missing fails its criterion, and the detail names the evaluation to run. With no
-champion yet only the floors apply, and the decision says so. :func:`promote` writes the decision
-whether or not it passes, and moves the alias only on a pass (or with ``force``, logged as such).
+A figure that is missing fails its criterion with a message naming the evaluation to run. With no
+champion yet only the floors apply, and the decision says so. Nothing here moves an alias or writes a
+file (see :mod:`train.registry.promote`).
 
 Example:
-    >>> from schemas.evaluation import Bound
-    >>> check_floor("heldout_loss", 2.5, Bound(max=3.0)).passed
-    True
+    >>> # d = decide("chat-sft@3", GateSpec(floors={"heldout_loss": Bound(max=3.0)}), "runs/train")
+    >>> # d.passed, [c.name for c in d.criteria if not c.passed]
 """
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.evaluation import Bound, ChangeRule, Criterion, EvalReport, GateSpec, MetricValue, PromotionDecision
 from train.eval.results import load_reports
-from train.registry.versions import Registry, RegistryError, parse_ref, resolve
+from train.registry.aliases import alias_log, read_alias
+from train.registry.layout import RegistryError, now
+from train.registry.resolve import resolve, split_ref, version_for
+from train.registry.versions import ModelVersion, get_version
+
+Figure = tuple[MetricValue, EvalReport]
 
 
-def newest(reports: list[EvalReport], metric: str, on: str | None = None) -> tuple[EvalReport, MetricValue] | None:
-    """The newest figure ``metric`` (optionally measured on eval set ``on``) among ``reports``."""
+def _sets(report: EvalReport) -> frozenset[str]:
+    return frozenset(s.ref for s in report.sets)
+
+
+def _family(metric: str) -> str:
+    """The evaluator that reports ``metric`` (perplexity comes from heldout_loss, refusal rates from safety)."""
+    from schemas.evaluation import MetricName
+
+    names = typing.get_args(MetricName)
+    if metric in names:
+        return metric
+    if metric == "perplexity":
+        return "heldout_loss"
+    if "refusal" in metric:
+        return "safety"
+    return next((n for n in names if metric.startswith(n)), metric.split(":")[0])
+
+
+def _run_hint(ref: str, metric: str, sets: frozenset[str] | None = None) -> str:
+    on = " ".join(f"--on {s}" for s in sorted(sets)) if sets else "--on DATASET@VERSION"
+    return f"run `curate eval {ref} {on}` with metric {_family(metric)}"
+
+
+def newest(reports: list[EvalReport], metric: str, sets: frozenset[str] | None = None) -> Figure | None:
+    """The newest figure ``metric`` among ``reports`` (only from evaluations on exactly ``sets`` when given)."""
     for report in reversed(reports):
-        for v in report.metrics:
-            if v.metric == metric and (on is None or v.details.get("set") == on):
-                return report, v
+        if sets is not None and _sets(report) != sets:
+            continue
+        v = report.value(metric)
+        if v is not None:
+            return v, report
     return None
 
 
-def check_floor(metric: str, value: float | None, bound: Bound) -> Criterion:
-    """The candidate's figure against an absolute floor/ceiling."""
-    limits = " and ".join(
-        s
-        for s in (
-            f">= {bound.min}" if bound.min is not None else "",
-            f"<= {bound.max}" if bound.max is not None else "",
-        )
-        if s
-    )
-    if value is None:
+def paired(cand: list[EvalReport], champ: list[EvalReport], metric: str) -> tuple[Figure, Figure] | None:
+    """The newest candidate and champion figures of ``metric`` on the same eval sets, or None."""
+    for report in reversed(cand):
+        v = report.value(metric)
+        if v is None:
+            continue
+        other = newest(champ, metric, _sets(report))
+        if other is not None:
+            return (v, report), other
+    return None
+
+
+def floor_criterion(metric: str, bound: Bound, cand: list[EvalReport], ref: str) -> Criterion:
+    """``floor:METRIC``: the candidate's newest figure within ``bound``."""
+    name = f"floor:{metric}"
+    fig = newest(cand, metric)
+    threshold = bound.min if bound.min is not None else bound.max
+    if fig is None:
         return Criterion(
-            name=f"floor:{metric}",
+            name=name,
             metric=metric,
             passed=False,
-            detail=f"no {metric} figure for the candidate: run `curate eval CANDIDATE --metrics {metric}`",
+            threshold=threshold,
+            detail=f"no {metric} saved for {ref}: {_run_hint(ref, metric)}",
         )
-    ok = (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
-    threshold = bound.min if bound.min is not None else bound.max
+    v = fig[0].value
+    low_ok = bound.min is None or v >= bound.min
+    high_ok = bound.max is None or v <= bound.max
+    parts = ([f">= {bound.min:g}"] if bound.min is not None else []) + (
+        [f"<= {bound.max:g}"] if bound.max is not None else []
+    )
+    detail = f"{metric} {fig[0].interval()} must be {' and '.join(parts)}"
+    if not low_ok:
+        threshold = bound.min
+    elif not high_ok:
+        threshold = bound.max
     return Criterion(
-        name=f"floor:{metric}",
-        metric=metric,
-        passed=ok,
-        candidate=value,
-        threshold=threshold,
-        detail=f"{value:.4g} must be {limits}",
+        name=name, metric=metric, passed=low_ok and high_ok, candidate=v, threshold=threshold, detail=detail
     )
 
 
-def check_change(metric: str, cand: MetricValue, champ: MetricValue, rule: ChangeRule) -> Criterion:
-    """The candidate against the champion, improvement measured in the metric's better direction."""
-    gain = cand.value - champ.value if cand.higher_is_better else champ.value - cand.value
-    need = rule.min_change
-    ok = gain >= need
-    detail = f"improvement {gain:+.4g} (needs >= {need:g})"
+def change_criterion(
+    metric: str, rule: ChangeRule, cand: list[EvalReport], champ: list[EvalReport], ref: str, champ_ref: str
+) -> Criterion:
+    """``change:METRIC``: better than the champion by ``rule`` on the same eval sets."""
+    name = f"change:{metric}"
+    mine = newest(cand, metric)
+    if mine is None:
+        detail = f"no {metric} saved for {ref}: {_run_hint(ref, metric)}"
+        return Criterion(name=name, metric=metric, passed=False, threshold=rule.min_change, detail=detail)
+    pair = paired(cand, champ, metric)
+    if pair is None:
+        sets = _sets(mine[1])
+        detail = (
+            f"no {metric} of the champion {champ_ref} on the candidate's eval sets {sorted(sets)}: "
+            f"{_run_hint(champ_ref, metric, sets)}"
+        )
+        return Criterion(
+            name=name, metric=metric, passed=False, candidate=mine[0].value, threshold=rule.min_change, detail=detail
+        )
+    (c, report), (h, _) = pair
+    change = c.value - h.value if c.higher_is_better else h.value - c.value
+    ok = change >= rule.min_change
+    detail = (
+        f"{metric} {c.interval()} vs champion {h.interval()} on {sorted(_sets(report))}: "
+        f"improvement {change:+.4g} ({'higher' if c.higher_is_better else 'lower'} is better), "
+        f"needs >= {rule.min_change:g}"
+    )
     if rule.min_relative_change is not None:
-        rel = gain / abs(champ.value) if champ.value else float("inf") if gain > 0 else 0.0
+        rel = change / abs(h.value) if h.value else (float("inf") if change > 0 else 0.0)
         ok = ok and rel >= rule.min_relative_change
-        detail += f", relative {rel:+.2%} (needs >= {rule.min_relative_change:.2%})"
+        detail += f"; relative {rel:+.2%}, needs >= {rule.min_relative_change:.2%}"
     return Criterion(
-        name=f"change:{metric}",
+        name=name,
         metric=metric,
         passed=ok,
-        candidate=cand.value,
-        champion=champ.value,
-        threshold=need,
+        candidate=c.value,
+        champion=h.value,
+        threshold=rule.min_change,
         detail=detail,
     )
 
 
-def decide(candidate: str, gate: GateSpec, root: str | Path = "runs/train") -> PromotionDecision:
-    """The gate's verdict on ``candidate`` (``NAME@N``) against the holder of ``gate.alias``."""
-    name, tag = parse_ref(candidate)
-    reg = Registry(root, name)
-    if tag == "latest" and reg.versions():
-        tag = str(max(reg.versions()))
-    if tag is None or not tag.isdigit():
-        raise RegistryError(f"promote: give the candidate as NAME@N (a version) or NAME@latest, not {candidate!r}")
-    cand_dir = reg.run_dir(int(tag))
-    holder = reg.aliases().get(gate.alias)
-    champion = f"{name}@{holder}" if holder is not None and holder != int(tag) else None
-    cand_reports = load_reports(cand_dir)
-    champ_reports = load_reports(reg.run_dir(holder)) if champion else []
-    criteria: list[Criterion] = []
-    for metric, bound in gate.floors.items():
-        found = newest(cand_reports, metric)
-        criteria.append(check_floor(metric, found[1].value if found else None, bound))
-    if champion:
-        for metric, rule in gate.against_champion.items():
-            found = newest(cand_reports, metric)
-            if found is None:
-                criteria.append(
-                    Criterion(
-                        name=f"change:{metric}",
-                        metric=metric,
-                        passed=False,
-                        detail=f"no {metric} for the candidate: run `curate eval {candidate} --metrics {metric}`",
-                    )
-                )
-                continue
-            on = found[1].details.get("set")
-            theirs = newest(champ_reports, metric, on)
-            if theirs is None:
-                criteria.append(
-                    Criterion(
-                        name=f"change:{metric}",
-                        metric=metric,
-                        passed=False,
-                        candidate=found[1].value,
-                        detail=f"no {metric} for the champion {champion} on {on}: run "
-                        f"`curate eval {champion} --on {on} --metrics {metric}`",
-                    )
-                )
-                continue
-            criteria.append(check_change(metric, found[1], theirs[1], rule))
-        if gate.win_rate is not None:
-            criteria.append(_win_rate(cand_reports, gate, champion, root))
-    passed = all(c.passed for c in criteria)
-    failing = [c.name for c in criteria if not c.passed]
-    reason = ("passed: " if passed else "refused: ") + (
-        ", ".join(failing) if failing else "every criterion holds" if criteria else "no criteria"
+def _when(iso: str) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def against_dir(report: EvalReport, root: str | Path) -> Path | None:
+    """The run folder ``report.against`` named *when the evaluation ran* (None: not a known run).
+
+    ``NAME@ALIAS`` is read from the alias log as of ``report.created``, so an evaluation against
+    ``chat@champion`` still counts against the champion of its day after the alias has moved on.
+    """
+    if not report.against:
+        return None
+    name, tag = split_ref(report.against)
+    created = _when(report.created)
+    if tag is not None and not tag.isdigit() and tag != "latest" and created is not None:
+        version = None
+        for e in alias_log(root, name, tag):
+            moved = _when(e.when)
+            if moved is not None and moved <= created:
+                version = e.version
+        if version is not None:
+            try:
+                return get_version(root, name, version).run_dir(root).resolve()
+            except KeyError:
+                return None
+    try:
+        return resolve(report.against, root)
+    except KeyError:
+        return None
+
+
+def _is_against(report: EvalReport, champion_dir: Path, root: str | Path) -> bool:
+    return against_dir(report, root) == champion_dir.resolve()
+
+
+def win_rate_criterion(
+    metric: str, above: float, cand: list[EvalReport], champion_dir: Path, root: str | Path, ref: str, champ_ref: str
+) -> Criterion:
+    """``win_rate_ci``: the lower end of the paired win rate's interval against the champion above ``above``."""
+    against = [r for r in cand if _is_against(r, champion_dir, root)]
+    fig = newest(against, metric)
+    if fig is None:
+        detail = (
+            f"no {metric} of {ref} against the champion {champ_ref} saved: "
+            f"run `curate eval {ref} --on DATASET@VERSION` "
+            f"with metric {_family(metric)} (against: {champ_ref})"
+        )
+        return Criterion(name="win_rate_ci", metric=metric, passed=False, threshold=above, detail=detail)
+    v = fig[0]
+    if v.ci_low is None:
+        return Criterion(
+            name="win_rate_ci",
+            metric=metric,
+            passed=False,
+            candidate=v.value,
+            threshold=above,
+            detail=f"{metric} {v.interval()} has no interval",
+        )
+    detail = f"{metric} vs {champ_ref} {v.interval()}: interval's lower end must be > {above:g}"
+    return Criterion(
+        name="win_rate_ci", metric=metric, passed=v.ci_low > above, candidate=v.ci_low, threshold=above, detail=detail
     )
-    if not champion:
-        reason += f" (no {gate.alias} yet: floors only)"
+
+
+def decide(candidate: str, gate: GateSpec, root: str | Path = "runs/train") -> PromotionDecision:
+    """Hold ``candidate`` (``NAME@N`` or any reference to a registered run) against ``NAME@gate.alias``.
+
+    Returns the :class:`PromotionDecision` (``promoted`` False: deciding moves nothing). Raises
+    :class:`RegistryError` when the candidate is not a registered version.
+    """
+    cand_v = version_for(candidate, root)
+    ref = cand_v.ref
+    cand_reports = load_reports(cand_v.run_dir(root))
+    criteria = [floor_criterion(m, b, cand_reports, ref) for m, b in gate.floors.items()]
+    champ_n = read_alias(root, cand_v.name, gate.alias)
+    champ_v: ModelVersion | None = get_version(root, cand_v.name, champ_n) if champ_n is not None else None
+    if champ_v is None:
+        reason = f"no {cand_v.name}@{gate.alias} yet: floors only"
+    elif champ_v.version == cand_v.version:
+        reason = f"{ref} already is {cand_v.name}@{gate.alias}: floors only"
+    else:
+        champ_reports = load_reports(champ_v.run_dir(root))
+        criteria += [
+            change_criterion(m, rule, cand_reports, champ_reports, ref, champ_v.ref)
+            for m, rule in gate.against_champion.items()
+        ]
+        if gate.win_rate is not None:
+            criteria.append(
+                win_rate_criterion(
+                    gate.win_rate.metric,
+                    gate.win_rate.ci_low_above,
+                    cand_reports,
+                    champ_v.run_dir(root),
+                    root,
+                    ref,
+                    champ_v.ref,
+                )
+            )
+        reason = f"held against {champ_v.ref} ({cand_v.name}@{gate.alias})"
+    failed = [c.name for c in criteria if not c.passed]
+    passed = not failed
+    reason += "; passed" if passed else f"; failed: {', '.join(failed)}"
     return PromotionDecision(
-        model=f"{name}@{tag}",
-        champion=champion,
+        model=ref,
+        champion=champ_v.ref if champ_v is not None and champ_v.version != cand_v.version else None,
         alias=gate.alias,
         passed=passed,
         promoted=False,
         criteria=criteria,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        created=now(),
         reason=reason,
     )
 
 
-def _win_rate(reports: list[EvalReport], gate: GateSpec, champion: str, root: str | Path) -> Criterion:
-    rule = gate.win_rate
-    assert rule is not None
-    champ_dir = resolve(champion, root)
-    for report in reversed(reports):
-        v = report.value(rule.metric)
-        if v is None or report.against is None:
-            continue
-        try:
-            against_dir = resolve(report.against, root)
-        except KeyError:
-            continue
-        if against_dir == champ_dir and v.ci_low is not None:
-            return Criterion(
-                name="win_rate",
-                metric=rule.metric,
-                passed=v.ci_low > rule.ci_low_above,
-                candidate=v.value,
-                threshold=rule.ci_low_above,
-                detail=f"95% CI [{v.ci_low:.3g}, {v.ci_high:.3g}] (n={v.n}): its lower end must be "
-                f"> {rule.ci_low_above}",
-            )
-    return Criterion(
-        name="win_rate",
-        metric=rule.metric,
-        passed=False,
-        threshold=rule.ci_low_above,
-        detail=f"no {rule.metric} of the candidate against {champion}: evaluate it with "
-        f"`{rule.metric}` and against: {champion}",
-    )
-
-
-def promote(
-    candidate: str,
-    gate: GateSpec | None = None,
-    alias: str = "champion",
-    why: str = "",
-    force: bool = False,
-    root: str | Path = "runs/train",
-) -> PromotionDecision:
-    """Run the gate (none: no criteria), record the decision, and move ``alias`` on a pass or ``force``."""
-    spec = (gate or GateSpec()).model_copy(update={"alias": alias}) if gate is None or gate.alias != alias else gate
-    decision = decide(candidate, spec, root)
-    name, tag = parse_ref(decision.model)
-    reg = Registry(root, name)
-    if decision.passed or force:
-        note = why or decision.reason
-        if force and not decision.passed:
-            note = f"FORCED past the gate ({decision.reason}); {why}".rstrip("; ")
-        reg.set_alias(alias, int(tag or 0), action="promote", why=note)
-        decision = decision.model_copy(update={"promoted": True, "reason": note})
-    reg.save_decision(decision)
-    return decision
+__all__ = ["RegistryError", "decide"]
