@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from curate.filters import all_filters, get_filter
 from curate.ingest import InputError, InputFile, discover, read_batches
 from schemas.fields import field_names
 from schemas.kinds import Kind, content_schema
-from schemas.recipe import Recipe, SourceSpec, resolve_secrets
+from schemas.recipe import Recipe, SourceSpec, is_url, resolve_secrets
 from schemas.recipe_loader import (
     LoadedRecipe,
     Problem,
@@ -261,6 +262,44 @@ def _dataset_files(ref: str, store: str) -> list[InputFile]:
 def _kind_label(doc: LoadedRecipe) -> str:
     """Which recipe key names the kind the sources must produce (for messages)."""
     return "feedback.input_kind" if doc.recipe.feedback is not None else "output.kind"
+
+
+def escaping_paths(doc: LoadedRecipe, base_dir: Path | None = None) -> list[Problem]:
+    """Warnings for relative input paths that climb out of the recipe's folder (``../../etc/x``).
+
+    Such a path is allowed (``../eval/*.jsonl`` beside a recipes folder is common) but it reads files
+    the recipe's folder does not hold, so it is named on every ``validate`` and ``run``. Absolute paths
+    and URLs are deliberate choices and pass silently.
+
+    Example:
+        >>> from schemas.recipe_loader import load_recipe_doc
+        >>> doc = load_recipe_doc("name: d\\noutput: {kind: text}\\nsources:\\n"
+        ...                       "  - {name: a, path: ../../etc/hosts, convert: text}\\n", "/r/x.yaml")
+        >>> [w.message for w in escaping_paths(doc, Path("/r/recipes"))]
+        ["'../../etc/hosts' is outside the recipe's folder (/etc/hosts); write it as an absolute path if that is meant"]
+    """
+    base = base_dir or Path(doc.file).resolve().parent
+    found = []
+    refs: list[tuple[tuple[Any, ...], list[str]]] = [
+        (("sources", i), s.paths) for i, s in enumerate(doc.recipe.sources)
+    ]
+    for j, stage in enumerate(doc.recipe.stages):
+        for k, ref in enumerate(getattr(stage, "against", None) or []):
+            refs.append((("stages", j, "against", k), ref.paths))
+    for loc, paths in refs:
+        for pattern in paths:
+            if is_url(pattern) or Path(pattern).expanduser().is_absolute():
+                continue
+            where = Path(os.path.normpath(base / pattern))
+            if not where.is_relative_to(base):
+                found.append(
+                    doc.problem(
+                        (*loc, "path"),
+                        f"{pattern!r} is outside the recipe's folder ({where}); "
+                        "write it as an absolute path if that is meant",
+                    )
+                )
+    return found
 
 
 def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool = True, peek: bool = False) -> Plan:
