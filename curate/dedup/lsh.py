@@ -227,19 +227,23 @@ def spanning_links(
     link_sim = np.full(n, np.nan)
     if a.size == 0:
         return parent, link_sim
-    roots = np.unique(rep[np.concatenate([a, b])])
-    # a virtual node n joins every representative by an edge lighter than any pair, so one tree
+    # the graph holds only the m rows in pairs (local indices), not all n
+    nodes, local = np.unique(np.concatenate([a, b]), return_inverse=True)
+    m = nodes.size
+    la, lb = local[: a.size], local[a.size :]
+    roots = np.flatnonzero(rep[nodes] == nodes)
+    # a virtual node m joins every representative by an edge lighter than any pair, so one tree
     # search from it reaches every cluster through its representative
-    src = np.concatenate([a, np.full(roots.size, n)])
-    dst = np.concatenate([b, roots])
+    src = np.concatenate([la, np.full(roots.size, m)])
+    dst = np.concatenate([lb, roots])
     weight = np.concatenate([2.0 - similarity, np.full(roots.size, 0.5)])
-    graph = csr_matrix((weight, (src, dst)), shape=(n + 1, n + 1))
-    tree = minimum_spanning_tree(graph)
-    _, pred = breadth_first_order(tree, n, directed=False, return_predecessors=True)
-    pred = pred[:n]
-    linked = np.flatnonzero((pred >= 0) & (pred != n))
-    parent[linked] = pred[linked]
-    link_sim[linked] = edge_similarity(n, a, b, similarity, linked, pred[linked])
+    tree = minimum_spanning_tree(csr_matrix((weight, (src, dst)), shape=(m + 1, m + 1)))
+    _, pred = breadth_first_order(tree, m, directed=False, return_predecessors=True)
+    pred = pred[:m]
+    linked = np.flatnonzero((pred >= 0) & (pred != m))
+    child, via = nodes[linked], nodes[pred[linked]]
+    parent[child] = via
+    link_sim[child] = edge_similarity(n, a, b, similarity, child, via)
     return parent, link_sim
 
 
@@ -265,12 +269,18 @@ def kept_links(
     link_sim = np.full(n, np.nan)
     if a.size == 0:
         return parent, link_sim
-    src, dst = np.concatenate([a, b]), np.concatenate([b, a])
+    # a CSR graph over only the m rows in pairs (local indices), not all n
+    nodes, local = np.unique(np.concatenate([a, b]), return_inverse=True)
+    m = nodes.size
+    src, dst = local, np.concatenate([local[a.size :], local[: a.size]])
     sims = np.concatenate([similarity, similarity]).astype(np.float64)
     by_src = np.argsort(src, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))]).astype(np.int64)
-    involved = np.unique(src)
-    order = involved[np.lexsort((involved, priority[involved]))]
-    fixed = np.zeros(n, bool) if always_kept is None else np.asarray(always_kept, bool)
-    greedy_links(order, indptr, dst[by_src].astype(np.int64), sims[by_src], fixed, parent, link_sim)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=m))]).astype(np.int64)
+    order = np.lexsort((nodes, priority[nodes])).astype(np.int64)
+    fixed = np.zeros(m, bool) if always_kept is None else np.asarray(always_kept, bool)[nodes]
+    sub_parent, sub_sim = np.full(m, -1, np.int64), np.full(m, np.nan)
+    greedy_links(order, indptr, dst[by_src].astype(np.int64), sims[by_src], fixed, sub_parent, sub_sim)
+    gone = np.flatnonzero(sub_parent >= 0)
+    parent[nodes[gone]] = nodes[sub_parent[gone]]
+    link_sim[nodes[gone]] = sub_sim[gone]
     return parent, link_sim

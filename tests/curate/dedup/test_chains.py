@@ -111,3 +111,43 @@ def test_links_without_pairs_and_edge_lookup():
 def test_clusters_option_is_validated():
     with pytest.raises(ValueError, match="clusters"):
         NearDedupStage(type="near_dedup", clusters="transitive")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_links_on_random_graphs(seed):
+    """Every link is a verified pair with its similarity; connected links lead to the representative;
+    non-transitive kept rows are a maximal set with no pair between them."""
+    from curate.dedup.lsh import clusters, representatives
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    a, b = rng.integers(0, n, 600), rng.integers(0, n, 600)
+    a, b = np.minimum(a, b), np.maximum(a, b)
+    codes = np.unique(a[a != b] * n + b[a != b])
+    a, b = codes // n, codes % n
+    sim = rng.uniform(0.8, 1.0, a.size)
+    prio = rng.permutation(n).astype(np.float64)
+    pairs = dict(zip(zip(a.tolist(), b.tolist(), strict=True), sim.tolist(), strict=True))
+
+    rep = representatives(clusters(n, a, b), prio)
+    parent, link_sim = spanning_links(n, a, b, sim, rep)
+    assert set(np.flatnonzero(parent >= 0).tolist()) == set(np.flatnonzero(rep != np.arange(n)).tolist())
+    for i in np.flatnonzero(parent >= 0).tolist():
+        j = int(parent[i])
+        assert pairs[(min(i, j), max(i, j))] == link_sim[i]
+        seen = 0
+        while parent[j] >= 0 and seen < n:  # following links ends at the representative
+            j, seen = int(parent[j]), seen + 1
+        assert j == rep[i]
+
+    parent, link_sim = kept_links(n, a, b, sim, prio)
+    kept = parent < 0
+    gone = np.flatnonzero(~kept)
+    assert kept[parent[gone]].all()
+    assert all(pairs[(min(i, int(parent[i])), max(i, int(parent[i])))] == link_sim[i] for i in gone.tolist())
+    assert not (kept[a] & kept[b]).any()  # no verified pair between two kept rows
+    # a removed row is linked to its most similar kept neighbour that came first
+    for i in gone.tolist():
+        nbrs = [(s, j) for (x, y), s in pairs.items() for j in ((y,) if x == i else (x,) if y == i else ())]
+        best = max(s for s, j in nbrs if kept[j] and prio[j] < prio[i])
+        assert link_sim[i] == best
