@@ -264,21 +264,26 @@ def _kind_label(doc: LoadedRecipe) -> str:
     return "feedback.input_kind" if doc.recipe.feedback is not None else "output.kind"
 
 
-def escaping_paths(doc: LoadedRecipe, base_dir: Path | None = None) -> list[Problem]:
-    """Warnings for relative input paths that climb out of the recipe's folder (``../../etc/x``).
+def escaping_paths(doc: LoadedRecipe, base_dir: Path | None = None, cwd: Path | None = None) -> list[Problem]:
+    """Warnings for relative input paths that climb out of the recipe's folder (``../../etc/x``) and
+    out of the working directory too.
 
-    Such a path is allowed (``../eval/*.jsonl`` beside a recipes folder is common) but it reads files
-    the recipe's folder does not hold, so it is named on every ``validate`` and ``run``. Absolute paths
-    and URLs are deliberate choices and pass silently.
+    ``../data/raw/x.jsonl`` from a ``recipes/`` folder inside the project you run from is the common
+    layout and passes; a path that leaves both the recipe's folder and the working directory reads
+    files neither holds, so it is named on every ``validate`` and ``run``. Absolute paths and URLs are
+    deliberate choices and pass silently. ``cwd``: the working directory (default: the process's).
 
     Example:
         >>> from schemas.recipe_loader import load_recipe_doc
         >>> doc = load_recipe_doc("name: d\\noutput: {kind: text}\\nsources:\\n"
         ...                       "  - {name: a, path: ../../etc/hosts, convert: text}\\n", "/r/x.yaml")
-        >>> [w.message for w in escaping_paths(doc, Path("/r/recipes"))]
-        ["'../../etc/hosts' is outside the recipe's folder (/etc/hosts); write it as an absolute path if that is meant"]
+        >>> [w.message.split(";")[0] for w in escaping_paths(doc, Path("/r/recipes"), cwd=Path("/r"))]
+        ["'../../etc/hosts' is outside the recipe's folder and the working directory (/etc/hosts)"]
+        >>> escaping_paths(doc, Path("/r/recipes"), cwd=Path("/"))  # under the working directory: fine
+        []
     """
     base = base_dir or Path(doc.file).resolve().parent
+    here = (cwd or Path.cwd()).resolve()
     found = []
     refs: list[tuple[tuple[Any, ...], list[str]]] = [
         (("sources", i), s.paths) for i, s in enumerate(doc.recipe.sources)
@@ -291,11 +296,11 @@ def escaping_paths(doc: LoadedRecipe, base_dir: Path | None = None) -> list[Prob
             if is_url(pattern) or Path(pattern).expanduser().is_absolute():
                 continue
             where = Path(os.path.normpath(base / pattern))
-            if not where.is_relative_to(base):
+            if not where.is_relative_to(base) and not where.is_relative_to(here):
                 found.append(
                     doc.problem(
                         (*loc, "path"),
-                        f"{pattern!r} is outside the recipe's folder ({where}); "
+                        f"{pattern!r} is outside the recipe's folder and the working directory ({where}); "
                         "write it as an absolute path if that is meant",
                     )
                 )

@@ -79,20 +79,23 @@ def test_an_empty_result_is_not_published_unless_allowed(tmp_path: Path) -> None
 
 
 def test_a_path_out_of_the_recipe_folder_is_named(tmp_path: Path) -> None:
-    recipe = project(tmp_path, ROWS)
+    recipe = project(tmp_path, ROWS)  # tmp/proj/recipes/r.yaml
     outside = tmp_path / "outside.jsonl"
     outside.write_text(json.dumps(ROWS[0]) + "\n")
     recipe.write_text(recipe.read_text().replace("path: data.jsonl", "path: ../../outside.jsonl"))
-    res = curate("validate", str(recipe), "--json", cwd=tmp_path)
+    cwd = tmp_path / "proj"  # run from the project: the file is outside it and outside the recipe's folder
+    res = curate("validate", str(recipe), "--json", cwd=cwd)
     assert res.returncode == 0, res.stderr
     warnings = json.loads(res.stdout)["warnings"]
     assert len(warnings) == 1 and "sources[0].path" in warnings[0] and str(outside) in warnings[0]
-    res = curate("run", str(recipe), "--local", "--json", cwd=tmp_path)
+    res = curate("run", str(recipe), "--local", "--json", cwd=cwd)
     assert res.returncode == 0, res.stderr
     assert "warning: " in res.stderr and "outside the recipe's folder" in res.stderr
+    # a file under the working directory (../data/raw beside recipes/) is the usual layout: no warning
+    assert json.loads(curate("validate", str(recipe), "--json", cwd=tmp_path).stdout)["warnings"] == []
     # an absolute path is the user's explicit choice: no warning
     recipe.write_text(recipe.read_text().replace("../../outside.jsonl", str(outside)))
-    res = curate("validate", str(recipe), "--json", cwd=tmp_path)
+    res = curate("validate", str(recipe), "--json", cwd=cwd)
     assert json.loads(res.stdout)["warnings"] == []
 
 
