@@ -98,7 +98,7 @@ def child_ours(src: str, out: str, limit: int, workers: int, repeats: int, bands
     df.filter(pl.Series(dec.dup_of < 0)).write_parquet(Path(out) / "kept.parquet", row_group_size=25_000)
     seconds = time.perf_counter() - t0
     a, b = np.minimum(dec.pairs.a, dec.pairs.b), np.maximum(dec.pairs.a, dec.pairs.b)
-    rep = np.where(dec.dup_of < 0, np.arange(n), dec.dup_of)
+    rep = np.where(dec.representative < 0, np.arange(n), dec.representative)
     np.savez(Path(out) / "pairs.npz", a=a, b=b, group=rep)
     memory = {"rss_after_read_mb": after_read, "peak_before_write_mb": dedup_peak}
     kept = int((dec.dup_of < 0).sum())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -27,6 +28,8 @@ from schemas.feedback import FeedbackSpec
 from schemas.kinds import Kind
 from schemas.stages import Stage
 
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+"""A URL's scheme (two letters or more, so a Windows drive ``C:/`` is a path)."""
 SECRET_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_KEY = re.compile(r"(key|secret|token|password|credential)", re.IGNORECASE)
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -61,7 +64,7 @@ class SourceSpec(StrictModel):
         description="Instead of path: a published version NAME@VERSION (or NAME for the latest) in `store`; its "
         "Parquet files are read (e.g. prompts@3 with convert: text / openai_messages / alpaca).",
     )
-    store: str = Field("data/store", description="Store root of `dataset` (relative to the working directory).")
+    store: str = Field("data/store", description="Store root of `dataset` (relative to the recipe's folder) or URL.")
     format: Format = Field("auto", description="Input format; `auto` picks by file extension.")
     compression: Compression = Field("auto", description="`auto` detects gzip/zstd by extension and magic bytes.")
     convert: str | list[str] = Field(
@@ -136,7 +139,7 @@ class OutputSpec(StrictModel):
     """Where and in which record kind the run writes its dataset."""
 
     kind: Kind = Field(description="Record kind of the output: text, sft, alpaca, preference or kto.")
-    dir: str = Field("runs", description="Run outputs go to DIR/NAME/RUN_ID (relative to the working directory).")
+    dir: str = Field("runs", description="Run outputs go to DIR/NAME/RUN_ID (relative to the recipe's folder).")
     rows_per_file: int = Field(1_000_000, gt=0, description="Rows per output Parquet file.")
 
 
@@ -182,10 +185,26 @@ class FlowSpec(StrictModel):
 class PublishSpec(StrictModel):
     """Where and how a run's dataset is published as a version."""
 
-    store: str = Field("data/store", description="Store root folder (relative to the working directory) or URL.")
+    store: str = Field("data/store", description="Store root folder (relative to the recipe's folder) or URL.")
     dataset: str | None = Field(None, pattern=_NAME, description="Dataset name in the store (default: recipe name).")
     splits: SplitSpec = Field(default_factory=SplitSpec)
     skip_unchanged: bool = Field(True, description="Do not publish a version whose content equals the latest one.")
+    allow_empty: bool = Field(
+        False,
+        description="Publish a version with no rows. Off: a run that keeps no row writes its run folder and "
+        "exits 2, publishing nothing (an empty `latest` would silently replace real data).",
+    )
+
+
+class RefreshSpec(StrictModel):
+    """How ``curate refresh`` treats the input files of the version it builds on."""
+
+    deleted_files: Literal["keep", "retire"] = Field(
+        "keep",
+        description="An input file of the latest version that no longer exists: keep its rows in the next "
+        "version (the version is a growing archive), or retire them (the version mirrors the files there now). "
+        "Either way the manifest's refresh section lists the files and the policy.",
+    )
 
 
 class Recipe(StrictModel):
@@ -211,6 +230,7 @@ class Recipe(StrictModel):
         None, description="Human preference annotation in Argilla (output.kind preference; `curate annotate`)."
     )
     publish: PublishSpec | None = Field(None, description="Publish the result as the next version of a dataset.")
+    refresh: RefreshSpec = Field(default_factory=RefreshSpec, description="Policies of `curate refresh`.")
     train: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["train"])
     eval: dict[str, Any] | None = Field(None, description="Reserved: " + _LATER["eval"])
 
@@ -246,6 +266,35 @@ class Recipe(StrictModel):
             )
         return v
 
+    def with_paths_from(self, base: Path) -> Recipe:
+        """This recipe with its folder settings (``output.dir``, ``publish.store``, the sources' ``store``
+        and ``annotation.output.store``) made absolute against ``base``, the recipe's folder.
+
+        Absolute paths and URLs (``s3://bucket/x``) are kept as written. Input paths (``sources[].path``)
+        stay relative: the planner reads them from the same folder.
+
+        Example:
+            >>> src = [{"name": "a", "path": "x", "convert": "text"}]
+            >>> r = Recipe.model_validate(
+            ...     {"name": "d", "output": {"kind": "sft"}, "sources": src, "publish": {"store": "s3://bucket/store"}}
+            ... )
+            >>> moved = r.with_paths_from(Path("/data/recipes"))
+            >>> moved.output.dir, moved.publish.store, moved.sources[0].store
+            ('/data/recipes/runs', 's3://bucket/store', '/data/recipes/data/store')
+        """
+        update: dict[str, Any] = {
+            "output": self.output.model_copy(update={"dir": under(base, self.output.dir)}),
+            "sources": [s.model_copy(update={"store": under(base, s.store)}) for s in self.sources],
+        }
+        if self.publish is not None:
+            update["publish"] = self.publish.model_copy(update={"store": under(base, self.publish.store)})
+        if self.annotation is not None:
+            out = self.annotation.output
+            update["annotation"] = self.annotation.model_copy(
+                update={"output": out.model_copy(update={"store": under(base, out.store)})}
+            )
+        return self.model_copy(update=update)
+
     @property
     def record_kind(self) -> Kind:
         """The kind records have while they are ingested and staged: ``feedback.input_kind`` (the prompts)
@@ -261,6 +310,29 @@ class Recipe(StrictModel):
                 "remove this section to run the recipe"
             )
         return v
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` is a URL (``s3://...``, ``file://...``) rather than a local path.
+
+    Example:
+        >>> is_url("s3://bucket/store"), is_url("data/store"), is_url("C:/data")
+        (True, False, False)
+    """
+    return URL_SCHEME.match(path) is not None
+
+
+def under(base: Path, path: str) -> str:
+    """``path`` resolved against the folder ``base`` unless it is absolute or a URL (kept as written).
+
+    Example:
+        >>> under(Path("/r"), "runs"), under(Path("/r"), "/abs/runs"), under(Path("/r"), "s3://b/k")
+        ('/r/runs', '/abs/runs', 's3://b/k')
+    """
+    if is_url(path):
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else base / p)
 
 
 def resolve_secrets(values: dict[str, str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,5 +167,10 @@ def read_recipe_text(path: str | Path) -> str:
 
 
 def load_recipe_file(path: str | Path) -> LoadedRecipe:
-    """Load the recipe file at ``path`` keeping its YAML tree (see :class:`LoadedRecipe`)."""
-    return load_recipe_doc(read_recipe_text(path), str(path))
+    """Load the recipe file at ``path`` keeping its YAML tree (see :class:`LoadedRecipe`).
+
+    Folder settings (``output.dir``, stores) are resolved against the recipe's folder, as its input
+    paths are, so a run does the same from any working directory.
+    """
+    doc = load_recipe_doc(read_recipe_text(path), str(path))
+    return replace(doc, recipe=doc.recipe.with_paths_from(Path(path).resolve().parent))

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Keep = Literal["first", "longest", "score"]
 Verify = Literal["exact", "estimate", "none"]
+Clusters = Literal["connected", "non_transitive"]
 
 
 class _Strict(BaseModel):
@@ -90,7 +91,16 @@ class ExactDedupStage(_KeyedStage, _KeepPolicy):
 
 
 class NearDedupStage(_KeyedStage, _KeepPolicy):
-    """Drop near-duplicates: MinHash LSH candidates, verified, clustered by connected components."""
+    """Drop near-duplicates: MinHash LSH candidates, verified, then grouped.
+
+    ``clusters: connected`` (default) removes every row of a connected component of verified pairs
+    but its best row, so removal is transitive: on a chain A~B~C~D where only neighbours are
+    similar, only A stays although A and D share nothing. ``clusters: non_transitive`` visits rows
+    in ``keep`` order and removes a row only when it is within ``threshold`` of a row already kept
+    (on that chain A and C stay, B and D go). Either way the audit names, for each removed row, the
+    neighbour it really resembles (``duplicate_of``) and the row that stays for it
+    (``representative``).
+    """
 
     type: Literal["near_dedup"]
     threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity at or above which rows are duplicates.")
@@ -102,6 +112,11 @@ class NearDedupStage(_KeyedStage, _KeepPolicy):
     )
     rows: int | None = Field(None, ge=1, description="Rows per band (give bands and rows together).")
     verify: Verify = Field("exact", description="Check candidates by exact or estimated Jaccard, or not at all.")
+    clusters: Clusters = Field(
+        "connected",
+        description="connected: drop all of a connected group but its best row (transitive along chains); "
+        "non_transitive: drop a row only if it is within threshold of a row that is kept.",
+    )
     workers: int = Field(1, ge=1, le=64, description="Threads computing signatures (the kernel releases the GIL).")
 
     @model_validator(mode="after")

@@ -18,8 +18,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from curate.cli.app import EXIT_INTERNAL, EXIT_INVALID, DebugOpt, JsonOpt, err, out, print_json
+from curate.cli.app import EXIT_INTERNAL, EXIT_INVALID, DebugOpt, JsonOpt, err, headline, out, print_json
 
 HomeOpt = Annotated[
     Path | None,
@@ -86,21 +87,21 @@ def _errors(debug: bool = False) -> Iterator[None]:
     except (typer.Exit, KeyboardInterrupt):
         raise
     except RecipeError as e:
-        err.print(f"[red bold]recipe invalid[/]: {len(e.problems)} problem(s)")
+        err.print(headline("recipe invalid", f"{len(e.problems)} problem(s)"))
         for p in e.problems:
             err.print(f"  {p}", markup=False, highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except AnnotationTimeout as e:
-        err.print(f"[yellow bold]timeout[/]: {e}", highlight=False)
+        err.print(headline("timeout", e, "yellow bold"), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except (ServerError, PushError, PullError, UserError, RefError) as e:
-        err.print(f"[red bold]error[/]: {e}", highlight=False)
+        err.print(headline("error", e), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except Exception as e:
         if type(e).__module__.startswith(("argilla", "httpx")):  # server refused or unreachable: say so
-            err.print(f"[red bold]Argilla error[/]: {type(e).__name__}: {e}", highlight=False, markup=False)
+            err.print(headline("Argilla error", f"{type(e).__name__}: {e}"), highlight=False)
             raise typer.Exit(EXIT_INVALID) from None
-        err.print(f"[red bold]internal error[/]: {type(e).__name__}: {e}", highlight=False)
+        err.print(headline("internal error", f"{type(e).__name__}: {e}"), highlight=False)
         if debug:
             err.print(traceback.format_exc(), markup=False, highlight=False)
         else:
@@ -149,18 +150,30 @@ def up(
     h = ArgillaHome(home)
     with _errors(debug):
         if not h.venv_ready():
-            err.print(f"installing argilla-server into {h.venv} (first use, about a minute)...")
+            err.print(f"installing argilla-server into {h.venv} (first use, about a minute)...", markup=False)
         status = h.up(host=host, port=port, timeout=timeout)
     if as_json:
         print_json(status)
         return
-    out.print(f"[green]Argilla {status.get('version')}[/] at {status['url']}  (pid {status['pid']}, home {h.path})")
-    out.print(f"sign in as [bold]{status.get('username')}[/]; password: `curate argilla password`", highlight=False)
-    out.print(f"(owner password and API key are stored in {h.credentials_file}, mode 0600)", highlight=False)
+    out.print(
+        Text.assemble(
+            (f"Argilla {status.get('version')}", "green"), f" at {status['url']}  (pid {status['pid']}, home {h.path})"
+        )
+    )
+    out.print(
+        Text.assemble("sign in as ", (str(status.get("username")), "bold"), "; password: `curate argilla password`")
+    )
+    out.print(
+        f"(owner password and API key are stored in {h.credentials_file}, mode 0600)", highlight=False, markup=False
+    )
     if os.environ.get("ARGILLA_API_URL"):
         err.print(
-            f"[yellow]note[/]: ARGILLA_API_URL is set ({os.environ['ARGILLA_API_URL']}): `curate annotate` uses that "
-            "server, not this one; unset ARGILLA_API_URL and ARGILLA_API_KEY to use the local server",
+            headline(
+                "note",
+                f"ARGILLA_API_URL is set ({os.environ['ARGILLA_API_URL']}): `curate annotate` uses that "
+                "server, not this one; unset ARGILLA_API_URL and ARGILLA_API_KEY to use the local server",
+                "yellow",
+            ),
             highlight=False,
         )
 
@@ -187,9 +200,12 @@ def status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         print_json(s)
     elif s["running"]:
         health = "[green]healthy[/]" if s["healthy"] else "[red]not answering[/]"
-        out.print(f"running: {s['url']}  pid {s['pid']}  argilla-server {s.get('version')}  {health}  home {s['home']}")
+        out.print(
+            f"running: {s['url']}  pid {s['pid']}  argilla-server {s.get('version')}  {health}  home {s['home']}",
+            markup=False,
+        )
     else:
-        out.print(f"not running (home {s['home']}); start it with `curate argilla up`")
+        out.print(f"not running (home {s['home']}); start it with `curate argilla up`", markup=False)
     if not s["running"]:
         raise typer.Exit(EXIT_INVALID)
 
@@ -207,7 +223,7 @@ def password(
     h = ArgillaHome(home)
     creds = h.credentials()
     if creds is None:
-        err.print(f"no credentials in {h.path} yet: run `curate argilla up` first")
+        err.print(f"no credentials in {h.path} yet: run `curate argilla up` first", markup=False)
         raise typer.Exit(EXIT_INVALID)
     sys.stdout.write((creds.api_key if api_key else creds.password) + "\n")
 
@@ -223,7 +239,7 @@ def install(
     h = ArgillaHome(home, venv=venv)
     with _errors():
         path = h.install()
-    out.print(f"argilla-server ready in {path}", highlight=False)
+    out.print(f"argilla-server ready in {path}", highlight=False, markup=False)
 
 
 users_app = typer.Typer(help="Argilla users.", no_args_is_help=True, rich_markup_mode=None)
@@ -254,14 +270,16 @@ def users_add(
         if password_env:
             pw = os.environ.get(password_env)
             if pw is None:
-                err.print(f"--password-env: {password_env} is not set; export it or leave the option out")
+                err.print(f"--password-env: {password_env} is not set; export it or leave the option out", markup=False)
                 raise typer.Exit(EXIT_INVALID)
         info = add_user(resolve(home), username, role=role, password=pw, workspace=workspace)
     if as_json:
         print_json(info)
         return
     verb = "added" if info["created"] else "exists:"
-    out.print(f"{verb} {info['username']} ({info['role']}) in workspace {info['workspace']}", highlight=False)
+    out.print(
+        f"{verb} {info['username']} ({info['role']}) in workspace {info['workspace']}", highlight=False, markup=False
+    )
     if info["password"]:
         out.print(f"password (shown once): {info['password']}", highlight=False, markup=False)
 
@@ -294,7 +312,7 @@ def _override(spec: Any, **values: Any) -> Any:
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        err.print(f"[red bold]invalid option[/]: {loc}: {first['msg']}", highlight=False)
+        err.print(headline("invalid option", f"{loc}: {first['msg']}"), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
 
 
@@ -348,11 +366,13 @@ def push(
         print_json(r)
         return
     out.print(
-        f"[green]pushed[/] {r['records']:,} records from {label} to Argilla dataset {r['dataset']} "
-        f"({r['created']:,} new, {r['updated']:,} already there) in {r['seconds']} s",
-        highlight=False,
+        Text.assemble(
+            ("pushed", "green"),
+            f" {r['records']:,} records from {label} to Argilla dataset {r['dataset']} "
+            f"({r['created']:,} new, {r['updated']:,} already there) in {r['seconds']} s",
+        )
     )
-    out.print(f"annotate at {r['url']}", highlight=False)
+    out.print(f"annotate at {r['url']}", highlight=False, markup=False)
 
 
 @annotate_app.command(
@@ -408,21 +428,24 @@ def pull(
         return
     o = s["outcomes"]
     out.print(
-        f"[green]pulled[/] {s['records']:,} records, {s['responses']:,} responses from {name}: "
-        f"{o['pair']} decided, {o['tie']} ties, {o['no_majority']} without majority, {o['discarded']} discarded, "
-        f"{o['pending']} pending -> {s['pairs']} pairs, {s['kto_rows']} KTO rows",
-        highlight=False,
+        Text.assemble(
+            ("pulled", "green"),
+            f" {s['records']:,} records, {s['responses']:,} responses from {name}: "
+            f"{o['pair']} decided, {o['tie']} ties, {o['no_majority']} without majority, {o['discarded']} discarded, "
+            f"{o['pending']} pending -> {s['pairs']} pairs, {s['kto_rows']} KTO rows",
+        )
     )
     a = s["agreement"]
     out.print(
         f"agreement: {a['annotators']} annotators, Cohen's kappa {a.get('cohen_kappa')}, "
         f"Krippendorff's alpha {a.get('krippendorff_alpha')}",
         highlight=False,
+        markup=False,
     )
     _annotator_table(s["annotators"])
     for key, p in (published or {}).items():
         state = "published" if p.get("created") else "unchanged"
-        out.print(f"{key}: {p.get('ref', p['dataset'])} {state} ({p['rows']} rows)", highlight=False)
+        out.print(f"{key}: {p.get('ref', p['dataset'])} {state} ({p['rows']} rows)", highlight=False, markup=False)
 
 
 def _annotator_table(users: dict[str, dict[str, int]]) -> None:
@@ -459,9 +482,11 @@ def annotate_status(
         out.print("no Argilla datasets yet; push one with `curate annotate push`")
     for p in states:
         out.print(
-            f"[bold]{p['dataset']}[/] ({p['workspace']}): {p['completed']:,}/{p['total']:,} complete, "
-            f"{p['pending']:,} pending (a record completes with {p['min_submitted']} submitted responses)",
-            highlight=False,
+            Text.assemble(
+                (str(p["dataset"]), "bold"),
+                f" ({p['workspace']}): {p['completed']:,}/{p['total']:,} complete, "
+                f"{p['pending']:,} pending (a record completes with {p['min_submitted']} submitted responses)",
+            )
         )
         _annotator_table(p["users"])
 
@@ -487,4 +512,6 @@ def wait(
     if as_json:
         print_json(state)
     else:
-        out.print(f"{state['completed']:,}/{state['total']:,} records complete in {dataset}", highlight=False)
+        out.print(
+            f"{state['completed']:,}/{state['total']:,} records complete in {dataset}", highlight=False, markup=False
+        )

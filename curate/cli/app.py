@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from schemas.recipe_loader import RecipeError
 
@@ -68,11 +69,24 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 
 
+def headline(title: str, detail: object = None, style: str = "red bold") -> Text:
+    """``title`` in ``style``, then ``": detail"`` as plain text.
+
+    Messages carry user data (paths, values, server replies) that may hold ``[...]``: printed
+    through markup they would be restyled, swallowed or raise. A :class:`Text` is never parsed.
+
+    Example:
+        >>> headline("input error", "no file matches data/[abc].jsonl").plain
+        'input error: no file matches data/[abc].jsonl'
+    """
+    return Text.assemble((title, style), "" if detail is None else f": {detail}")
+
+
 def _fail_recipe(e: RecipeError, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"ok": False, "problems": [p.__dict__ for p in e.problems]}, indent=2))
     else:
-        err.print(f"[red bold]recipe invalid[/]: {len(e.problems)} problem(s)")
+        err.print(headline("recipe invalid", f"{len(e.problems)} problem(s)"))
         for p in e.problems:
             err.print(f"  {p}", markup=False, highlight=False)
     raise typer.Exit(EXIT_INVALID)
@@ -88,12 +102,12 @@ def _lookup(getter: Callable[[str], T], name: str) -> T:
     try:
         return getter(name)
     except KeyError as e:
-        err.print(str(e.args[0]), highlight=False)
+        err.print(str(e.args[0]), highlight=False, markup=False)
         raise typer.Exit(EXIT_INVALID) from None
 
 
 def _internal(e: BaseException, debug: bool) -> None:
-    err.print(f"[red bold]internal error[/]: {type(e).__name__}: {e}", highlight=False)
+    err.print(headline("internal error", f"{type(e).__name__}: {e}"), highlight=False)
     if debug:
         err.print(traceback.format_exc(), markup=False, highlight=False)
     else:

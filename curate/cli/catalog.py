@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from curate.cli.app import _lookup, app, out
 from curate.convert import all_converters, get_converter
@@ -30,16 +31,22 @@ def converters(name: Annotated[str | None, typer.Argument(help="Show one convert
         out.print(table)
         return
     conv = _lookup(get_converter, name)
-    out.print(f"[bold]{conv.name}[/]: {conv.summary}")
-    out.print(f"reads {conv.input.value if conv.input else 'raw records'}, writes {conv.output.value} records")
+    out.print(Text.assemble((conv.name, "bold"), f": {conv.summary}"))
+    out.print(
+        f"reads {conv.input.value if conv.input else 'raw records'}, writes {conv.output.value} records", markup=False
+    )
     for f in conv.fields:
         out.print(
-            f"  field {f.name} ({f.type}{', required' if f.required else ', optional'}): {f.doc}", highlight=False
+            f"  field {f.name} ({f.type}{', required' if f.required else ', optional'}): {f.doc}",
+            highlight=False,
+            markup=False,
         )
     for key, info in conv.options.model_fields.items():
-        out.print(f"  option {key} = {info.default!r}", highlight=False)
+        out.print(f"  option {key} = {info.default!r}", highlight=False, markup=False)
     if conv.example:
-        out.print("example:\n" + "\n".join("  " + line for line in conv.example.splitlines()), highlight=False)
+        out.print(
+            "example:\n" + "\n".join("  " + line for line in conv.example.splitlines()), highlight=False, markup=False
+        )
 
 
 @app.command(epilog="Examples:\n\n  curate filters\n\n  curate filters gopher_quality")
@@ -58,11 +65,15 @@ def filters(name: Annotated[str | None, typer.Argument(help="Show one filter's p
         out.print("Use in a recipe: stages: [{type: filter, rule: RULE, field: FIELD, params: {...}}]")
         return
     cls = _lookup(get_filter, name)
-    out.print(f"[bold]{name}[/]: {cls.summary} (default field: {cls.default_field})")
+    out.print(Text.assemble((name, "bold"), f": {cls.summary} (default field: {cls.default_field})"))
     for key, info in cls.Params.model_fields.items():
         doc = f"  {info.description}" if info.description else ""
         out.print(f"  {key} = {info.default!r}{doc}", highlight=False, markup=False)
-    out.print(f"example:\n  stages:\n    - {{type: filter, rule: {name}, field: {cls.default_field}}}", highlight=False)
+    out.print(
+        f"example:\n  stages:\n    - {{type: filter, rule: {name}, field: {cls.default_field}}}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command(epilog="Examples:\n\n  curate schema -o recipe.schema.json\n\n  curate schema --kind preference")

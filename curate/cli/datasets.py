@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from curate.cli.app import EXIT_INVALID, JsonOpt, app, err, out
+from curate.cli.app import EXIT_INVALID, JsonOpt, app, err, headline, out
 
 datasets_app = typer.Typer(
     help="Published dataset versions: list, show, diff, export.\n\nExamples:\n\n  curate datasets list\n\n"
@@ -50,7 +51,9 @@ def datasets_list(store: StoreOpt = Path("data/store"), as_json: JsonOpt = False
         print(json.dumps(rows, indent=2))
         return
     if not rows:
-        out.print(f"no datasets in {store} (publish one with a recipe `publish:` section and `curate run`)")
+        out.print(
+            f"no datasets in {store} (publish one with a recipe `publish:` section and `curate run`)", markup=False
+        )
         return
     table = Table(title=f"datasets in {store}")
     for col in ("dataset", "latest", "versions", "kind", "rows", "splits", "content hash", "published"):
@@ -84,34 +87,45 @@ def datasets_show(
     try:
         m = Store(store).manifest(ref)
     except RefError as e:
-        err.print(str(e), highlight=False)
+        err.print(str(e), highlight=False, markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         print(json.dumps(m, indent=2, sort_keys=True))
         return
     out.print(
-        f"[bold]{m['dataset']}@{m['version']}[/] ({m['kind']}), {m['rows']:,} rows, published {m['published_at']}"
+        Text.assemble(
+            (f"{m['dataset']}@{m['version']}", "bold"),
+            f" ({m['kind']}), {m['rows']:,} rows, published {m['published_at']}",
+        )
     )
-    out.print(f"content hash: {m['content_hash']}   parent: {m['parent_version']}   run: {m.get('run_id')}")
-    out.print("splits: " + ", ".join(f"{k}={v:,}" for k, v in m["rows_per_split"].items()))
+    out.print(
+        f"content hash: {m['content_hash']}   parent: {m['parent_version']}   run: {m.get('run_id')}", markup=False
+    )
+    out.print("splits: " + ", ".join(f"{k}={v:,}" for k, v in m["rows_per_split"].items()), markup=False)
     leaks = m.get("split_leaks") or {}
     for side in ("eval", "test"):
         if isinstance(leaks.get(side), dict) and leaks[side]["rows"]:
             out.print(
                 f"  {side}: {leaks[side]['near_duplicates_of_train']} rows near-duplicate a train row "
-                f"(Jaccard >= {leaks['threshold']})"
+                f"(Jaccard >= {leaks['threshold']})",
+                markup=False,
             )
-    out.print(f"recipe: {m['recipe']['name']} (sha256 {m['recipe']['sha256'][:12]})")
+    out.print(f"recipe: {m['recipe']['name']} (sha256 {m['recipe']['sha256'][:12]})", markup=False)
     for f in m.get("inputs", []):
-        out.print(f"  input {f['source']}: {f['uri']} sha256 {f['sha256'][:12]} ({f['rows']} rows)", highlight=False)
+        out.print(
+            f"  input {f['source']}: {f['uri']} sha256 {f['sha256'][:12]} ({f['rows']} rows)",
+            highlight=False,
+            markup=False,
+        )
     a = m.get("accounting", {})
     if a:
         out.print(
             f"accounting: {a['input_rows']:,} input = {a['kept']:,} kept + {a['quarantined']:,} quarantined + "
-            f"{a['duplicates']:,} duplicates + {a['dropped']:,} dropped"
+            f"{a['duplicates']:,} duplicates + {a['dropped']:,} dropped",
+            markup=False,
         )
     cv = m.get("code_version") or {}
-    out.print(f"code: curate {cv.get('package')} commit {cv.get('git_commit')}")
+    out.print(f"code: curate {cv.get('package')} commit {cv.get('git_commit')}", markup=False)
 
 
 @datasets_app.command(
@@ -140,7 +154,7 @@ def datasets_diff(
     try:
         d = diff(Store(store), ref_a, ref_b, key=key or None, examples=examples)
     except RefError as e:
-        err.print(str(e), highlight=False)
+        err.print(str(e), highlight=False, markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
@@ -159,9 +173,12 @@ def datasets_diff(
         f"rows: {d['rows']['a']:,} -> {d['rows']['b']:,}   (changed = new rows replacing changed_old rows "
         "with the same split key)",
         highlight=False,
+        markup=False,
     )
     if c["moved_split"]:
-        out.print(f"[yellow]warning[/]: {c['moved_split']} unchanged row(s) moved split (seed or key changed?)")
+        out.print(
+            headline("warning", f"{c['moved_split']} unchanged row(s) moved split (seed or key changed?)", "yellow")
+        )
     ex = d["examples"]
     for row in ex["added"]:
         out.print(f"  + {row['id'][:12]} [{row['split']}] {row['key']}", markup=False, highlight=False)
@@ -239,8 +256,8 @@ def datasets_export(
         return
     splits = ", ".join(f"{k}={v:,}" for k, v in r["splits"].items())
     where = r.get("repo_id") or r["out"]
-    out.print(f"[green]exported[/] {r['ref']} ({r['kind']}) as {r['format']} -> {where}: {splits}", highlight=False)
+    out.print(Text.assemble(("exported", "green"), f" {r['ref']} ({r['kind']}) as {r['format']} -> {where}: {splits}"))
     for s, reasons in r["skipped"].items():
         detail = ", ".join(f"{k}={v}" for k, v in reasons.items())
-        out.print(f"[yellow]skipped[/] in {s} (not representable in {r['format']}): {detail}", highlight=False)
-    out.print(f"manifest: {Path(r['out']) / 'export_manifest.json'}", highlight=False)
+        out.print(Text.assemble(("skipped", "yellow"), f" in {s} (not representable in {r['format']}): {detail}"))
+    out.print(f"manifest: {Path(r['out']) / 'export_manifest.json'}", highlight=False, markup=False)

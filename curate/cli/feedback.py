@@ -21,8 +21,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from curate.cli.app import EXIT_INVALID, DebugOpt, JsonOpt, _fail_recipe, _internal, err, out, print_json
+from curate.cli.app import EXIT_INVALID, DebugOpt, JsonOpt, _fail_recipe, _internal, err, headline, out, print_json
 
 feedback_app = typer.Typer(
     help="""AI feedback (RLAIF): measure a judge against human labels before its labels are used.
@@ -60,7 +61,7 @@ def _errors(debug: bool) -> Iterator[None]:
     except RecipeError as e:
         _fail_recipe(e, as_json=False)
     except (CalibrationDataError, FeedbackError, RefError, ModelError) as e:
-        err.print(f"[red bold]error[/]: {e}", markup=False)
+        err.print(headline("error", e), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except Exception as e:
         _internal(e, debug)
@@ -71,10 +72,13 @@ def _print_report(report: dict[str, Any], folder: Path) -> None:
 
     d = report["data"]
     out.print(
-        f"[bold]{report['judge']['kind']}[/] judge on {report['n']} pairs of {d['ref']} "
-        f"(labelled by {', '.join(d['labellers']) or 'unknown'}; reference a/b/tie "
-        f"{d['reference_labels']['a']}/{d['reference_labels']['b']}/{d['reference_labels']['tie']}), "
-        f"{report['seconds']} s"
+        Text.assemble(
+            (str(report["judge"]["kind"]), "bold"),
+            f" judge on {report['n']} pairs of {d['ref']} "
+            f"(labelled by {', '.join(d['labellers']) or 'unknown'}; reference a/b/tie "
+            f"{d['reference_labels']['a']}/{d['reference_labels']['b']}/{d['reference_labels']['tie']}), "
+            f"{report['seconds']} s",
+        )
     )
     t = Table("figure", "value", "95% CI")
     for key, label in _ROWS:
@@ -82,7 +86,11 @@ def _print_report(report: dict[str, Any], folder: Path) -> None:
     t.add_row("longer-answer baseline: agreement", *_fmt(report["length_baseline"]["agreement"]))
     out.print(t)
     if report["failures"]["count"]:
-        err.print(f"[yellow]{report['failures']['count']} failed judgement(s)[/] (listed in calibration.json)")
+        err.print(
+            Text.assemble(
+                (f"{report['failures']['count']} failed judgement(s)", "yellow"), " (listed in calibration.json)"
+            )
+        )
     out.print(f"written: {folder / 'calibration.json'}, calibration.md", markup=False)
 
 
@@ -120,6 +128,7 @@ def calibrate_command(
     """
     from curate.feedback.cache import RequestCache
     from curate.feedback.calibration import CalibrationGateError, calibrate_spec, check_min_agreement, write_calibration
+    from schemas.recipe import under
     from schemas.recipe_loader import load_recipe_file
 
     with _errors(debug):
@@ -129,7 +138,8 @@ def calibrate_command(
             err.print(f"{recipe}: no feedback section; calibration measures the judge of feedback.judge", markup=False)
             raise typer.Exit(EXIT_INVALID)
         output = Path(doc.recipe.output.dir)
-        root = store or Path(doc.recipe.publish.store if doc.recipe.publish else "data/store")
+        default_store = under(recipe.resolve().parent, "data/store")  # publish.store's default, as the recipe's
+        root = store or Path(doc.recipe.publish.store if doc.recipe.publish else default_store)
         cache = RequestCache(recipe.parent / spec.cache if spec.cache else output / ".work" / "feedback-cache.sqlite")
         report = calibrate_spec(spec, recipe.parent, root, cache, data, limit, n_boot)
         failed: CalibrationGateError | None = None
@@ -144,7 +154,7 @@ def calibrate_command(
     else:
         _print_report(report, folder)
     if failed is not None:
-        err.print(f"[red bold]calibration failed[/]: {failed}", markup=False)
+        err.print(headline("calibration failed", failed), highlight=False)
         raise typer.Exit(EXIT_INVALID)
 
 
@@ -179,8 +189,12 @@ def prompts_command(
         print_json(info)
         return
     for k, v in info.items():
-        out.print(f"[bold]== {k}[/]  prompt_hash {v['prompt_hash'] or 'n/a (a reward model reads no prompt)'}")
+        out.print(
+            Text.assemble(
+                (f"== {k}", "bold"), f"  prompt_hash {v['prompt_hash'] or 'n/a (a reward model reads no prompt)'}"
+            )
+        )
         for i, t in enumerate(v["templates"], 1):
-            out.print(f"-- template {i}/{len(v['templates'])}  hash {t['hash']}")
+            out.print(f"-- template {i}/{len(v['templates'])}  hash {t['hash']}", markup=False)
             out.print(t["text"], markup=False)
         out.print("")

@@ -11,9 +11,10 @@ import orjson
 import typer
 from rich.table import Table
 
-from curate.cli.app import EXIT_INVALID, EXIT_OK, JsonOpt, RecipeArg, _fail_recipe, _internal, app, err, out
+from curate.cli.app import EXIT_INVALID, EXIT_OK, JsonOpt, RecipeArg, _fail_recipe, _internal, app, err, headline, out
 from curate.engine.local import QuarantineLimitError, run_recipe
-from curate.engine.plan import load_and_plan
+from curate.engine.plan import escaping_paths, load_and_plan
+from curate.engine.steps import EmptyVersionError
 from curate.feedback.calibration import CalibrationDataError, CalibrationGateError
 from curate.feedback.errors import FeedbackError
 from curate.ingest import InputError
@@ -43,23 +44,32 @@ def validate(
         _fail_recipe(e, as_json)
         return
     files = {sp.spec.name: [f.uri for f in sp.files] for sp in p.sources}
+    warnings = [str(w) for w in escaping_paths(load_recipe_file(recipe), p.base_dir)]
     if as_json:
-        print(
-            json.dumps(
-                {"ok": True, "recipe": p.recipe.name, "kind": p.recipe.output.kind.value, "files": files}, indent=2
-            )
-        )
+        body = {"ok": True, "recipe": p.recipe.name, "kind": p.recipe.output.kind.value, "files": files}
+        print(json.dumps(body | {"warnings": warnings}, indent=2))
     else:
+        _warn(warnings)
         n = sum(len(v) for v in files.values())
         out.print(
-            f"[green]ok[/]: {p.recipe.name} -> {p.recipe.output.kind.value} records from "
-            f"{len(p.sources)} source(s), {n} input file(s)"
+            headline(
+                "ok",
+                f"{p.recipe.name} -> {p.recipe.output.kind.value} records from {len(p.sources)} source(s), "
+                f"{n} input file(s)",
+                "green",
+            )
         )
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        err.print(headline("warning", w, "yellow"), highlight=False)
 
 
 RUN_EXIT = (
-    "Exit codes: 0 ok (quarantined rows are not an error), 2 invalid recipe/input or too much "
-    "quarantined (limits.max_quarantined_fraction), 1 internal error."
+    "Exit codes: 0 ok (quarantined rows are not an error), 2 invalid recipe/input, too much "
+    "quarantined (limits.max_quarantined_fraction) or no row kept for a publish (publish.allow_empty), "
+    "1 internal error."
 )
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")]
 ProgressOpt = Annotated[
@@ -95,6 +105,7 @@ def _execute(
 
     try:
         doc = load_recipe_file(recipe)
+        _warn([str(w) for w in escaping_paths(doc)])
         if incremental and doc.recipe.publish is None:
             raise RecipeError([doc.problem(("publish",), "refresh needs a publish: section (the dataset it extends)")])
         if local:
@@ -109,7 +120,7 @@ def _execute(
             try:
                 task_runner(spec)  # an unknown runner fails here, clearly
             except ValueError as e:
-                err.print(f"[red bold]--runner[/]: {e}", highlight=False)
+                err.print(headline("--runner", e), highlight=False)
                 raise typer.Exit(EXIT_INVALID) from None
             summary = run_flow(recipe, out_dir, runner=spec, incremental=incremental)
             run_dir = summary.pop("run_dir", None)
@@ -119,16 +130,19 @@ def _execute(
         _fail_recipe(e, as_json)
         return
     except InputError as e:
-        err.print(f"[red bold]input error[/]: {e}", highlight=False)
+        err.print(headline("input error", e), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except QuarantineLimitError as e:
         result, code = e.result, EXIT_INVALID
-        err.print(f"[red bold]too much quarantined[/]: {e}", highlight=False)
+        err.print(headline("too much quarantined", e), highlight=False)
+    except EmptyVersionError as e:
+        result, code = e.result, EXIT_INVALID
+        err.print(headline("empty version not published", e), highlight=False)
     except FeedbackError as e:
-        err.print(f"[red bold]feedback error[/]: {e}", highlight=False)
+        err.print(headline("feedback error", e), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except (CalibrationGateError, CalibrationDataError) as e:
-        err.print(f"[red bold]judge calibration[/]: {e}", highlight=False)
+        err.print(headline("judge calibration", e), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     except (KeyboardInterrupt, typer.Exit):
         raise
@@ -139,7 +153,7 @@ def _execute(
     if as_json:
         sys.stdout.write(orjson.dumps(s, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif result.run_dir is None:
-        out.print(f"[green]no-op[/]: nothing new since {s['refresh']['base_version']}; nothing published")
+        out.print(headline("no-op", f"nothing new since {s['refresh']['base_version']}; nothing published", "green"))
     else:
         _print_summary(s, result.run_dir)
     raise typer.Exit(code)
@@ -241,14 +255,14 @@ def serve(
     except RecipeError as e:
         _fail_recipe(e, False)
     except (ValueError, RuntimeError) as e:
-        err.print(f"[red bold]cannot serve[/]: {e}", highlight=False)
+        err.print(headline("cannot serve", e), highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
 
 
 def _print_summary(s: dict, run_dir: Path) -> None:
     if s.get("orchestrator", {}).get("flow_run_id"):
         o = s["orchestrator"]
-        out.print(f"flow run: {o['flow_run_name']} ({o['flow_run_id']})", highlight=False)
+        out.print(f"flow run: {o['flow_run_name']} ({o['flow_run_id']})", highlight=False, markup=False)
     table = Table(title=f"{s['recipe']} -> {s['kind']} ({s['seconds']} s)")
     cols = ("input rows", "kept", "quarantined", "duplicates", "dropped", "records out")
     table.add_column("source", no_wrap=True)
@@ -265,12 +279,14 @@ def _print_summary(s: dict, run_dir: Path) -> None:
         ("dropped", "dropped_by_reason"),
     ):
         if s[key]:
-            out.print(f"{label} by reason: " + ", ".join(f"{k}={v}" for k, v in s[key].items()), highlight=False)
-    out.print(f"balanced: input = kept + quarantined + duplicates + dropped -> {s['balanced']}")
-    out.print(f"dataset:    {run_dir / 'data'}")
-    out.print(f"quarantine: {run_dir / 'quarantine.jsonl'}")
+            out.print(
+                f"{label} by reason: " + ", ".join(f"{k}={v}" for k, v in s[key].items()), highlight=False, markup=False
+            )
+    out.print(f"balanced: input = kept + quarantined + duplicates + dropped -> {s['balanced']}", markup=False)
+    out.print(f"dataset:    {run_dir / 'data'}", markup=False)
+    out.print(f"quarantine: {run_dir / 'quarantine.jsonl'}", markup=False)
     if "dropped" in s["outputs"]:
-        out.print(f"removed:    {run_dir / 'dropped.parquet'}, {run_dir / 'duplicates.parquet'}")
+        out.print(f"removed:    {run_dir / 'dropped.parquet'}, {run_dir / 'duplicates.parquet'}", markup=False)
     if "report" in s["outputs"]:
-        out.print(f"report:     {run_dir / 'report.md'}")
-    out.print(f"summary:    {run_dir / 'summary.json'}")
+        out.print(f"report:     {run_dir / 'report.md'}", markup=False)
+    out.print(f"summary:    {run_dir / 'summary.json'}", markup=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.app import EXIT_INTERNAL, EXIT_OK, JsonOpt, app, err, out
+from curate.cli.app import EXIT_INTERNAL, EXIT_OK, JsonOpt, app, err, headline, out
 
 server_app = typer.Typer(
     help="A local Prefect server for schedules and the UI (runs in the background).",
@@ -34,11 +34,11 @@ def server_up_cmd(
     try:
         info = server_up(home, port=port)
     except RuntimeError as e:
-        err.print(f"[red bold]server did not start[/]: {e}", highlight=False)
+        err.print(headline("server did not start", e), highlight=False)
         raise typer.Exit(EXIT_INTERNAL) from None
     verb = "started" if info["started"] else "already running"
-    out.print(f"Prefect server {verb} (pid {info['pid']}); UI: {info['ui_url']}", highlight=False)
-    out.print(f"export PREFECT_API_URL={info['api_url']}", highlight=False)
+    out.print(f"Prefect server {verb} (pid {info['pid']}); UI: {info['ui_url']}", highlight=False, markup=False)
+    out.print(f"export PREFECT_API_URL={info['api_url']}", highlight=False, markup=False)
 
 
 @server_app.command("down")
@@ -58,7 +58,9 @@ def server_status_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(info, indent=2))
     elif info["running"]:
-        out.print(f"running: pid {info['pid']}, API {info['api_url']}, log {info['log']}", highlight=False)
+        out.print(
+            f"running: pid {info['pid']}, API {info['api_url']}, log {info['log']}", highlight=False, markup=False
+        )
     else:
-        out.print(f"not running (home {info['home']})", highlight=False)
+        out.print(f"not running (home {info['home']})", highlight=False, markup=False)
     raise typer.Exit(EXIT_OK if info["running"] else EXIT_INTERNAL)

@@ -10,10 +10,13 @@ import numpy as np
 
 @dataclass
 class DedupDecision:
-    """``dup_of[i]`` is the index of the row that stays in ``i``'s group, or -1 when ``i`` stays.
+    """``dup_of[i]`` is the row that ``i`` duplicates, or -1 when ``i`` stays.
 
-    ``similarity[i]`` is the Jaccard similarity (1.0 for exact matches) that linked ``i`` to its
-    group, NaN for rows that stay. ``stats`` holds counts and timings for reports and benchmarks.
+    For exact dedup that is the row that stays in ``i``'s group. For near dedup it is the neighbour
+    that linked ``i`` (a verified pair), and ``similarity[i]`` is their Jaccard similarity (1.0 for
+    exact matches; NaN for rows that stay): the pair an audit names really is that similar.
+    ``representative[i]`` is the row that stays in ``i``'s group (-1 when ``i`` stays); it equals
+    ``dup_of`` except along chains (connected components). ``stats`` holds counts and timings.
     """
 
     dup_of: np.ndarray
@@ -21,6 +24,11 @@ class DedupDecision:
     stats: dict[str, Any] = field(default_factory=dict)
     pairs: Any = None
     """Verified pairs behind the decision (near dedup), for audits and benchmarks."""
+    representative: np.ndarray = None  # type: ignore[assignment]  # None: the same as dup_of
+
+    def __post_init__(self) -> None:
+        if self.representative is None:
+            self.representative = self.dup_of
 
     @property
     def removed(self) -> np.ndarray:

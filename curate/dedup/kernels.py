@@ -214,3 +214,37 @@ def pair_jaccard(
         union = za[x] + zb[y] - inter
         out[p] = 1.0 if union == 0 else inter / union
     return out
+
+
+@njit(cache=True, nogil=True)
+def greedy_links(
+    order: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    similarity: np.ndarray,
+    always_kept: np.ndarray,
+    parent: np.ndarray,
+    parent_sim: np.ndarray,
+) -> None:
+    """Non-transitive removal over a CSR graph of verified pairs.
+
+    Rows are visited in ``order`` (best first); a row is removed when it has a verified edge to a row
+    already kept, and then ``parent``/``parent_sim`` get that kept neighbour (the most similar one)
+    and the edge's similarity; otherwise it is kept (``parent`` stays -1). ``always_kept`` rows are
+    kept whatever their neighbours (published rows in a refresh).
+    """
+    kept = np.zeros(indptr.size - 1, np.bool_)
+    for r in order:
+        best = -1
+        best_sim = -1.0
+        if not always_kept[r]:
+            for e in range(indptr[r], indptr[r + 1]):
+                nb = indices[e]
+                if kept[nb] and similarity[e] > best_sim:
+                    best = nb
+                    best_sim = similarity[e]
+        if best >= 0:
+            parent[r] = best
+            parent_sim[r] = best_sim
+        else:
+            kept[r] = True

@@ -4,6 +4,11 @@ The shape scales out: signatures are computed per shard (map), banding is one gl
 band keys (here a sort per band), clusters are connected components of the verified pairs
 (scipy), and each shard is filtered by the resulting keep mask.
 
+Every removed row is linked to a row it really resembles: :func:`spanning_links` walks a
+maximum-similarity spanning tree of each cluster from its representative (so on a chain
+A~B~C each row names its neighbour, not A), and :func:`kept_links` is the non-transitive rule
+(a row goes only when it resembles a row that stays).
+
 Example:
     >>> optimal_bands(0.8, 128)
     (9, 13)
@@ -17,9 +22,10 @@ from itertools import pairwise
 from typing import Literal
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
+from curate.dedup.kernels import greedy_links
 from curate.dedup.minhash import Sketch, estimated_jaccard, exact_jaccard, mix64
 
 ALL_PAIRS_MAX_GROUP = 32
@@ -185,3 +191,96 @@ def representatives(labels: np.ndarray, priority: np.ndarray) -> np.ndarray:
     rep_of_label = np.empty(labels.max() + 1 if n else 0, np.int64)
     rep_of_label[labels[order][first]] = order[first]
     return rep_of_label[labels]
+
+
+def edge_similarity(
+    n: int, a: np.ndarray, b: np.ndarray, similarity: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """Similarity of the edges ``x[i] - y[i]``, each of which must be one of the pairs ``a - b``."""
+    codes = np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
+    order = np.argsort(codes, kind="stable")
+    want = np.minimum(x, y).astype(np.int64) * n + np.maximum(x, y)
+    pos = np.searchsorted(codes[order], want)
+    if want.size and not np.array_equal(codes[order][np.minimum(pos, codes.size - 1)], want):
+        raise ValueError("edge_similarity: a requested edge is not among the pairs")
+    return similarity[order[pos]]
+
+
+def spanning_links(
+    n: int, a: np.ndarray, b: np.ndarray, similarity: np.ndarray, rep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Transitive removal, explained: for every row that is not its cluster's representative, the
+    neighbour that links it towards ``rep`` and their similarity (others: -1 and NaN).
+
+    The links are a maximum-similarity spanning tree of each cluster (scipy's minimum spanning tree on
+    ``2 - similarity``), rooted at its representative: each link is a verified pair, the strongest
+    set of pairs that still connects the cluster, and following links from any row ends at the
+    representative.
+
+    Example (the chain 0~1~2, 2~3, with 0 the representative):
+        >>> a, b = np.array([0, 1, 2]), np.array([1, 2, 3])
+        >>> parent, sim = spanning_links(4, a, b, np.array([0.7, 0.9, 0.8]), np.zeros(4, np.int64))
+        >>> parent.tolist(), sim.round(1).tolist()[1:]
+        ([-1, 0, 1, 2], [0.7, 0.9, 0.8])
+    """
+    parent = np.full(n, -1, np.int64)
+    link_sim = np.full(n, np.nan)
+    if a.size == 0:
+        return parent, link_sim
+    # the graph holds only the m rows in pairs (local indices), not all n
+    nodes, local = np.unique(np.concatenate([a, b]), return_inverse=True)
+    m = nodes.size
+    la, lb = local[: a.size], local[a.size :]
+    roots = np.flatnonzero(rep[nodes] == nodes)
+    # a virtual node m joins every representative by an edge lighter than any pair, so one tree
+    # search from it reaches every cluster through its representative
+    src = np.concatenate([la, np.full(roots.size, m)])
+    dst = np.concatenate([lb, roots])
+    weight = np.concatenate([2.0 - similarity, np.full(roots.size, 0.5)])
+    tree = minimum_spanning_tree(csr_matrix((weight, (src, dst)), shape=(m + 1, m + 1)))
+    _, pred = breadth_first_order(tree, m, directed=False, return_predecessors=True)
+    pred = pred[:m]
+    linked = np.flatnonzero((pred >= 0) & (pred != m))
+    child, via = nodes[linked], nodes[pred[linked]]
+    parent[child] = via
+    link_sim[child] = edge_similarity(n, a, b, similarity, child, via)
+    return parent, link_sim
+
+
+def kept_links(
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    similarity: np.ndarray,
+    priority: np.ndarray,
+    always_kept: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Non-transitive removal: rows in priority order (lower first, ties by index); a row is removed
+    only when a verified pair joins it to a row already kept, and is linked to the most similar such
+    row. Returns ``(parent, similarity)`` (-1 and NaN for kept rows).
+
+    Example (the chain 0~1~2~3, first wins): 0 stays, 1 goes (like 0), 2 stays (its only kept-side
+    neighbour, 1, went), 3 goes (like 2):
+        >>> a, b = np.array([0, 1, 2]), np.array([1, 2, 3])
+        >>> kept_links(4, a, b, np.full(3, 0.7), np.arange(4.0))[0].tolist()
+        [-1, 0, -1, 2]
+    """
+    parent = np.full(n, -1, np.int64)
+    link_sim = np.full(n, np.nan)
+    if a.size == 0:
+        return parent, link_sim
+    # a CSR graph over only the m rows in pairs (local indices), not all n
+    nodes, local = np.unique(np.concatenate([a, b]), return_inverse=True)
+    m = nodes.size
+    src, dst = local, np.concatenate([local[a.size :], local[: a.size]])
+    sims = np.concatenate([similarity, similarity]).astype(np.float64)
+    by_src = np.argsort(src, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=m))]).astype(np.int64)
+    order = np.lexsort((nodes, priority[nodes])).astype(np.int64)
+    fixed = np.zeros(m, bool) if always_kept is None else np.asarray(always_kept, bool)[nodes]
+    sub_parent, sub_sim = np.full(m, -1, np.int64), np.full(m, np.nan)
+    greedy_links(order, indptr, dst[by_src].astype(np.int64), sims[by_src], fixed, sub_parent, sub_sim)
+    gone = np.flatnonzero(sub_parent >= 0)
+    parent[nodes[gone]] = nodes[sub_parent[gone]]
+    link_sim[nodes[gone]] = sub_sim[gone]
+    return parent, link_sim

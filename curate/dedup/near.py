@@ -28,8 +28,10 @@ from curate.dedup.lsh import (
     band_keys,
     candidate_pairs,
     clusters,
+    kept_links,
     optimal_bands,
     representatives,
+    spanning_links,
     verify_pairs,
 )
 from curate.dedup.minhash import Sketch, sketch
@@ -134,6 +136,7 @@ def near_from_bands(
     texts_of: Callable[[np.ndarray], pl.Series],
     signature_seconds: float = 0.0,
     sk: Sketch | None = None,
+    always_kept: np.ndarray | None = None,
 ) -> DedupDecision:
     """Phase 2 of near-dedup from band keys alone: candidates, verification, clusters, representatives.
 
@@ -141,7 +144,12 @@ def near_from_bands(
     without shingles), ``priority`` (lower wins), and ``texts_of(rows)``, which returns the key
     texts of the given (sorted) rows: only the documents in candidate pairs are read again and
     re-sketched for verification. Memory: ``bands`` x 8 bytes per row instead of the signatures
-    (``num_perm`` x 4) and the texts. Output: the :class:`DedupDecision`.
+    (``num_perm`` x 4) and the texts. ``always_kept``: rows never removed (published rows in a
+    refresh; they also win by ``priority``). Output: the :class:`DedupDecision`, whose ``dup_of``
+    names for each removed row the neighbour that linked it (a verified pair) and whose
+    ``representative`` names the row that stays for it: under ``clusters: connected`` the best of
+    its connected component (removal is transitive along chains), under ``non_transitive`` the kept
+    row it resembles (then the two are the same).
 
     Example:
         >>> import numpy as np, polars as pl
@@ -164,24 +172,21 @@ def near_from_bands(
     else:
         pairs = verify_by_texts(texts_of, a, b, stage.threshold, stage.verify, p, stage.workers)
     t3 = time.perf_counter()
-    labels = clusters(n, pairs.a, pairs.b)
-    rep = representatives(labels, priority)
-    dup_of = np.where(rep == np.arange(n), -1, rep)
-    # similarity that linked each removed row: its best verified edge
-    sim = np.full(n, np.nan)
-    if pairs.a.size:
-        both = np.concatenate([pairs.a, pairs.b])
-        vals = np.concatenate([pairs.similarity, pairs.similarity])
-        best = np.full(n, -np.inf)
-        np.maximum.at(best, both, vals)
-        sim = np.where(dup_of >= 0, best, np.nan)
+    if stage.clusters == "connected":
+        rep = representatives(clusters(n, pairs.a, pairs.b), priority)
+        dup_of, sim = spanning_links(n, pairs.a, pairs.b, pairs.similarity, rep)
+        representative = np.where(dup_of >= 0, rep, -1)
+    else:
+        dup_of, sim = kept_links(n, pairs.a, pairs.b, pairs.similarity, priority, always_kept)
+        representative = dup_of
     stats = {
         "rows": n,
         "bands": bands,
         "rows_per_band": rows,
         "candidate_pairs": int(pairs.candidates),
         "verified_pairs": int(pairs.a.size),
-        "clusters_with_duplicates": int(np.unique(labels[dup_of >= 0]).size),
+        "clusters": stage.clusters,
+        "clusters_with_duplicates": int(np.unique(representative[dup_of >= 0]).size),
         "duplicates": int((dup_of >= 0).sum()),
         "state_bytes_per_doc": int(p.num_perm * 4 + bands * 8),
         "phase2_bytes_per_doc": int(keys_b.itemsize * keys_b.shape[1]),
@@ -192,4 +197,4 @@ def near_from_bands(
             "clusters": round(time.perf_counter() - t3, 4),
         },
     }
-    return DedupDecision(dup_of, sim, stats, pairs)
+    return DedupDecision(dup_of, sim, stats, pairs, representative)

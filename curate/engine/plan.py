@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from curate.filters import all_filters, get_filter
 from curate.ingest import InputError, InputFile, discover, read_batches
 from schemas.fields import field_names
 from schemas.kinds import Kind, content_schema
-from schemas.recipe import Recipe, SourceSpec, resolve_secrets
+from schemas.recipe import Recipe, SourceSpec, is_url, resolve_secrets
 from schemas.recipe_loader import (
     LoadedRecipe,
     Problem,
@@ -261,6 +262,49 @@ def _dataset_files(ref: str, store: str) -> list[InputFile]:
 def _kind_label(doc: LoadedRecipe) -> str:
     """Which recipe key names the kind the sources must produce (for messages)."""
     return "feedback.input_kind" if doc.recipe.feedback is not None else "output.kind"
+
+
+def escaping_paths(doc: LoadedRecipe, base_dir: Path | None = None, cwd: Path | None = None) -> list[Problem]:
+    """Warnings for relative input paths that climb out of the recipe's folder (``../../etc/x``) and
+    out of the working directory too.
+
+    ``../data/raw/x.jsonl`` from a ``recipes/`` folder inside the project you run from is the common
+    layout and passes; a path that leaves both the recipe's folder and the working directory reads
+    files neither holds, so it is named on every ``validate`` and ``run``. Absolute paths and URLs are
+    deliberate choices and pass silently. ``cwd``: the working directory (default: the process's).
+
+    Example:
+        >>> from schemas.recipe_loader import load_recipe_doc
+        >>> doc = load_recipe_doc("name: d\\noutput: {kind: text}\\nsources:\\n"
+        ...                       "  - {name: a, path: ../../etc/hosts, convert: text}\\n", "/r/x.yaml")
+        >>> [w.message.split(";")[0] for w in escaping_paths(doc, Path("/r/recipes"), cwd=Path("/r"))]
+        ["'../../etc/hosts' is outside the recipe's folder and the working directory (/etc/hosts)"]
+        >>> escaping_paths(doc, Path("/r/recipes"), cwd=Path("/"))  # under the working directory: fine
+        []
+    """
+    base = base_dir or Path(doc.file).resolve().parent
+    here = (cwd or Path.cwd()).resolve()
+    found = []
+    refs: list[tuple[tuple[Any, ...], list[str]]] = [
+        (("sources", i), s.paths) for i, s in enumerate(doc.recipe.sources)
+    ]
+    for j, stage in enumerate(doc.recipe.stages):
+        for k, ref in enumerate(getattr(stage, "against", None) or []):
+            refs.append((("stages", j, "against", k), ref.paths))
+    for loc, paths in refs:
+        for pattern in paths:
+            if is_url(pattern) or Path(pattern).expanduser().is_absolute():
+                continue
+            where = Path(os.path.normpath(base / pattern))
+            if not where.is_relative_to(base) and not where.is_relative_to(here):
+                found.append(
+                    doc.problem(
+                        (*loc, "path"),
+                        f"{pattern!r} is outside the recipe's folder and the working directory ({where}); "
+                        "write it as an absolute path if that is meant",
+                    )
+                )
+    return found
 
 
 def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool = True, peek: bool = False) -> Plan:

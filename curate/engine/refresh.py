@@ -7,6 +7,11 @@ published with different content is *changed*: its old rows leave the base and i
 is processed. The next version is the base rows plus the new survivors; when no file is new the
 refresh is a no-op and publishes nothing.
 
+A published file that no longer exists is *deleted*; ``refresh.deleted_files`` decides: ``keep`` (the
+default) carries its rows into every later version, ``retire`` drops them from the next one (which
+is then published even when no file is new). The manifest's refresh section lists the deleted
+files and the policy applied.
+
 Example:
     >>> sel = select_new([_job("a.jsonl", "h1"), _job("b.jsonl", "h2")], [{"uri": "a.jsonl", "sha256": "h1"}])
     >>> [j.uri for j in sel.new], sel.unchanged, sel.changed_uris
@@ -58,6 +63,8 @@ class Selection:
     new: list[FileJob]
     unchanged: list[str] = field(default_factory=list)
     changed_uris: list[str] = field(default_factory=list)
+    deleted_uris: list[str] = field(default_factory=list)
+    """Published input files that are no longer among the recipe's inputs."""
 
 
 def base_version(prep: Prepared) -> BaseVersion | None:
@@ -76,7 +83,8 @@ def base_version(prep: Prepared) -> BaseVersion | None:
 
 
 def select_new(jobs: list[FileJob], published_inputs: list[dict[str, Any]]) -> Selection:
-    """Split ``jobs`` into new (unseen content) and unchanged; name the URIs whose content changed."""
+    """Split ``jobs`` into new (unseen content) and unchanged; name the URIs whose content changed
+    and the published ones that are gone."""
     seen = {i["sha256"] for i in published_inputs}
     by_uri = {i["uri"]: i["sha256"] for i in published_inputs}
     sel = Selection(new=[])
@@ -87,6 +95,8 @@ def select_new(jobs: list[FileJob], published_inputs: list[dict[str, Any]]) -> S
         sel.new.append(job)
         if job.uri in by_uri:
             sel.changed_uris.append(job.uri)
+    present = {j.uri for j in jobs}
+    sel.deleted_uris = sorted({u for u in by_uri if u not in present})
     return sel
 
 
@@ -161,10 +171,20 @@ class RefreshPlan:
     jobs: list[FileJob]
     base: BaseVersion | None
     selection: Selection | None
+    deleted_files: str = "keep"
+    """The recipe's ``refresh.deleted_files`` policy."""
+
+    @property
+    def drop_uris(self) -> list[str]:
+        """Input files whose base rows leave the next version: changed ones, and deleted ones to retire."""
+        if self.selection is None:
+            return []
+        retired = self.selection.deleted_uris if self.deleted_files == "retire" else []
+        return [*self.selection.changed_uris, *retired]
 
     @property
     def noop(self) -> bool:
-        return self.base is not None and not self.jobs
+        return self.base is not None and not self.jobs and not self.drop_uris
 
     def info(self) -> dict[str, Any]:
         """For the summary, the manifest and the refresh log."""
@@ -176,6 +196,8 @@ class RefreshPlan:
             "new_files": [j.uri for j in self.selection.new if j.uri not in self.selection.changed_uris],
             "changed_files": self.selection.changed_uris,
             "unchanged_files": self.selection.unchanged,
+            "deleted_files": self.selection.deleted_uris,
+            "deleted_files_policy": self.deleted_files,
         }
 
 
@@ -185,4 +207,4 @@ def plan_refresh(prep: Prepared, jobs: list[FileJob]) -> RefreshPlan:
     if base is None:
         return RefreshPlan(jobs, None, None)
     sel = select_new(jobs, base.inputs)
-    return RefreshPlan(sel.new, base, sel)
+    return RefreshPlan(sel.new, base, sel, prep.plan.recipe.refresh.deleted_files)

@@ -161,7 +161,8 @@ def write_report(
             ),
             "",
             "Removed records are in [dropped.parquet](dropped.parquet) and [duplicates.parquet](duplicates.parquet) "
-            "(with `stage`, `reason`, `detail`, `duplicate_of`, `similarity`).",
+            "(with `stage`, `reason`, `detail`, `duplicate_of`, `similarity`, `representative`: the row each "
+            "duplicate was verified against, their Jaccard similarity, and the row kept for its group).",
             "",
         ]
         for st in stages:
@@ -183,6 +184,8 @@ def write_report(
                         extra = (
                             f" — duplicate of `{ex['duplicate_of']}` (similarity {ex['similarity']}): {ex['kept_text']}"
                         )
+                        if ex.get("representative"):  # a chain: the row that stays is another one
+                            extra += f" (group kept `{ex['representative']}`)"
                     elif "reference_text" in ex:
                         extra = f" — matches reference (similarity {ex['similarity']}): {ex['reference_text']}"
                     elif "detail" in ex:

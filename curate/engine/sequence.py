@@ -190,8 +190,9 @@ class Executor(ArtifactSink, Protocol):
 def run_sequence(prep: Prepared, ex: Executor, refresh: bool = False, hooks: Sequence[Hook] = ()) -> Outcome:
     """Run the whole sequence on ``ex``; returns the :class:`Outcome` (``noop`` for an empty refresh).
 
-    Raises what the steps raise (RecipeError, InputError, QuarantineLimitError, publish errors);
-    after a failure nothing is published, and a rerun resumes from the first unfinished step.
+    Raises what the steps raise (RecipeError, InputError, QuarantineLimitError, EmptyVersionError,
+    publish errors); after a failure nothing is published, and a rerun resumes from the first
+    unfinished step.
     """
     jobs: list[FileJob] = ex.map(HASH, prep, prep.file_indexes(), "hash")
     outcome = Outcome(prep, ex.orchestrator())
@@ -205,7 +206,7 @@ def run_sequence(prep: Prepared, ex: Executor, refresh: bool = False, hooks: Seq
             return outcome
         jobs = rp.jobs
         if rp.base is not None and rp.selection is not None:
-            drop = rp.selection.changed_uris
+            drop = rp.drop_uris
             pinned = [ex.call(BASE, prep, drop)]
             carried = carried_inputs(rp.base, drop)
     fb = prep.plan.recipe.feedback is not None
@@ -221,7 +222,9 @@ def run_sequence(prep: Prepared, ex: Executor, refresh: bool = False, hooks: Seq
     labelled = ex.map(FEEDBACK, prep, [(decision, i, f) for i, f in enumerate(finished)], "feedback") if fb else None
     extra = {"orchestrator": outcome.orchestrator, **({"refresh": outcome.refresh} if refresh else {})}
     outcome.result = ex.call(ASSEMBLE, prep, refs, decision, finished, extra, labelled, calibration)
-    outcome.published = ex.call(PUBLISH, prep, outcome.result, [p for r in pinned for p in r.parts], carried)
+    base_parts = [p for r in pinned for p in r.parts]
+    steps.refuse_empty_version(prep, outcome.result, base_parts)
+    outcome.published = ex.call(PUBLISH, prep, outcome.result, base_parts, carried)
     _run_hooks(ex, hooks, outcome)
     steps.cleanup(prep, [*pinned, *refs], decision, sketches, labelled)
     return outcome

@@ -61,6 +61,7 @@ AUDIT_COLUMNS = pa.schema(
         ("detail", pa.large_string()),
         ("duplicate_of", pa.large_string()),
         ("similarity", pa.float64()),
+        ("representative", pa.large_string()),
     ]
 )
 
@@ -135,7 +136,7 @@ class StageRunner:
         self.similarity = np.full(n, np.nan)
         # reasons, details and kept twins only for removed rows (a few per cent): per-row object
         # arrays would cost 24 bytes a row even for the rows that stay
-        self._removed: list[tuple[np.ndarray, list[str], list[str], list[str] | None]] = []
+        self._removed: list[tuple[np.ndarray, list[str], list[str], list[str] | None, list[str] | None]] = []
         self.results: list[StageResult] = []
         self.leaks: list[dict[str, Any]] = []
 
@@ -218,10 +219,11 @@ class StageRunner:
         reasons: list[str],
         details: list[str],
         twins: list[str] | None = None,
+        representatives: list[str] | None = None,
     ) -> None:
         self.alive[rows] = False
         self.stage_of[rows] = stage_index
-        self._removed.append((np.asarray(rows, np.int64), list(reasons), list(details), twins))
+        self._removed.append((np.asarray(rows, np.int64), list(reasons), list(details), twins, representatives))
 
     # -- stages --------------------------------------------------------------------------------
     def run(self, stages: list[Any]) -> list[StageResult]:
@@ -318,14 +320,20 @@ class StageRunner:
         local = np.flatnonzero(decision.removed & ~self.pinned[rows])
         if local.size == 0:
             return res
+        # twins: the row each removed row was verified against; reps: the row that stays for it
+        # (different only along chains of a connected group)
         removed, twins = rows[local], rows[decision.dup_of[local]]
+        reps = rows[decision.representative[local]]
         sims = decision.similarity[local]
         twin_ids = self.ids_at(twins)
+        rep_ids = twin_ids if np.array_equal(twins, reps) else self.ids_at(reps)
         details = [
-            f"duplicate of {t} ({o}), similarity {s:.3f}"
-            for t, o, s in zip(twin_ids.tolist(), self.origins_at(twins).tolist(), sims.tolist(), strict=True)
+            f"duplicate of {t} ({o}), similarity {s:.3f}" + ("" if t == r else f"; group kept {r}")
+            for t, o, s, r in zip(
+                twin_ids.tolist(), self.origins_at(twins).tolist(), sims.tolist(), rep_ids.tolist(), strict=True
+            )
         ]
-        self._remove(index, removed, [label] * removed.size, details, twin_ids.tolist())
+        self._remove(index, removed, [label] * removed.size, details, twin_ids.tolist(), rep_ids.tolist())
         self.similarity[removed] = sims
         res.by_reason[label] = int(removed.size)
         shown, kept = removed[:EXAMPLES_PER_REASON], twins[:EXAMPLES_PER_REASON]
@@ -338,6 +346,7 @@ class StageRunner:
                 "similarity": round(float(sims[k]), 3),
                 "text": _snip(texts[k]),
                 "kept_text": _snip(kept_texts[k]),
+                **({} if twins[k] == reps[k] else {"representative": str(rep_ids[k])}),
             }
             for k in range(shown.size)
         ]
@@ -386,7 +395,7 @@ class StageRunner:
         def texts_of(local: np.ndarray) -> pl.Series:
             return pl.Series(self._at(rows[local], expr), dtype=pl.String)
 
-        return near_from_bands(keys_b, empty, stage, priority, texts_of, seconds)
+        return near_from_bands(keys_b, empty, stage, priority, texts_of, seconds, always_kept=self.pinned[rows])
 
     def _decontaminate(self, index: int, stage: DecontaminateStage) -> StageResult:
         rows, keys, names = self._keys(stage)
@@ -447,11 +456,12 @@ class StageRunner:
         n = self.n
         if self._removed:
             rows = np.concatenate([r for r, *_ in self._removed])
-            reasons = [x for _, rs, _, _ in self._removed for x in rs]
-            details = [x for _, _, ds, _ in self._removed for x in ds]
-            twins = [x for r, _, _, ts in self._removed for x in (ts if ts is not None else [None] * r.size)]
+            reasons = [x for _, rs, _, _, _ in self._removed for x in rs]
+            details = [x for _, _, ds, _, _ in self._removed for x in ds]
+            twins = [x for r, _, _, ts, _ in self._removed for x in (ts if ts is not None else [None] * r.size)]
+            reps = [x for r, _, _, _, rp in self._removed for x in (rp if rp is not None else [None] * r.size)]
         else:
-            rows, reasons, details, twins = np.empty(0, np.int64), [], [], []
+            rows, reasons, details, twins, reps = np.empty(0, np.int64), [], [], [], []
 
         def column(values: list[str | None]) -> pl.Series:
             base = pl.repeat(None, n, dtype=pl.String, eager=True)
@@ -465,6 +475,7 @@ class StageRunner:
                 "detail": column(details),
                 "duplicate_of": column(twins),
                 "similarity": self.similarity,
+                "representative": column(reps),
             },
             schema=STATE_SCHEMA,
         )
@@ -477,6 +488,7 @@ STATE_SCHEMA = {
     "detail": pl.String,
     "duplicate_of": pl.String,
     "similarity": pl.Float64,
+    "representative": pl.String,
 }
 
 
@@ -497,7 +509,9 @@ def finish_part(
 
     ``state`` is the part's slice of :meth:`StageRunner.state`; ``names``/``outcomes`` name each stage
     index. Writes ``out/LABEL.parquet`` (survivors, same schema as ``part``), ``out/LABEL.dropped.parquet``
-    and ``out/LABEL.duplicates.parquet`` (records plus stage, reason, detail, duplicate_of, similarity).
+    and ``out/LABEL.duplicates.parquet`` (records plus stage, reason, detail, duplicate_of, similarity,
+    representative: the id of the row the removed one was verified against, their Jaccard, and the id of
+    the row that stays for it).
     """
     out.mkdir(parents=True, exist_ok=True)
     table = pq.read_table(part)
@@ -521,7 +535,9 @@ def finish_part(
         sel = gone.filter(pl.col("outcome") == outcome)
         if sel.height == 0:
             continue
-        extra = sel.select(pl.col("stage_name").alias("stage"), "reason", "detail", "duplicate_of", "similarity")
+        extra = sel.select(
+            pl.col("stage_name").alias("stage"), "reason", "detail", "duplicate_of", "similarity", "representative"
+        )
         rows = df[sel["__i"].to_list()]
         path = out / f"{label}.{outcome}.parquet"
         pq.write_table(

@@ -75,6 +75,20 @@ class QuarantineLimitError(RuntimeError):
         return (type(self), (str(self), self.result))
 
 
+class EmptyVersionError(RuntimeError):
+    """The run kept no row, so the version it would publish is empty (``publish.allow_empty`` is off).
+
+    The run folder was still written (for audit) and nothing was published; ``result`` holds it.
+    """
+
+    def __init__(self, message: str, result: RunResult):
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (Dask workers)
+        return (type(self), (str(self), self.result))
+
+
 @dataclass
 class Prepared:
     """A planned run: the recipe, its inputs, where its run folder and work files go."""
@@ -584,6 +598,28 @@ _UNUSED: dict[str, set[str]] = {
 
 def _arrow(schema: dict[str, Any]) -> pa.Schema:
     return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+def refuse_empty_version(prep: Prepared, result: RunResult, base_parts: list[str] | None = None) -> None:
+    """Raise :class:`EmptyVersionError` when the version :func:`publish` would write has no row.
+
+    A version's rows are the base rows a refresh carries (``base_parts``) plus the run's data files.
+    An empty ``latest`` would replace real data for every reader, so it takes ``publish.allow_empty``.
+    """
+    spec = prep.plan.recipe.publish
+    if spec is None or spec.allow_empty or result.run_dir is None:
+        return
+    files = [*(Path(p) for p in base_parts or []), *(result.run_dir / "data").glob("*.parquet")]
+    if any(pq.ParquetFile(f).metadata.num_rows for f in files):
+        return
+    s = result.summary
+    raise EmptyVersionError(
+        f"the run kept no rows ({s.get('input_rows', 0)} input rows: {s.get('quarantined', 0)} quarantined, "
+        f"{s.get('duplicates', 0)} duplicates, {s.get('dropped', 0)} dropped), so nothing was published to "
+        f"{spec.store}; see {result.run_dir}. Check the sources' paths and the stages, or set "
+        "publish.allow_empty: true to publish an empty version",
+        result,
+    )
 
 
 def publish(

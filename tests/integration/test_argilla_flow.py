@@ -31,8 +31,8 @@ def test_refresh_pushes_then_pull_flow_waits_and_publishes(
     text = text.replace("dataset: annotate-prefs ", "dataset: flow-prefs ").replace(
         "min_submitted: 2", "min_submitted: 1"
     )
-    text = text.replace("store: data/store", f"store: {tmp_path / 'store'}").replace(
-        "dir: runs", f"dir: {tmp_path}/runs"
+    text = text.replace("store: ../data/store", f"store: {tmp_path / 'store'}").replace(
+        "dir: ../runs", f"dir: {tmp_path}/runs"
     )
     text = text.replace(
         "wait: {min_completed: 10, timeout_s: 86400, poll_s: 300}",

@@ -32,7 +32,7 @@ def _project(root: Path, dataset: str) -> Path:
     (root / "recipes").mkdir()
     text = (ROOT / "recipes" / "annotate.yaml").read_text()
     text = text.replace("dataset: annotate-prefs ", f"dataset: {dataset} ")
-    text = text.replace("store: data/store", f"store: {root / 'store'}").replace("dir: runs", f"dir: {root}/runs")
+    text = text.replace("store: ../data/store", f"store: {root / 'store'}").replace("dir: ../runs", f"dir: {root}/runs")
     recipe = root / "recipes" / "annotate.yaml"
     recipe.write_text(text)
     return recipe

@@ -123,9 +123,15 @@ def test_recall_and_precision_at_08(corpus, truth, params):
     precision, recall = truth.score(pairs)
     assert precision >= 0.95, precision
     assert recall >= 0.95, (recall, dec.stats)
-    # removed rows point at kept rows
-    removed = dec.dup_of >= 0
-    assert (dec.dup_of[dec.dup_of[removed]] == -1).all()
+    # removed rows name a kept row as their group's representative ...
+    removed = np.flatnonzero(dec.dup_of >= 0)
+    assert (dec.representative[dec.representative[removed]] == -1).all()
+    # ... and, as duplicate_of, a row they really resemble: the audit's similarity is their exact Jaccard
+    wrong = [
+        i for i in removed.tolist() if abs(dec.similarity[i] - truth.jaccard(*sorted((i, int(dec.dup_of[i]))))) > 1e-12
+    ]
+    assert not wrong, (len(wrong), removed.size)
+    assert (dec.similarity[removed] >= THRESHOLD).all()
 
 
 def test_no_background_pair_reaches_threshold(corpus, truth, datasketch_minhashes):

@@ -145,7 +145,7 @@ def test_the_quickstart_publishes_the_same_content_as_before_the_refactor(tmp_pa
     shutil.copytree(ROOT / "data" / "eval", tmp_path / "data" / "eval")
     (tmp_path / "recipes").mkdir()
     text = (ROOT / "recipes" / "quickstart.yaml").read_text(encoding="utf-8")
-    text = text.replace("store: data/store", f"store: {tmp_path / 'store'}")
+    text = text.replace("store: ../data/store", f"store: {tmp_path / 'store'}")
     recipe = tmp_path / "recipes" / "quickstart.yaml"
     recipe.write_text(text, encoding="utf-8")
     res = run_recipe(load_recipe_file(recipe), tmp_path / "runs", show_progress=False, report=False)

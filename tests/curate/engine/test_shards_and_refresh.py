@@ -25,7 +25,7 @@ def _rows(path: Path, ids: range) -> None:
     )
 
 
-def _doc(tmp_path: Path, options: str = ""):  # type: ignore[no-untyped-def]
+def _doc(tmp_path: Path, options: str = "", extra: str = ""):  # type: ignore[no-untyped-def]
     text = f"""name: sh
 output: {{kind: sft, dir: {tmp_path / "runs"}}}
 sources:
@@ -33,7 +33,7 @@ sources:
 stages:
   - {{type: exact_dedup}}
 publish: {{store: {tmp_path / "store"}}}
-"""
+{extra}"""
     return load_recipe_doc(text, str(tmp_path / "r.yaml"))
 
 
@@ -92,3 +92,46 @@ def test_local_refresh_new_changed_and_unchanged_files(tmp_path: Path) -> None:
     assert by_uri.height == 3
     lines = (tmp_path / "runs" / "sh" / "refreshes.jsonl").read_text().splitlines()
     assert [orjson.loads(x)["noop"] for x in lines] == [False, True, False]
+
+
+def _instructions(store: Path, ref: str) -> set[str]:
+    return {m[0]["content"] for m in Store(store).read(ref)["messages"].to_list()}
+
+
+def test_refresh_keeps_or_retires_the_rows_of_a_deleted_file(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _rows(raw / "a.jsonl", range(5))
+    _rows(raw / "b.jsonl", range(100, 103))
+    assert run_recipe(_doc(tmp_path), show_progress=False, refresh=True).summary["published"]["version"] == 1
+    gone = (raw / "a.jsonl").resolve().as_uri()
+    (raw / "a.jsonl").unlink()
+    a_rows = {f"Explain item {i} please." for i in range(5)}
+    b_rows = {f"Explain item {i} please." for i in range(100, 103)}
+
+    # keep (the default): nothing new, so a no-op that says a file is gone and its rows stay
+    noop = run_recipe(_doc(tmp_path), show_progress=False, refresh=True)
+    assert noop.run_dir is None and noop.summary["noop"] is True
+    assert noop.summary["refresh"]["deleted_files"] == [gone]
+    assert noop.summary["refresh"]["deleted_files_policy"] == "keep"
+    _rows(raw / "c.jsonl", range(200, 202))
+    kept = run_recipe(_doc(tmp_path), show_progress=False, refresh=True).summary
+    assert kept["published"]["version"] == 2
+    c_rows = {f"Explain item {i} please." for i in range(200, 202)}
+    assert _instructions(tmp_path / "store", "sh@2") == a_rows | b_rows | c_rows
+    manifest = Store(tmp_path / "store").manifest("sh@2")
+    assert manifest["refresh"]["deleted_files"] == [gone] and manifest["refresh"]["deleted_files_policy"] == "keep"
+    assert gone in {i["uri"] for i in manifest["inputs"]}  # still an input of the version: its rows are there
+
+    # retire: the next version drops the deleted file's rows, though no file is new
+    retire = "refresh: {deleted_files: retire}\n"
+    s = run_recipe(_doc(tmp_path, extra=retire), show_progress=False, refresh=True).summary
+    assert s["published"]["version"] == 3 and s["input_rows"] == 0 and s["balanced"]
+    assert _instructions(tmp_path / "store", "sh@3") == b_rows | c_rows
+    manifest = Store(tmp_path / "store").manifest("sh@3")
+    assert manifest["refresh"]["deleted_files"] == [gone]
+    assert manifest["refresh"]["deleted_files_policy"] == "retire"
+    assert gone not in {i["uri"] for i in manifest["inputs"]}
+    # and once retired, the file is no longer an input: the next refresh is a no-op again
+    again = run_recipe(_doc(tmp_path, extra=retire), show_progress=False, refresh=True)
+    assert again.run_dir is None and again.summary["refresh"]["deleted_files"] == []
