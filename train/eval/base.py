@@ -5,7 +5,7 @@ better, and one method, :meth:`Metric.compute`, which takes an :class:`EvalConte
 model, the decontaminated eval rows, batch size, seed...) and returns :class:`MetricValue` items
 (one metric may report several figures, e.g. loss and perplexity). Per-item scores go through
 :func:`bootstrap_ci` so every figure carries ``n`` and a 95% interval. Metrics register themselves by
-name with :func:`register`; the runner looks them up with :func:`get_metric`.
+name with :func:`register`; the runner looks them up with :func:`train.eval.metrics.get_metric`.
 
 Example:
     >>> import numpy as np
@@ -79,15 +79,6 @@ def register(cls: type[Metric]) -> type[Metric]:
     """Class decorator: make ``cls`` available to eval recipes under ``cls.name``."""
     _REGISTRY[cls.name] = cls
     return cls
-
-
-def get_metric(name: str) -> Metric:
-    """A new instance of the metric ``name`` (imports the built-in metric modules first)."""
-    import train.eval.metrics  # noqa: F401  (registers the built-ins)
-
-    if name not in _REGISTRY:
-        raise EvalError(f"metrics: unknown metric {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]()
 
 
 def bootstrap_ci(

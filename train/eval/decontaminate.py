@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.dedup.contamination import LeakIndex
-from curate.store.store import Store
+from curate.store.contamination import version_leaks
 from schemas.fields import key_expr
 from schemas.kinds import Kind
-from schemas.stages import DecontaminateStage, ReferenceSpec
 
 EXAMPLES = 5
 
@@ -43,24 +41,11 @@ def leaks(
     threshold: float = 0.8,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Which of ``rows`` nearly duplicate a row of ``train_ref`` (its ``train_split``); see the module doc."""
-    store = Store(train_store)
-    train_kind = Kind(store.manifest(train_ref)["kind"])
-    stage = DecontaminateStage(
-        type="decontaminate", threshold=threshold, against=[ReferenceSpec(name="train", path="-", column="-")]
-    )
-    index = LeakIndex(rows.select(key_expr(Kind(kind), key_field(kind))).to_series(), stage)
-    expr = key_expr(train_kind, key_field(train_kind.value))
-    columns = list(dict.fromkeys(["id", "split", *expr.meta.root_names()]))
-    for df in store.batches(train_ref, columns=columns):
-        if train_split is not None:
-            df = df.filter(pl.col("split") == train_split)
-        if df.height:
-            index.add(df.select(expr).to_series(), df["id"].to_numpy())
-    found = index.result()
-    hit = found.leaked
+    keys = rows.select(key_expr(Kind(kind), key_field(kind))).to_series()
+    hit, ref_id, similarity = version_leaks(keys, train_ref, train_store, None, train_split, threshold)
     ids = rows["id"].to_numpy() if "id" in rows.columns else np.arange(len(rows)).astype(str)
     examples = [
-        {"id": str(ids[i]), "train_id": str(found.ref_id[i]), "similarity": round(float(found.similarity[i]), 3)}
+        {"id": str(ids[i]), "train_id": str(ref_id[i]), "similarity": round(float(similarity[i]), 3)}
         for i in np.flatnonzero(hit)[:EXAMPLES].tolist()
     ]
     return hit, examples

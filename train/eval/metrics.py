@@ -1,9 +1,23 @@
-"""Imports every built-in metric module so each registers itself (see :func:`train.eval.base.register`).
+"""The built-in metrics, by name: importing this module imports every metric module, so each registers itself.
 
 Add a new metric module's import here.
+
+Example:
+    >>> get_metric("heldout_loss").kinds >= {"sft", "preference"}
+    True
 """
+
+from __future__ import annotations
 
 import train.eval.harness
 import train.eval.loss
 import train.eval.preference
 import train.eval.safety  # noqa: F401
+from train.eval.base import _REGISTRY, EvalError, Metric
+
+
+def get_metric(name: str) -> Metric:
+    """A new instance of the metric ``name``; :class:`EvalError` lists the known names."""
+    if name not in _REGISTRY:
+        raise EvalError(f"metrics: unknown metric {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,15 +116,22 @@ class RewardAccuracy(Metric):
     higher_is_better = True
 
     def compute(self, ctx: EvalContext) -> list[MetricValue]:
-        from curate.feedback.reward import RewardModelJudge
+        from curate.feedback.judges import build_judge
+        from schemas.feedback import JudgeSpec
 
         ref = ctx.spec.reward_model or ctx.model_ref
         if not ref:
             raise EvalError("metrics.reward_accuracy.reward_model: name the reward model (a `curate train` reward run)")
+        if "@" in ref and not Path(ref).exists():  # a registry reference: its run folder
+            from train.registry import resolve
+
+            try:
+                ref = str(resolve(ref, ctx.extras.get("runs_root", "runs/train")))
+            except KeyError as e:
+                raise EvalError(f"metrics.reward_accuracy.reward_model: {e}") from None
         try:
-            judge = RewardModelJudge.load(
-                ref, batch_size=ctx.batch_size, runs_root=ctx.extras.get("runs_root", "runs/train")
-            )
+            spec = JudgeSpec(kind="reward_model", model=ref, batch_size=ctx.batch_size)
+            judge = build_judge(spec)
         except ValueError as e:  # ModelError: not a reward model, not found
             raise EvalError(str(e).replace("judge.model", "metrics.reward_accuracy.reward_model")) from None
         prompts = [tuple((m["role"], m["content"]) for m in p) for p in ctx.rows["prompt"].to_list()]

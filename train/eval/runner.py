@@ -31,7 +31,8 @@ import polars as pl
 
 from curate.models.trained import TrainedSource, load_trained, locate_trained
 from schemas.evaluation import EvalReport, EvalSet, EvalSpec, MetricValue
-from train.eval.base import EvalContext, EvalError, get_metric
+from train.eval.base import EvalContext, EvalError
+from train.eval.metrics import get_metric
 
 DEFAULT_STORE = "data/store"
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from schemas.evaluation import MetricSpec
-from train.eval.base import EvalContext, EvalError, get_metric
+from train.eval.base import EvalContext, EvalError
 from train.eval.harness import DEFAULT_TASKS, local_tasks
+from train.eval.metrics import get_metric
 
 
 def _ctx(model: object, tok: object, **spec: object) -> EvalContext:

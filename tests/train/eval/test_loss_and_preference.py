@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from schemas.evaluation import MetricSpec
-from train.eval.base import EvalContext, get_metric
+from train.eval.base import EvalContext
 from train.eval.logprobs import _render, completion_logprobs
+from train.eval.metrics import get_metric
 
 U, A = "user", "assistant"
 

@@ -95,7 +95,7 @@ def test_judge_with_a_real_model_reads_log_probs(tiny_lm: Path) -> None:
 def test_metric_on_a_tiny_model(tiny_lm: Path) -> None:
     pytest.importorskip("train.eval.generation")
     from curate.models.trained import load_trained, locate_trained
-    from train.eval.base import get_metric
+    from train.eval.metrics import get_metric
 
     model, tok = load_trained(locate_trained(str(tiny_lm)), device="cpu")
     spec = MetricSpec(name="safety", max_new_tokens=8, limit=6)
