@@ -102,6 +102,7 @@ bench: $(STAMP) argilla-server
 	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python benchmarks/bench_argilla.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_eval_loss.py
 	CURATE_LLAMA_PYTHON=$(wildcard $(CURDIR)/$(LLAMA_VENV)/bin/python) $(BIN)/python benchmarks/bench_feedback.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).

@@ -79,7 +79,7 @@ def eval_command(
         spec = spec.model_copy(update=updates)
         if limit is not None:
             spec = spec.model_copy(update={"metrics": [m.model_copy(update={"limit": limit}) for m in spec.metrics]})
-        ev = Evaluation(spec, root)
+        ev = Evaluation(spec, root, companions=list(models) if len(models) > 1 else [])
         reports = []
         for model in models:
             report = ev.run(model)

@@ -90,6 +90,9 @@ class Evaluation:
     runs_root: str | Path = "runs/train"
     device: str = "auto"
     loaded: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    # models scored side by side: the eval rows are checked against every one's training data, so all
+    # of them are scored on the same rows (a base model alone would keep rows its fine-tune trained on)
+    companions: list[str] = field(default_factory=list)
     log: Callable[[str], None] = field(default=lambda m: print(f"[eval] {m}", file=sys.stderr, flush=True))
 
     def load(self, ref: str) -> tuple[Any, Any]:
@@ -100,10 +103,22 @@ class Evaluation:
             self.loaded[ref] = load_trained(src, task=task, device=self.device)
         return self.loaded[ref]
 
+    def training_data(self, src: TrainedSource) -> list[dict[str, Any]]:
+        """The training data (manifest ``dataset``) of ``src`` and of every companion, each version once."""
+        found: list[dict[str, Any]] = []
+        for s in [src, *(resolve_model(c, self.runs_root) for c in self.companions)]:
+            ds = (s.manifest or {}).get("dataset") or {}
+            key = (ds.get("ref"), ds.get("split"))
+            if ds.get("ref") and key not in {(d["ref"], d.get("split")) for d in found}:
+                found.append(ds)
+        return found
+
     def sets(self, src: TrainedSource) -> list[EvalData]:
         """The eval sets (the spec's, else the version the model trained on), decontaminated."""
         manifest = src.manifest or {}
         trained = manifest.get("dataset") or {}
+        if not trained.get("ref"):  # a plain model: the first companion's trained version is the default set
+            trained = next(iter(self.training_data(src)), {})
         on = self.spec.on or ([trained["ref"]] if trained.get("ref") else [])
         needs_rows = any(get_metric(m.name).kinds for m in self.spec.metrics)
         if not on and needs_rows:
@@ -123,30 +138,36 @@ class Evaluation:
                 scored=len(rows),
                 content_hash=dm.get("content_hash"),
             )
-            if self.spec.decontaminate and trained.get("ref") and len(rows):
+            training = self.training_data(src) if self.spec.decontaminate and len(rows) else []
+            if training:
                 from train.eval.decontaminate import leaks
 
-                hit, examples = leaks(
-                    rows,
-                    kind,
-                    trained["ref"],
-                    trained.get("store") or store,
-                    trained.get("split"),
-                    self.spec.contamination_threshold,
-                )
+                hit = np.zeros(len(rows), dtype=bool)
+                examples: list[dict[str, Any]] = []
+                for ds in training:
+                    h, ex = leaks(
+                        rows,
+                        kind,
+                        ds["ref"],
+                        ds.get("store") or store,
+                        ds.get("split"),
+                        self.spec.contamination_threshold,
+                    )
+                    examples += [e for e, i in zip(ex, np.flatnonzero(h), strict=False) if not hit[i]]
+                    hit |= h
                 rows = rows.filter(~pl.Series(hit))
+                against = "; ".join(f"{ds['ref']} ({ds.get('split') or 'all'})" for ds in training)
                 info = info.model_copy(
                     update={
                         "leaked": int(hit.sum()),
-                        "leaked_examples": examples,
+                        "leaked_examples": examples[:5],
                         "scored": len(rows),
-                        "checked_against": f"{trained['ref']} ({trained.get('split') or 'all'})",
+                        "checked_against": against,
                     }
                 )
                 if hit.any():
                     self.log(
-                        f"{info.ref}: {int(hit.sum())} of {info.rows} rows leak from the training data "
-                        f"{trained['ref']}: excluded"
+                        f"{info.ref}: {int(hit.sum())} of {info.rows} rows leak from training data {against}: excluded"
                     )
             out.append(EvalData(info, rows))
         return out

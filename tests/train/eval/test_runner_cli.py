@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from schemas.kinds import MESSAGES
+from train.tiny import build_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -78,10 +79,12 @@ def test_trained_model_beats_its_base_and_leaks_are_excluded(workdir: Path, tiny
     assert "## Evaluation" in (run / "README.md").read_text()
     assert (run / "evaluations" / "loss_curve.png").is_file()
 
+    random = build_tiny_model(workdir / "random", seed=123)  # untrained weights of another draw
     r = cli(
         "eval",
         str(tiny_model),
         "echo-sft",
+        str(random),
         "--on",
         "echo@latest",
         "--store",
@@ -96,12 +99,18 @@ def test_trained_model_beats_its_base_and_leaks_are_excluded(workdir: Path, tiny
         cwd=workdir,
     )
     assert r.returncode == 0, r.stderr
-    base, tuned = json.loads(r.stdout)["reports"]
+    base, tuned, rand = json.loads(r.stdout)["reports"]
     loss = {rep["model"]: next(v for v in rep["metrics"] if v["metric"] == "heldout_loss") for rep in (base, tuned)}
+    ppl = {
+        rep["model"]: next(v for v in rep["metrics"] if v["metric"] == "perplexity")["value"] for rep in (tuned, rand)
+    }
+    assert ppl[str(random)] > 2 * ppl["echo-sft"]  # random weights: far more perplexed than the trained model
     assert loss["echo-sft"]["value"] < loss[str(tiny_model)]["value"]
     assert loss["echo-sft"]["ci_high"] < loss[str(tiny_model)]["ci_low"]  # apart beyond their intervals
-    assert base["sets"][0]["leaked"] == 0 and base["sets"][0]["checked_against"] is None  # base: data unknown
-    assert tuned["sets"][0]["leaked"] == 1
+    # side by side, every model is scored on the same rows: the base too is spared the row echo-sft trained on
+    assert [rep["sets"][0]["leaked"] for rep in (base, tuned, rand)] == [1, 1, 1]
+    assert base["sets"][0]["scored"] == tuned["sets"][0]["scored"] == 8
+    assert base["sets"][0]["checked_against"] == "echo@1 (train)"
     assert (workdir / "chart.png").is_file()
     assert len(list((run / "evaluations").glob("*.json"))) == 2
 
