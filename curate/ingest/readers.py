@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from curate.ingest.files import InputFile, open_binary
+from curate.ingest.files import Damage, InputFile, damage_of, open_binary
 
 SNIPPET_CHARS = 1000
 
@@ -40,6 +40,9 @@ class ReadError:
     reason: str
     detail: str
     raw: str = ""
+    line_end: int | None = None
+    """For a row read from several physical lines: the line after its last (lines ``row + 1`` to
+    ``line_end`` hold it, 1-based); None for a row of one line."""
 
 
 @dataclass
@@ -102,33 +105,8 @@ def iter_line_blocks(
     over-long line appears as its first ``max_line_bytes`` bytes; the rest of it is skipped
     without being held in memory.
     """
-    pending = b""
-    skipping = False
-    while True:
-        block = stream.read(chunk)
-        if not block:
-            break
-        if skipping:
-            nl = block.find(b"\n")
-            if nl < 0:
-                continue
-            block, skipping = block[nl + 1 :], False
-        lines = (pending + block).split(b"\n")
-        pending = lines.pop()
-        too_long: set[int] = set()
-        # max() over the lengths runs in C; the per-line scan only happens when some line is too long
-        if len(block) > max_line_bytes and max(map(len, lines), default=0) > max_line_bytes:
-            too_long = {i for i, line in enumerate(lines) if len(line) > max_line_bytes}
-        if len(pending) > max_line_bytes:
-            too_long.add(len(lines))
-            lines.append(pending)
-            pending, skipping = b"", True
-        for i in too_long:
-            lines[i] = lines[i][:max_line_bytes]
-        if lines:
-            yield lines, too_long
-    if pending and not skipping:
-        yield [pending[:max_line_bytes]], ({0} if len(pending) > max_line_bytes else set())
+    for run in _line_runs(stream, max_line_bytes, chunk, split=True):
+        yield run.split(), run.too_long
 
 
 def iter_lines(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> Iterator[tuple[bytes, bool]]:
@@ -141,13 +119,18 @@ def iter_lines(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> 
 @dataclass
 class _Run:
     """``n`` consecutive lines of a file: raw (``data``, the lines joined by newlines, with ``nl``
-    where those newlines are) or split (``lines``, with the indices of ``too_long`` ones)."""
+    where those newlines are) or split (``lines``, with the indices of ``too_long`` ones).
+
+    ``tail`` marks the file's last line when no newline ends it (on a cut-short file, the part of
+    a line before the break).
+    """
 
     n: int
     data: memoryview | None = None
     nl: np.ndarray | None = None
     lines: list[bytes] | None = None
     too_long: set[int] = field(default_factory=set)
+    tail: bool = False
 
     def split(self) -> list[bytes]:
         if self.lines is not None:
@@ -161,19 +144,23 @@ class _Run:
             return self, _Run(0, lines=[])
         if self.lines is not None:
             head = _Run(k, lines=self.lines[:k], too_long={i for i in self.too_long if i < k})
-            return head, _Run(self.n - k, lines=self.lines[k:], too_long={i - k for i in self.too_long if i >= k})
+            rest = _Run(self.n - k, lines=self.lines[k:], too_long={i - k for i in self.too_long if i >= k})
+            rest.tail = self.tail
+            return head, rest
         assert self.data is not None and self.nl is not None
         at = int(self.nl[k - 1])
         head = _Run(k, data=self.data[:at], nl=self.nl[: k - 1])
         return head, _Run(self.n - k, data=self.data[at + 1 :], nl=self.nl[k:] - (at + 1))
 
 
-def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> Iterator[_Run]:
-    """:func:`iter_line_blocks` without splitting: the same lines, as raw runs where no line is too long.
+def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23, split: bool = False) -> Iterator[_Run]:
+    """The lines of ``stream`` as runs: raw where no line is too long (``split=False``), else split.
 
     Newlines are found with numpy, so a clean block is never cut into a Python object per line
-    (the columnar read parses the bytes as they are). Blocks with an over-long line come split,
-    exactly as :func:`iter_line_blocks` gives them.
+    (the columnar read parses the bytes as they are). Every block's longest line is checked (a
+    vectorized ``diff`` of newline positions), so the limit holds whatever the block size: an
+    over-long line comes as its first ``max_line_bytes`` bytes, flagged in ``too_long``, and the
+    rest of it is skipped without being held in memory.
     """
     pending = b""
     skipping = False
@@ -186,14 +173,13 @@ def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> 
             if at < 0:
                 continue
             block, skipping = block[at + 1 :], False
-        buf = pending + block
+        buf = pending + block if pending else block
         nl = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)
         n = len(nl)
         data = memoryview(buf)[: int(nl[-1])] if n else memoryview(b"")
         pending = buf[int(nl[-1]) + 1 :] if n else buf
-        # iter_line_blocks only flags over-long lines when the block itself is longer than the limit
-        long_line = n > 0 and len(block) > max_line_bytes and int((np.diff(nl, prepend=-1) - 1).max()) > max_line_bytes
-        if long_line or len(pending) > max_line_bytes:
+        long_line = n > 0 and int((np.diff(nl, prepend=-1) - 1).max()) > max_line_bytes
+        if long_line or len(pending) > max_line_bytes or (split and n):
             lines = bytes(data).split(b"\n") if n else []
             too_long: set[int] = set()
             if long_line:
@@ -209,7 +195,9 @@ def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23) -> 
         elif n:
             yield _Run(n, data=data, nl=nl[:-1])
     if pending and not skipping:
-        yield _Run(1, lines=[pending[:max_line_bytes]], too_long={0} if len(pending) > max_line_bytes else set())
+        yield _Run(
+            1, lines=[pending[:max_line_bytes]], too_long={0} if len(pending) > max_line_bytes else set(), tail=True
+        )
 
 
 def _decode_json_line(line: bytes) -> tuple[Any, ReadError | None]:
@@ -380,12 +368,13 @@ def _line_batches(
             held = 0
             return batch
 
-        if columns is not None:
-            runs: Iterator[_Run] = _line_runs(stream, max_line_bytes)
-        else:
-            runs = (_Run(len(x), lines=x, too_long=t) for x, t in iter_line_blocks(stream, max_line_bytes))
+        runs = _line_runs(stream, max_line_bytes, split=columns is None)
+        damage = None
+        run = _Run(0, lines=[])
         try:
             for run in runs:
+                if run.tail and (damage := damage_of(stream)) is not None:
+                    break  # the part of a line before the break: quarantined below, with the damage
                 while run.n:
                     head, run = run.cut(batch_rows - held)
                     pending.append((head, row))
@@ -396,15 +385,28 @@ def _line_batches(
                         batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                         yield batch
                         batch = RawBatch()
-        except (OSError, EOFError, ValueError) as e:  # corrupt gzip/zstd stream: the rest is unreadable
+        except (OSError, EOFError, ValueError) as e:  # an unreadable stream: the rest is lost, said where
             batch = fill(batch)
             batch.errors.append(
-                ReadError(row, "corrupt_file", f"the rest of the file could not be decompressed/read ({e})")
+                ReadError(row, "corrupt_file", f"the rest of the file could not be read from line {row + 1} ({e})")
             )
         batch = fill(batch)
+        damage = damage or damage_of(stream)
+        if damage is not None:
+            batch.errors.append(_damage_error(damage, row, run.split()[0] if run.tail and run.n else b""))
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
             yield batch
+
+
+def _damage_error(damage: Damage, row: int, tail: bytes) -> ReadError:
+    """The read error for a cut-short or damaged compressed file: at ``row`` (the first line not
+    read whole), naming the line and the compressed offset; ``tail`` is what was left of that line."""
+    detail = (
+        f"{damage.detail}; every complete line before line {row + 1} was read, the rest of the file "
+        f"is lost from about compressed byte {damage.offset}"
+    )
+    return ReadError(row, damage.reason, detail, snippet(tail[:200]))
 
 
 def _json_array_batches(f: InputFile, batch_rows: int, max_line_bytes: int) -> Iterator[RawBatch]:
@@ -475,56 +477,199 @@ def _has_surrogates(values: list[str]) -> bool:
     return False
 
 
-def _csv_batches(
-    f: InputFile, batch_rows: int, max_line_bytes: int, delimiter: str, quote: str, header: bool
-) -> Iterator[RawBatch]:
-    csv.field_size_limit(max_line_bytes)
+class _Runaway(Exception):
+    """A CSV record that cannot be right: it runs into an over-long line or past the byte limit."""
+
+
+class _LineFeed:
+    """Physical lines of a CSV file, decoded, for :mod:`csv` to pull one by one.
+
+    Keeps the lines of the record being read so that a record found to be wrong (a bare quote
+    that swallowed later lines) can be given up and its lines re-read from the next one.
+    ``pos`` is the index of the next line to hand out, ``start`` the first line of the current
+    record.
+    """
+
+    def __init__(self, runs: Iterator[_Run], max_bytes: int):
+        self.runs, self.max_bytes = runs, max_bytes
+        self.lines: list[bytes] = []
+        self.too_long: set[int] = set()
+        self.base = 0  # file line number of lines[0]
+        self.pos = self.start = 0
+        self.size = 0  # bytes of the current record so far
+        self.exhausted = False
+        self.ended_with_tail = False
+
+    def _more(self) -> bool:
+        for run in self.runs:
+            if not run.n:
+                continue
+            at = self.base + len(self.lines)
+            self.too_long.update(at + i for i in run.too_long)
+            self.lines.extend(run.split())
+            self.ended_with_tail = run.tail
+            return True
+        return False
+
+    def line(self, i: int) -> bytes | None:
+        while i - self.base >= len(self.lines):
+            if not self._more():
+                return None
+        return self.lines[i - self.base]
+
+    def restart(self, at: int) -> None:
+        """Continue with a new record at line ``at`` (drops lines before it)."""
+        self.pos = self.start = at
+        self.size = 0
+        self.exhausted = False
+        if at - self.base > 4096:
+            del self.lines[: at - self.base]
+            self.too_long = {i for i in self.too_long if i >= at}
+            self.base = at
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        line = self.line(self.pos)
+        if line is None:
+            self.exhausted = True
+            raise StopIteration
+        if self.pos in self.too_long:
+            raise _Runaway(self.pos)
+        self.size += len(line) + 1
+        if self.size > self.max_bytes and self.pos > self.start:
+            raise _Runaway(self.pos)
+        self.pos += 1
+        return line.decode("utf-8", "surrogateescape") + "\n"
+
+
+def _csv_quote(f: InputFile, delimiter: str, quote: str | None) -> tuple[str, str | None]:
+    """The delimiter and quote character to use: a ``.tsv`` name means tab; ``quote="auto"`` means
+    ``"`` for CSV and no quoting for TSV (TSV files carry bare quotes in text, e.g. MRPC)."""
     if f.name.lower().removesuffix(".gz").removesuffix(".zst").endswith(".tsv") and delimiter == ",":
         delimiter = "\t"
+    if quote == "auto":
+        quote = None if delimiter == "\t" else '"'
+    return delimiter, quote
+
+
+def _csv_batches(
+    f: InputFile, batch_rows: int, max_line_bytes: int, delimiter: str, quote: str | None, header: bool
+) -> Iterator[RawBatch]:
+    """CSV/TSV rows, numbered by the physical line they start on (row ``n`` is line ``n + 1``).
+
+    Lines are found first (:func:`_line_runs`, so ``max_line_bytes`` holds per line and an
+    over-long line costs only itself); records are then parsed from them. A quoted field may run
+    over several lines, but a record that spans lines and is wrong (not the header's field count,
+    still open at the end of the file, or longer than ``max_line_bytes``) is taken for a bare
+    quote: its first line is quarantined as ``unterminated_quote`` and the lines after it are read
+    again as rows, so one stray ``"`` never swallows the rows behind it. With ``quote`` None
+    (the default for TSV) every line is one row.
+    """
+    delimiter, quote = _csv_quote(f, delimiter, quote)
+    csv.field_size_limit(max(max_line_bytes, 1 << 20) * 2)  # the byte limit is enforced per line and record here
+    # strict: a closing quote must end its field (`"a"b` is an error, so the row is re-read, not guessed)
+    opts: dict[str, Any] = {"delimiter": delimiter, "strict": True}
+    if quote is None:
+        opts["quoting"] = csv.QUOTE_NONE
+    else:
+        opts["quotechar"] = quote
     with open_binary(f) as (stream, counter):
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.reader(text, delimiter=delimiter, quotechar=quote)
-        batch, last, row = RawBatch(), 0, -1
+        feed = _LineFeed(_line_runs(stream, max_line_bytes, split=True), max_line_bytes)
+        batch, last = RawBatch(), 0
+        width: list[int] = []  # the header's field count, once known
+        names: list[str] | None = None
+        bad_header: str | None = None
         try:
-            names = next(reader) if header else None
-        except StopIteration:
-            return
-        except csv.Error as e:
-            yield RawBatch(errors=[ReadError(0, "invalid_csv", f"header row unreadable ({e})")])
-            return
-        if names is not None and _has_surrogates(names):
-            yield RawBatch(errors=[ReadError(0, "invalid_utf8", "header row is not valid UTF-8")])
-            return
-        try:
-            for row, values in enumerate(reader):
-                if names is None:
-                    names = [f"column_{i}" for i in range(len(values))]
-                if not values or all(not v.strip() for v in values):
-                    batch.errors.append(ReadError(row, "empty_row", "blank CSV row"))
-                elif len(values) != len(names):
-                    detail = f"row has {len(values)} fields, the header has {len(names)}"
-                    batch.errors.append(ReadError(row, "wrong_field_count", detail, snippet(delimiter.join(values))))
-                elif _has_surrogates(values):
-                    batch.errors.append(
-                        ReadError(
-                            row,
-                            "invalid_utf8",
-                            "row is not valid UTF-8",
-                            snippet(delimiter.join(values).encode("utf-8", "surrogateescape")),
-                        )
-                    )
+            for first, end, values, err in _csv_records(feed, opts, max_line_bytes, width):
+                span = end if end - first > 1 else None
+                if header and names is None and bad_header is None:
+                    if err is not None or not values or _has_surrogates(values):
+                        why = err.reason if err is not None else ("blank" if not values else "invalid_utf8")
+                        bad_header = f"the header row (line {first + 1}) is unreadable ({why}); no row can be named"
+                        batch.errors.append(ReadError(first, "invalid_header", bad_header, err.raw if err else ""))
+                    else:
+                        names = values
+                        width.append(len(names))
+                elif err is not None:
+                    batch.errors.append(err)
+                elif bad_header is not None:
+                    batch.errors.append(ReadError(first, "invalid_header", bad_header, "", line_end=span))
+                elif not values or all(not v.strip() for v in values):
+                    batch.errors.append(ReadError(first, "empty_row", "blank CSV row", line_end=span))
                 else:
-                    batch.rows.append(row)
-                    batch.records.append(dict(zip(names, values, strict=True)))
+                    if names is None:
+                        names = [f"column_{i}" for i in range(len(values))]
+                        width.append(len(names))
+                    if len(values) != len(names):
+                        detail = f"row has {len(values)} fields, the header has {len(names)}"
+                        raw = snippet(delimiter.join(values).encode("utf-8", "surrogateescape"))
+                        batch.errors.append(ReadError(first, "wrong_field_count", detail, raw, line_end=span))
+                    elif _has_surrogates(values):
+                        raw = snippet(delimiter.join(values).encode("utf-8", "surrogateescape"))
+                        batch.errors.append(
+                            ReadError(first, "invalid_utf8", "row is not valid UTF-8", raw, line_end=span)
+                        )
+                    else:
+                        batch.rows.append(first)
+                        batch.records.append(dict(zip(names, values, strict=True)))
                 if batch.size >= batch_rows:
                     batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                     yield batch
                     batch = RawBatch()
-        except (csv.Error, OSError, EOFError, ValueError) as e:
-            batch.errors.append(ReadError(row + 1, "invalid_csv", f"the rest of the file is unreadable ({e})"))
+        except (OSError, EOFError, ValueError) as e:  # an unreadable stream: the rest is lost, said where
+            detail = f"the rest of the file could not be read from line {feed.pos + 1} ({e})"
+            batch.errors.append(ReadError(feed.pos, "corrupt_file", detail))
+        damage = damage_of(stream)
+        if damage is not None:
+            batch.errors.append(_damage_error(damage, feed.pos, b""))
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
             yield batch
+
+
+def _csv_records(
+    feed: _LineFeed, opts: dict[str, Any], max_bytes: int, width: list[int]
+) -> Iterator[tuple[int, int, list[str], ReadError | None]]:
+    """``(first line, line after the last, values, error)`` of every record (lines 0-based).
+
+    A record is given up (its first line quarantined, the next line read as a new record) when a
+    quote is still open at the end of the file, when it runs into an over-long line or past
+    ``max_bytes``, or when it spans lines and has not the header's field count (``width``).
+    """
+    while True:
+        reader = csv.reader(feed, **opts)
+        start = feed.start
+        try:
+            for values in reader:
+                end = feed.pos  # lines start..end-1 made this record
+                if feed.exhausted or (end - start > 1 and width and len(values) != width[0]):
+                    raise _Runaway(end)
+                yield start, end, values, None
+                feed.start = start = end
+                feed.size = 0
+        except _Runaway as r:
+            at = r.args[0]
+            raw = snippet((feed.line(start) or b"")[:200])
+            if at == start and start in feed.too_long:  # an over-long line on its own: only it is lost
+                detail = f"line is longer than limits.max_line_bytes={max_bytes}"
+                yield start, start + 1, [], ReadError(start, "too_long", detail, raw)
+            else:
+                detail = (
+                    f"a quote opened on line {start + 1} is not closed where a row can end (the row would take "
+                    f"lines {start + 1}-{max(at, start + 1)}); this line is quarantined and the lines after it "
+                    f"are read as rows (set `csv: {{quote: none}}` if the file does not quote fields)"
+                )
+                yield start, start + 1, [], ReadError(start, "unterminated_quote", detail, raw)
+            feed.restart(start + 1)
+            continue
+        except csv.Error as e:
+            raw = snippet((feed.line(start) or b"")[:200])
+            yield start, start + 1, [], ReadError(start, "invalid_csv", f"row unreadable ({e})", raw)
+            feed.restart(start + 1)
+            continue
+        return
 
 
 def _parquet_batches(f: InputFile, batch_rows: int) -> Iterator[RawBatch]:
@@ -606,7 +751,7 @@ def read_batches(
     max_line_bytes: int = 8_000_000,
     text_unit: str = "line",
     csv_delimiter: str = ",",
-    csv_quote: str = '"',
+    csv_quote: str | None = "auto",
     csv_header: bool = True,
     columns: dict[str, pa.DataType] | None = None,
 ) -> Iterator[RawBatch]:
