@@ -205,6 +205,9 @@ def _decode_json_line(line: bytes) -> tuple[Any, ReadError | None]:
         return orjson.loads(line), None
     except orjson.JSONDecodeError as e:
         msg = str(e)
+        if "depth limit" in msg.lower() or "recursion" in msg.lower():
+            detail = f"JSON nests deeper than {MAX_JSON_DEPTH} levels ({msg})"
+            return None, ReadError(-1, "too_deep", detail, snippet(line[:200]))
         if "utf-8" in msg.lower() or "surrogate" in msg.lower():
             return None, ReadError(-1, "invalid_utf8", f"line is not valid UTF-8 ({msg})", snippet(line))
         return None, ReadError(-1, "invalid_json", f"line is not valid JSON ({msg})", snippet(line))
@@ -263,44 +266,25 @@ def _parse_lines(
 _BOM = b"\xef\xbb\xbf"
 _MAX_BLOCK = 1 << 30
 """Bytes of a batch a columnar read takes at most (Arrow's block size is a 32-bit int)."""
-_MAX_DEPTH = 200
-"""Nesting a columnar read accepts in keys it does not need (orjson refuses past 1024 levels)."""
+MAX_JSON_DEPTH = 1024
+"""Deepest nesting a JSON row may have (orjson's own limit); a deeper row is quarantined as
+``too_deep``, whatever the reading path, so memory per row stays bounded by its bytes."""
 
 
-def _nested(t: pa.DataType) -> bool:
-    return pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+def _may_be_too_deep(block: bytes) -> bool:
+    """True if some line of ``block`` could nest deeper than :data:`MAX_JSON_DEPTH`.
 
-
-def _children(t: pa.DataType) -> list[pa.DataType]:
-    if pa.types.is_struct(t):
-        return [t.field(i).type for i in range(t.num_fields)]
-    return [t.value_type] if _nested(t) else []
-
-
-def _too_deep_or_floats(t: pa.DataType) -> tuple[bool, bool]:
-    """``(nested deeper than _MAX_DEPTH, holds floats)`` of a type (iterative: depth is unbounded)."""
-    floats, stack = False, [(t, 0)]
-    while stack:
-        u, d = stack.pop()
-        if d > _MAX_DEPTH:
-            return True, floats
-        floats |= pa.types.is_floating(u)
-        stack.extend((c, d + 1) for c in _children(u))
-    return False, floats
-
-
-def _all_finite(arr: pa.Array) -> bool:
-    """No NaN or infinity anywhere in ``arr`` (JSON has no such numbers: only ``NaN`` literals make them)."""
-    import pyarrow.compute as pc
-
-    t = arr.type
-    if pa.types.is_floating(t):
-        return bool(pc.all(pc.is_finite(arr), skip_nulls=True).as_py() is not False)
-    if pa.types.is_struct(t):
-        return all(_all_finite(arr.field(i)) for i in range(t.num_fields))
-    if _nested(t):
-        return _all_finite(arr.flatten())
-    return True
+    Such a line needs more opening brackets than the limit, so only lines longer than twice the
+    limit are counted (bytes.count, in C): cheap, and never a false "no".
+    """
+    arr = np.frombuffer(block, np.uint8)
+    ends = np.append(np.flatnonzero(arr == 10), len(block))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    for i in np.flatnonzero(ends - starts > 2 * MAX_JSON_DEPTH):
+        line = block[int(starts[i]) : int(ends[i])]
+        if line.count(b"[") + line.count(b"{") > MAX_JSON_DEPTH:
+            return True
+    return False
 
 
 def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -> pa.Table | None:
@@ -314,13 +298,18 @@ def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -
     """
     if not n_lines or block.startswith(_BOM) or len(block) >= _MAX_BLOCK:  # Arrow skips a leading BOM, orjson not
         return None
+    # Arrow accepts NaN/Infinity literals (JSON has none) and would nest without bound: such lines go
+    # the per-line way. Keys not asked for are only parsed (`ignore`): inferring their types is
+    # quadratic in their depth (3,000 levels took 2 s, 30,000 levels gigabytes).
+    if b"NaN" in block or b"Infinity" in block or _may_be_too_deep(block):
+        return None
     try:
         pa.array([block], pa.binary()).cast(pa.string())  # UTF-8 check of the whole block (also unused keys)
         table = pa_json.read_json(
             pa.BufferReader(block),
             read_options=pa_json.ReadOptions(use_threads=False, block_size=max(len(block) + 1, 1 << 20)),
             parse_options=pa_json.ParseOptions(
-                explicit_schema=pa.schema(list(columns.items())), unexpected_field_behavior="infer"
+                explicit_schema=pa.schema(list(columns.items())), unexpected_field_behavior="ignore"
             ),
         )
     except (pa.ArrowException, UnicodeDecodeError):  # any refusal: the per-line path says what is wrong
@@ -328,12 +317,7 @@ def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -
     if table.num_rows != n_lines:  # a blank line (Arrow skips it) or two objects on one line
         return None
     for name in table.column_names:
-        if name in columns:
-            if table.schema.field(name).type != columns[name]:
-                return None
-            continue
-        too_deep, floats = _too_deep_or_floats(table.schema.field(name).type)
-        if too_deep or (floats and not all(_all_finite(c) for c in table[name].chunks)):
+        if table.schema.field(name).type != columns[name]:
             return None
     return table.select(list(columns))
 
@@ -434,9 +418,13 @@ def _json_array_batches(f: InputFile, batch_rows: int, max_line_bytes: int) -> I
                     batch.rows.append(row)
                     batch.records.append(item)
                 else:
-                    raw = snippet(orjson.dumps(item, default=str))
-                    detail = f"expected a JSON object, got {type(item).__name__}"
-                    batch.errors.append(ReadError(row, "not_an_object", detail, raw))
+                    try:
+                        raw, reason = snippet(orjson.dumps(item, default=str)), "not_an_object"
+                        detail = f"expected a JSON object, got {type(item).__name__}"
+                    except orjson.JSONEncodeError:  # nested past orjson's limit: only this item is lost
+                        raw, reason = "", "too_deep"
+                        detail = f"array item nests deeper than {MAX_JSON_DEPTH} levels"
+                    batch.errors.append(ReadError(row, reason, detail, raw))
                 if batch.size >= batch_rows:
                     batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                     yield batch
