@@ -104,11 +104,10 @@ def _by_magic(head: bytes) -> str:
 
 
 def _compression(f: InputFile, declared: str) -> str:
+    """The declared compression, else what the first bytes say (content over name: a ``.gz``
+    file holding plain text is read as plain text)."""
     if declared != "auto":
         return declared
-    suffix = PurePosixPath(str(f.path)).suffix.lower()
-    if suffix in COMPRESSIONS:
-        return COMPRESSIONS[suffix]
     with f.open_raw() as raw:
         return _by_magic(raw.read(4))
 
@@ -287,6 +286,7 @@ class Decompressed(io.RawIOBase):
         self._eof = False
         self._dec: Any = None
         self._members = 0
+        self._saved: Any = None
         self.decoded = 0
 
     def readable(self) -> bool:
@@ -324,9 +324,11 @@ class Decompressed(io.RawIOBase):
             pending = data
             out: list[bytes] = []
             while pending:
+                self._saved = self._dec.copy() if self.compression == "gzip" else None
                 try:
                     out.append(self._dec.decompress(pending))
                 except (zlib.error, zstandard.ZstdError) as e:
+                    out.append(self._salvage(pending))
                     self._out, self._pos = b"".join(out), 0
                     self.decoded += len(self._out)
                     self._stop("corrupt_file", f"{self.compression} data is damaged ({e})")
@@ -341,6 +343,20 @@ class Decompressed(io.RawIOBase):
                     self._dec = self._new()
             self._out, self._pos = b"".join(out), 0
             self.decoded += len(self._out)
+
+    def _salvage(self, piece: bytes) -> bytes:
+        """What ``piece`` decodes to up to the damage (a failed call returns nothing, so the
+        decoder, copied before each try, is fed ever shorter prefixes: a binary search)."""
+        if self.compression != "gzip" or self._saved is None:
+            return b""
+        lo, hi, best = 0, len(piece), b""
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                best, lo = self._saved.copy().decompress(piece[:mid]), mid
+            except zlib.error:
+                hi = mid
+        return best
 
     def readinto(self, b: Any) -> int:
         self._fill()

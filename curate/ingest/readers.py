@@ -410,10 +410,18 @@ def _json_array_batches(f: InputFile, batch_rows: int, max_line_bytes: int) -> I
                 yield RawBatch(rows=[0], records=[obj], bytes_read=counter.bytes_read)
             return
         batch, last, done = RawBatch(), 0, 0
+        # ijson's item builder is quadratic in nesting depth (20,000 levels took 1 GB): a file that
+        # nests deeper than the limit anywhere is built here instead, with the deep items cut out.
+        with open_binary(f) as (scan, _):
+            deep = _nests_deeper(scan, MAX_JSON_DEPTH)
+        items = _bounded_items(stream, MAX_JSON_DEPTH) if deep else ijson.items(stream, "item", use_float=True)
         try:
-            for row, item in enumerate(ijson.items(stream, "item", use_float=True)):
+            for row, item in enumerate(items):
                 done = row + 1
-                if type(item) is dict:
+                if item is _TOO_DEEP:
+                    detail = f"array item nests deeper than {MAX_JSON_DEPTH} levels"
+                    batch.errors.append(ReadError(row, "too_deep", detail))
+                elif type(item) is dict:
                     batch.rows.append(row)
                     batch.records.append(item)
                 else:
@@ -438,6 +446,77 @@ def _json_array_batches(f: InputFile, batch_rows: int, max_line_bytes: int) -> I
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
             yield batch
+
+
+_TOO_DEEP = object()
+"""Stands for an array item nested deeper than the limit (see :func:`_bounded_items`)."""
+
+
+def _nests_deeper(stream: IO[bytes], limit: int, chunk: int = 1 << 22) -> bool:
+    """True if the JSON text in ``stream`` nests brackets deeper than ``limit`` (outside strings).
+
+    Vectorized: quotes not escaped by an odd run of backslashes toggle "in a string"; brackets
+    outside strings move the depth (a running sum). State crosses chunk boundaries.
+    """
+    in_str, depth, run = False, 0, 0  # run: backslashes ending the previous chunk
+    while block := stream.read(chunk):
+        a = np.frombuffer(block, np.uint8)
+        idx = np.arange(len(a))
+        not_bs = np.where(a != 92, idx, -1)
+        last = np.maximum.accumulate(not_bs)  # last non-backslash at or before i
+        before = np.empty(len(a), np.int64)  # backslashes right before i
+        before[0] = run
+        before[1:] = idx[:-1] - last[:-1]
+        before[1:] = np.where(last[:-1] < 0, before[1:] + run, before[1:])
+        quote = (a == 34) & (before % 2 == 0)
+        parity = (np.cumsum(quote) + in_str) % 2  # 1 from an opening quote until its closing one
+        outside = (parity == 0) & ~quote
+        delta = np.where(outside & ((a == 91) | (a == 123)), 1, 0) - np.where(outside & ((a == 93) | (a == 125)), 1, 0)
+        levels = np.cumsum(delta) + depth
+        if len(levels) and int(levels.max()) > limit:
+            return True
+        depth = int(levels[-1]) if len(levels) else depth
+        in_str = bool(parity[-1]) if len(parity) else in_str
+        run = int(len(a) - 1 - last[-1]) if last[-1] >= 0 else run + len(a)
+    return False
+
+
+def _bounded_items(stream: IO[bytes], limit: int) -> Iterator[Any]:
+    """The items of a top-level JSON array, built from parse events (linear in depth); an item
+    nesting deeper than ``limit`` is skipped and given as ``_TOO_DEEP``."""
+    import ijson
+
+    events = ijson.basic_parse(stream, use_float=True)
+    first = next(events, (None, None))[0]
+    if first != "start_array":
+        raise ValueError(f"the file is not a JSON array (it starts with {first})")
+    stack: list[list[Any]] = []  # [container, pending key] per open level
+    skip = 0
+    for ev, val in events:
+        if skip:
+            skip += 1 if ev in ("start_map", "start_array") else -1 if ev in ("end_map", "end_array") else 0
+            if not skip:
+                yield _TOO_DEEP
+            continue
+        if ev == "map_key":
+            stack[-1][1] = val
+            continue
+        if ev in ("start_map", "start_array"):
+            if len(stack) >= limit:
+                skip, stack = len(stack) + 1, []
+                continue
+            stack.append([{} if ev == "start_map" else [], None])
+            continue
+        if ev in ("end_map", "end_array"):
+            if not stack:  # the end of the top-level array
+                return
+            val = stack.pop()[0]
+        if not stack:
+            yield val
+        elif type(stack[-1][0]) is dict:
+            stack[-1][0][stack[-1][1]] = val
+        else:
+            stack[-1][0].append(val)
 
 
 def _single_object(f: InputFile, max_bytes: int) -> Iterator[RawBatch]:
@@ -477,24 +556,26 @@ class _LineFeed:
     record.
     """
 
-    def __init__(self, runs: Iterator[_Run], max_bytes: int):
-        self.runs, self.max_bytes = runs, max_bytes
+    def __init__(self, runs: Iterator[_Run], max_bytes: int, stream: IO[bytes]):
+        self.runs, self.max_bytes, self.stream = runs, max_bytes, stream
+        self.cut = b""  # the part of a line before the end of a cut-short file (not a line: not read)
         self.lines: list[bytes] = []
         self.too_long: set[int] = set()
         self.base = 0  # file line number of lines[0]
         self.pos = self.start = 0
         self.size = 0  # bytes of the current record so far
         self.exhausted = False
-        self.ended_with_tail = False
 
     def _more(self) -> bool:
         for run in self.runs:
             if not run.n:
                 continue
+            if run.tail and damage_of(self.stream) is not None:
+                self.cut = run.split()[0]
+                continue
             at = self.base + len(self.lines)
             self.too_long.update(at + i for i in run.too_long)
             self.lines.extend(run.split())
-            self.ended_with_tail = run.tail
             return True
         return False
 
@@ -563,7 +644,7 @@ def _csv_batches(
     else:
         opts["quotechar"] = quote
     with open_binary(f) as (stream, counter):
-        feed = _LineFeed(_line_runs(stream, max_line_bytes, split=True), max_line_bytes)
+        feed = _LineFeed(_line_runs(stream, max_line_bytes, split=True), max_line_bytes, stream)
         batch, last = RawBatch(), 0
         width: list[int] = []  # the header's field count, once known
         names: list[str] | None = None
@@ -610,7 +691,7 @@ def _csv_batches(
             batch.errors.append(ReadError(feed.pos, "corrupt_file", detail))
         damage = damage_of(stream)
         if damage is not None:
-            batch.errors.append(_damage_error(damage, feed.pos, b""))
+            batch.errors.append(_damage_error(damage, feed.pos, feed.cut))
         if batch.size:
             batch.bytes_read = counter.bytes_read - last
             yield batch
@@ -653,7 +734,14 @@ def _csv_records(
             continue
         except csv.Error as e:
             raw = snippet((feed.line(start) or b"")[:200])
-            yield start, start + 1, [], ReadError(start, "invalid_csv", f"row unreadable ({e})", raw)
+            if feed.exhausted:  # a quote still open at the end of the file
+                detail = (
+                    f"a quote opened on line {start + 1} is never closed; this line is quarantined and the "
+                    f"lines after it are read as rows (set `csv: {{quote: none}}` if the file does not quote fields)"
+                )
+                yield start, start + 1, [], ReadError(start, "unterminated_quote", detail, raw)
+            else:
+                yield start, start + 1, [], ReadError(start, "invalid_csv", f"row unreadable ({e})", raw)
             feed.restart(start + 1)
             continue
         return
