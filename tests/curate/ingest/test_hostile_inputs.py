@@ -77,7 +77,7 @@ def test_csv_real_multiline_field_is_one_row(tmp_path: Path) -> None:
 def test_csv_bare_quote_pairing_with_a_later_quote_is_not_merged(tmp_path: Path) -> None:
     p = tmp_path / "a.csv"
     p.write_text('id,text\n1,"open\n2,a 5" screen\n3,three\n')
-    rows, recs, errs = _read(p)
+    _rows, recs, errs = _read(p)
     assert (1, "unterminated_quote") in [(e.row, e.reason) for e in errs] or (1, "invalid_csv") in [
         (e.row, e.reason) for e in errs
     ]
@@ -144,7 +144,7 @@ def test_truncated_compressed_file_keeps_every_complete_line(tmp_path: Path, kin
     p = tmp_path / f"a.jsonl.{kind}"
     p.write_bytes(cut)
     cols = {"instruction": pa.string(), "output": pa.string()} if columnar else None
-    rows, recs, errs = _read(p, columns=cols, batch_rows=3000)
+    rows, _recs, errs = _read(p, columns=cols, batch_rows=3000)
     complete = _recoverable_lines(data, cut, kind)
     assert complete > 5000
     assert rows == list(range(complete))
