@@ -109,7 +109,12 @@ def _compression(f: InputFile, declared: str) -> str:
     if declared != "auto":
         return declared
     with f.open_raw() as raw:
-        return _by_magic(raw.read(4))
+        head = raw.read(4)
+    by_name = COMPRESSIONS.get(PurePosixPath(str(f.path)).suffix.lower(), "none")
+    magic = {"gzip": _GZIP_MAGIC, "zstd": _ZSTD_MAGIC}.get(by_name, b"")
+    if len(head) < len(magic) and magic.startswith(head) and head:  # cut inside its magic: damaged, not plain
+        return by_name
+    return _by_magic(head)
 
 
 def _format(name: str, declared: str, hf_disk: bool) -> str:
