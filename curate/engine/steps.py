@@ -162,6 +162,7 @@ def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
     st = _local_stat(f) if job.mtime_ns else None
     if st is not None and (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
         if st.st_size < job.size or sha256_of(f) != job.sha256:
+            shutil.rmtree(ref.dir, ignore_errors=True)  # its rows are not of the content it is keyed by
             raise InputError(
                 f"{f.uri} changed while this run read it (size {job.size:,} -> {st.st_size:,} bytes, content "
                 f"of the first {job.size:,} bytes differs from sha256 {job.sha256[:12]}); rerun once it is stable"
