@@ -393,8 +393,6 @@ def _damage_error(damage: Damage, row: int, tail: bytes) -> ReadError:
 
 
 def _json_array_batches(f: InputFile, batch_rows: int, max_line_bytes: int) -> Iterator[RawBatch]:
-    import ijson  # local import: only JSON-array inputs need it
-
     with open_binary(f) as (stream, counter):
         head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
         if head.lstrip()[:1] == b"{":  # one object, or JSON Lines saved with a .json name
@@ -410,11 +408,7 @@ def _json_array_batches(f: InputFile, batch_rows: int, max_line_bytes: int) -> I
                 yield RawBatch(rows=[0], records=[obj], bytes_read=counter.bytes_read)
             return
         batch, last, done = RawBatch(), 0, 0
-        # ijson's item builder is quadratic in nesting depth (20,000 levels took 1 GB): a file that
-        # nests deeper than the limit anywhere is built here instead, with the deep items cut out.
-        with open_binary(f) as (scan, _):
-            deep = _nests_deeper(scan, MAX_JSON_DEPTH)
-        items = _bounded_items(stream, MAX_JSON_DEPTH) if deep else ijson.items(stream, "item", use_float=True)
+        items = _array_items(f, stream)
         try:
             for row, item in enumerate(items):
                 done = row + 1
@@ -452,33 +446,51 @@ _TOO_DEEP = object()
 """Stands for an array item nested deeper than the limit (see :func:`_bounded_items`)."""
 
 
-def _nests_deeper(stream: IO[bytes], limit: int, chunk: int = 1 << 22) -> bool:
-    """True if the JSON text in ``stream`` nests brackets deeper than ``limit`` (outside strings).
+_GUARD_READ = 16_384
 
-    Vectorized: quotes not escaped by an odd run of backslashes toggle "in a string"; brackets
-    outside strings move the depth (a running sum). State crosses chunk boundaries.
-    """
-    in_str, depth, run = False, 0, 0  # run: backslashes ending the previous chunk
-    while block := stream.read(chunk):
-        a = np.frombuffer(block, np.uint8)
-        idx = np.arange(len(a))
-        not_bs = np.where(a != 92, idx, -1)
-        last = np.maximum.accumulate(not_bs)  # last non-backslash at or before i
-        before = np.empty(len(a), np.int64)  # backslashes right before i
-        before[0] = run
-        before[1:] = idx[:-1] - last[:-1]
-        before[1:] = np.where(last[:-1] < 0, before[1:] + run, before[1:])
-        quote = (a == 34) & (before % 2 == 0)
-        parity = (np.cumsum(quote) + in_str) % 2  # 1 from an opening quote until its closing one
-        outside = (parity == 0) & ~quote
-        delta = np.where(outside & ((a == 91) | (a == 123)), 1, 0) - np.where(outside & ((a == 93) | (a == 125)), 1, 0)
-        levels = np.cumsum(delta) + depth
-        if len(levels) and int(levels.max()) > limit:
-            return True
-        depth = int(levels[-1]) if len(levels) else depth
-        in_str = bool(parity[-1]) if len(parity) else in_str
-        run = int(len(a) - 1 - last[-1]) if last[-1] >= 0 else run + len(a)
-    return False
+
+class _Deep(Exception):
+    """The bracket balance read so far passed the nesting limit."""
+
+
+class _DepthGuard:
+    """A read-only view of a stream that raises :class:`_Deep` once brackets opened minus brackets
+    closed (counted with ``bytes.count``, in C) exceed ``limit``: nesting is at most that deep."""
+
+    def __init__(self, stream: IO[bytes], limit: int):
+        self.stream, self.limit, self.balance = stream, limit, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        opens = data.count(b"[") + data.count(b"{")
+        self.balance = max(0, self.balance + opens - data.count(b"]") - data.count(b"}"))
+        # depth within a chunk is at most its opening brackets, and across chunks at most the
+        # balance; only when one passes the limit can the nesting be too deep (then the careful path)
+        if opens > self.limit or (self.balance > self.limit and opens > 0):
+            raise _Deep
+        return data
+
+
+def _array_items(f: InputFile, stream: IO[bytes]) -> Iterator[Any]:
+    """The items of the JSON array in ``stream``: ijson's fast builder while nesting stays under the
+    limit, else (ijson's builder is quadratic in depth: 20,000 levels took 1 GB) the file is read
+    again with :func:`_bounded_items`, which cuts the deep items out, skipping those already given."""
+    import ijson
+
+    given = 0
+    try:
+        # small reads keep the within-chunk bound (opening brackets per read) meaningful
+        guarded = _DepthGuard(stream, MAX_JSON_DEPTH)
+        for item in ijson.items(guarded, "item", use_float=True, buf_size=_GUARD_READ):
+            given += 1
+            yield item
+        return
+    except _Deep:
+        pass
+    with open_binary(f) as (again, _):
+        for i, item in enumerate(_bounded_items(again, MAX_JSON_DEPTH)):
+            if i >= given:
+                yield item
 
 
 def _bounded_items(stream: IO[bytes], limit: int) -> Iterator[Any]:
