@@ -279,11 +279,11 @@ def _may_be_too_deep(block: bytes) -> bool:
     arr = np.frombuffer(block, np.uint8)
     ends = np.append(np.flatnonzero(arr == 10), len(block))
     starts = np.concatenate(([0], ends[:-1] + 1))
-    for i in np.flatnonzero(ends - starts > 2 * MAX_JSON_DEPTH):
-        line = block[int(starts[i]) : int(ends[i])]
-        if line.count(b"[") + line.count(b"{") > MAX_JSON_DEPTH:
-            return True
-    return False
+    if not (ends - starts > 2 * MAX_JSON_DEPTH).any():
+        return False
+    opens = np.flatnonzero((arr == 91) | (arr == 123))  # opening brackets per line, vectorized
+    per_line = np.searchsorted(opens, ends) - np.searchsorted(opens, starts)
+    return bool(per_line.max() > MAX_JSON_DEPTH)
 
 
 def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -> pa.Table | None:
