@@ -270,20 +270,33 @@ MAX_JSON_DEPTH = 1024
 ``too_deep``, whatever the reading path, so memory per row stays bounded by its bytes."""
 
 
-def _may_be_too_deep(block: bytes) -> bool:
+def _may_be_too_deep(block: bytes, arr: np.ndarray) -> bool:
     """True if some line of ``block`` could nest deeper than :data:`MAX_JSON_DEPTH`.
 
-    Such a line needs more opening brackets than the limit, so only lines longer than twice the
-    limit are counted (bytes.count, in C): cheap, and never a false "no".
+    Such a line needs more opening brackets than the limit and as many closing ones, so only lines
+    longer than twice the limit are counted (``bytes.count``, in C): never a false "no".
     """
-    arr = np.frombuffer(block, np.uint8)
     ends = np.append(np.flatnonzero(arr == 10), len(block))
     starts = np.concatenate(([0], ends[:-1] + 1))
-    if not (ends - starts > 2 * MAX_JSON_DEPTH).any():
-        return False
-    opens = np.flatnonzero((arr == 91) | (arr == 123))  # opening brackets per line, vectorized
-    per_line = np.searchsorted(opens, ends) - np.searchsorted(opens, starts)
-    return bool(per_line.max() > MAX_JSON_DEPTH)
+    for i in np.flatnonzero(ends - starts > 2 * MAX_JSON_DEPTH):
+        s, e = int(starts[i]), int(ends[i])
+        if block.count(b"[", s, e) + block.count(b"{", s, e) > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
+def _has_non_finite(arr: np.ndarray) -> bool:
+    """True if the bytes hold ``NaN`` or ``Infinity`` (literals Arrow accepts and JSON has not).
+
+    Vectorized: the rare capitals ``N``/``I`` are found first, then the letters after them.
+    """
+    for word in (b"NaN", b"Infinity"):
+        at = np.flatnonzero(arr[: len(arr) - len(word) + 1] == word[0])
+        for k in range(1, len(word)):
+            at = at[arr[at + k] == word[k]]
+        if len(at):
+            return True
+    return False
 
 
 def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -> pa.Table | None:
@@ -300,7 +313,8 @@ def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -
     # Arrow accepts NaN/Infinity literals (JSON has none) and would nest without bound: such lines go
     # the per-line way. Keys not asked for are only parsed (`ignore`): inferring their types is
     # quadratic in their depth (3,000 levels took 2 s, 30,000 levels gigabytes).
-    if b"NaN" in block or b"Infinity" in block or _may_be_too_deep(block):
+    arr = np.frombuffer(block, np.uint8)
+    if _has_non_finite(arr) or _may_be_too_deep(block, arr):
         return None
     try:
         pa.array([block], pa.binary()).cast(pa.string())  # UTF-8 check of the whole block (also unused keys)
