@@ -48,8 +48,21 @@ class CsvOptions(StrictModel):
     """How CSV files are read. All values are read as text."""
 
     delimiter: str = Field(",", min_length=1, max_length=1)
-    quote: str = Field('"', min_length=1, max_length=1)
+    quote: str | None = Field(
+        "auto",
+        description='Quote character; `auto` (default) is `"` for CSV and no quoting for TSV (`.tsv` or tab '
+        "delimiter); `none`, `null` or an empty string turn quoting off (every line is one row).",
+    )
     header: bool = True
+
+    @field_validator("quote", mode="before")
+    @classmethod
+    def _quote(cls, v: Any) -> str | None:
+        if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "null", "off")):
+            return None
+        if v == "auto" or (isinstance(v, str) and len(v) == 1):
+            return v
+        raise ValueError(f"quote must be one character, `auto` or `none`; got {v!r}")
 
 
 class SourceSpec(StrictModel):

@@ -50,13 +50,42 @@ class RecipeError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def to_plain(node: Any) -> Any:
-    """ruamel's round-trip nodes as plain dicts/lists."""
+MAX_VALUES = 100_000
+"""Most values (mappings, lists and scalars, aliases counted each time they are used) a recipe
+may expand to. YAML aliases share one node, so a few lines of nested anchors ("billion laughs")
+can stand for billions of values: such a recipe is refused before anything expands it."""
+
+
+class TooManyValues(ValueError):
+    """A YAML document that expands to more than :data:`MAX_VALUES` values."""
+
+
+def to_plain(node: Any, budget: list[int] | None = None) -> Any:
+    """ruamel's round-trip nodes as plain dicts/lists (merge keys ``<<`` included).
+
+    Raises :class:`TooManyValues` past :data:`MAX_VALUES` values, counting every use of an alias.
+    """
+    budget = budget if budget is not None else [MAX_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise TooManyValues(f"the document expands to more than {MAX_VALUES:,} values")
     if isinstance(node, dict):
-        return {str(k): to_plain(v) for k, v in node.items()}
+        return {str(k): to_plain(v, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [to_plain(v) for v in node]
+        return [to_plain(v, budget) for v in node]
     return node
+
+
+def _key_line(node: CommentedMap, key: Any) -> int:
+    """0-based line of ``key`` in ``node``, or in the mapping a merge key (``<<: *base``) took it from."""
+    try:
+        return int(node.lc.key(key)[0])
+    except KeyError:
+        for item in getattr(node, "merge", None) or []:
+            source = item[1] if isinstance(item, tuple) else item  # (index, map) in older ruamel versions
+            if isinstance(source, CommentedMap) and key in source:
+                return _key_line(source, key)
+        return int(node.lc.line)
 
 
 def line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
@@ -64,7 +93,7 @@ def line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
     node, line = root, None
     for part in loc:
         if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
+            line = _key_line(node, part) + 1
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
             line = node.lc.item(part)[0] + 1
@@ -131,10 +160,19 @@ def parse_validated(text: str, file: str, model: type[M], what: str, keys: str) 
     except MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
         raise RecipeError([Problem(file, line, "", f"not valid YAML: {e.problem}")]) from None
+    except RecursionError:
+        raise RecipeError([Problem(file, None, "", "not usable YAML: nested too deeply")]) from None
     if not isinstance(root, CommentedMap):
         raise RecipeError([Problem(file, 1, "", f"{what} must be a YAML mapping ({keys})")])
     try:
-        return model.model_validate(to_plain(root)), root
+        plain = to_plain(root)
+    except TooManyValues as e:
+        msg = f"{e} (YAML anchors and aliases nested inside each other); write the values out or use fewer aliases"
+        raise RecipeError([Problem(file, None, "", msg)]) from None
+    except RecursionError:
+        raise RecipeError([Problem(file, None, "", "not usable YAML: nested too deeply")]) from None
+    try:
+        return model.model_validate(plain), root
     except ValidationError as e:
         problems = []
         for err in e.errors():

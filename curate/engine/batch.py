@@ -101,6 +101,7 @@ def process_batch(
     """Convert and validate one batch; see the module docstring."""
     reasons: dict[int, str] = {e.row: f"{e.reason}: {e.detail}" for e in batch.errors}
     raw_of: dict[int, str] = {e.row: e.raw for e in batch.errors}
+    spans: dict[int, int] = {e.row: e.line_end for e in batch.errors if e.line_end is not None}
     if batch.table is not None and columnar_fields(chain[0].fields, columns) is not None:
         frame, rejects = extract_table(batch.table, batch.rows, chain[0].fields, columns)
     else:
@@ -143,7 +144,8 @@ def process_batch(
         record = batch.record(row) if record_of is None else record_of.get(row)
         if raw is None and record is not None:
             raw = snippet(orjson.dumps(record, default=str))
-        quarantine.append(
-            {"source": src.name, "uri": src.uri, "row": row, "reason": code, "detail": detail, "raw": raw or ""}
-        )
+        entry = {"source": src.name, "uri": src.uri, "row": row, "reason": code, "detail": detail, "raw": raw or ""}
+        if row in spans:  # a row read from several physical lines names them all
+            entry["line_end"] = spans[row]
+        quarantine.append(entry)
     return BatchOutcome(finalize(frame, kind, src), batch.size, len(kept), quarantine, partial)

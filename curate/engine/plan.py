@@ -388,8 +388,8 @@ def _partial_problems(path: Path) -> list[Problem]:
     for i, raw in enumerate(raw_sources):
         try:
             spec = SourceSpec.model_validate(to_plain(raw))
-        except ValidationError:
-            continue  # its own problems are already listed
+        except (ValueError, RecursionError):  # invalid, or an alias bomb: already reported by the loader
+            continue
         _chain(lambda loc, msg: Problem(str(path), line_of(root, loc), format_loc(loc), msg), i, spec, want, out)
     return out
 

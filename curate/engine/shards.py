@@ -75,6 +75,8 @@ class FileJob:
     format: str
     compression: str
     size: int
+    mtime_ns: int = 0
+    """The file's modification time when it was hashed (0: not a local file)."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,14 @@ from curate.engine.shards import (
     ingest_file,
     sketch_shard,
 )
-from curate.ingest import sha256_of
+from curate.ingest import InputError, InputFile, sha256_of
 from schemas.kinds import arrow_schema
 from schemas.manifests import RunSummary, checked
 from schemas.provenance import code_version
 from schemas.recipe_loader import LoadedRecipe
 from schemas.stages import DecontaminateStage, NearDedupStage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -131,20 +134,62 @@ def prepare(doc: LoadedRecipe, out_dir: Path | None = None, report: bool = True)
     return Prepared(doc, p, root, root / ".work" / p.recipe.name, report)
 
 
+_STREAMED = ("jsonl", "json", "text", "csv")
+"""Formats read front to back as a byte stream: reading stops at the size recorded when hashed."""
+
+
+def _local_stat(f: InputFile) -> os.stat_result | None:
+    p = Path(f.path)
+    return p.stat() if f.fs is None and p.is_file() else None
+
+
 def hash_file(prep: Prepared, source_index: int, file_index: int) -> FileJob:
-    """Content hash and identity of one input file (the key everything downstream is cached on)."""
+    """Content hash and identity of one input file (the key everything downstream is cached on).
+
+    The size and modification time are taken first and the hash covers exactly that many bytes,
+    so a file that grows meanwhile is hashed (and later read, see :func:`ingest`) as it was.
+    """
     sp = prep.plan.sources[source_index]
     f = sp.files[file_index]
-    return FileJob(source_index, file_index, sp.spec.name, f.uri, sha256_of(f), f.format, f.compression, f.size)
+    st = _local_stat(f)
+    if st is not None and f.format in _STREAMED:
+        f = replace(f, limit=st.st_size)
+    size = st.st_size if st is not None else f.size
+    mtime = st.st_mtime_ns if st is not None else 0
+    return FileJob(source_index, file_index, sp.spec.name, f.uri, sha256_of(f), f.format, f.compression, size, mtime)
 
 
 def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
-    """Ingest one input file into its shard (reused when its content key is already done)."""
+    """Ingest one input file into its shard (reused when its content key is already done).
+
+    A local streamed file is read up to the size it had when hashed, so lineage (``sha256``) and
+    the rows ingested describe the same bytes. If the file changed during the run it is hashed
+    again over those bytes: unchanged (it only grew) gives a warning, changed raises
+    :class:`~curate.ingest.InputError` (exit 2), since its rows could not be traced to one content.
+    """
     sp = prep.plan.sources[job.source_index]
     r = prep.plan.recipe
-    return ingest_file(
-        sp, sp.files[job.file_index], job.sha256, r.record_kind, r.limits, prep.work, r.output.rows_per_file, on_batch
-    )
+    f = sp.files[job.file_index]
+    if job.mtime_ns and f.format in _STREAMED:
+        f = replace(f, limit=job.size)
+    ref = ingest_file(sp, f, job.sha256, r.record_kind, r.limits, prep.work, r.output.rows_per_file, on_batch)
+    st = _local_stat(f) if job.mtime_ns else None
+    if st is not None and (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+        if st.st_size < job.size or sha256_of(f) != job.sha256:
+            shutil.rmtree(ref.dir, ignore_errors=True)  # its rows are not of the content it is keyed by
+            raise InputError(
+                f"{f.uri} changed while this run read it (size {job.size:,} -> {st.st_size:,} bytes, content "
+                f"of the first {job.size:,} bytes differs from sha256 {job.sha256[:12]}); rerun once it is stable"
+            )
+        log.warning(
+            "%s grew from %s to %s bytes during the run; the first %s bytes (sha256 %s) were ingested",
+            f.uri,
+            f"{job.size:,}",
+            f"{st.st_size:,}",
+            f"{job.size:,}",
+            job.sha256[:12],
+        )
+    return ref
 
 
 def sketch(prep: Prepared, ref: ShardRef, stage_index: int) -> str:

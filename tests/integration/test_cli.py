@@ -65,7 +65,7 @@ def test_run_json_summary_and_outputs(project: Path) -> None:
     q = [json.loads(line) for line in (run_dir / "quarantine.jsonl").read_text().splitlines()]
     assert {(x["source"], x["row"], x["reason"]) for x in q} == {
         ("tasks", 1, "invalid_json"),
-        ("faq", 1, "wrong_field_count"),
+        ("faq", 2, "wrong_field_count"),  # CSV rows are numbered by physical line (the header is line 1)
     }
     # the secret is a reference everywhere it is written
     written = "".join(

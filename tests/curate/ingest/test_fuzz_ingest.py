@@ -73,13 +73,16 @@ sources:
     return res.summary, data, quarantine
 
 
-def _check(summary: dict, data: pl.DataFrame, quarantine: list[dict], expected: list[str | None]) -> None:
+def _check(
+    summary: dict, data: pl.DataFrame, quarantine: list[dict], expected: list[str | None], first: int = 0
+) -> None:
+    """``expected[i]`` is the outcome of row ``first + i`` (CSV rows count the header line)."""
     assert summary["balanced"]
     assert summary["input_rows"] == len(expected)
     kept_rows = sorted(data["source"].struct.field("row").to_list())
-    assert kept_rows == [i for i, r in enumerate(expected) if r is None]
+    assert kept_rows == [first + i for i, r in enumerate(expected) if r is None]
     got = {q["row"]: q["reason"] for q in quarantine}
-    assert got == {i: r for i, r in enumerate(expected) if r is not None}
+    assert got == {first + i: r for i, r in enumerate(expected) if r is not None}
     for q in quarantine:
         assert q["uri"].startswith("file://") and q["detail"]
 
@@ -146,7 +149,7 @@ def test_fuzzed_csv(cases: list[tuple[str, str]]) -> None:
         (folder / "in.csv").write_text(buf.getvalue(), encoding="utf-8")
         extra = "    columns: {instruction: question, output: answer}\n"
         summary, data, quarantine = _run(folder, "in.csv", "csv", extra)
-        _check(summary, data, quarantine, [CSV_CASES[c] for c, _ in cases])
+        _check(summary, data, quarantine, [CSV_CASES[c] for c, _ in cases], first=1)
 
 
 @settings(max_examples=15, deadline=None)
