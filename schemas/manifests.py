@@ -195,6 +195,21 @@ class DatasetManifest(_Strict):
     published_at: str
 
 
+class MemoryFigures(_Strict):
+    """A training run's pre-flight memory estimate beside the peak measured on the run (``ratio`` =
+    estimate / measured; see ``train/memory_probe.py``)."""
+
+    how: str
+    device: str
+    baseline_bytes: int
+    peak_bytes: int
+    measured_bytes: int
+    estimate_bytes: int
+    measured_gib: float
+    estimate_gib: float
+    ratio: float | None = None
+
+
 class ModelManifest(_Strict):
     """``manifest.json`` of a trained model: where it came from, how it was trained, what it scored."""
 
@@ -219,6 +234,7 @@ class ModelManifest(_Strict):
     logs: list[Any] = []
     ref_cache: list[Any] = []
     preflight: dict[str, Any] | None = None
+    memory: MemoryFigures | None = None
 
 
 class ContractError(ValueError):

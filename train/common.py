@@ -126,30 +126,28 @@ def prepare(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> Setup:
     return Setup(doc, source, tok, train_ds, eval_ds, manifest, defaults, run_dir or new_run_dir(r), manifest["kind"])
 
 
-def memory_check(setup: Setup) -> dict[str, Any]:
-    """The memory estimate for this recipe on this device (reads the model config only)."""
+def memory_check(setup: Setup, seq: int | None = None) -> dict[str, Any]:
+    """The memory estimate for this recipe on this device (reads the model config only).
+
+    ``seq``: tokens per padded row (default ``training.max_length``; pre-flight passes the longest example).
+    """
     from transformers import AutoConfig
 
-    from train.memory import device_memory, estimate, shape_from_config
+    from train.memory import device_memory, estimate_for_recipe, shape_from_config
 
     r = setup.recipe
     shape = shape_from_config(AutoConfig.from_pretrained(setup.source.folder))
-    dtype_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") else 4
-    est = estimate(
-        shape,
-        r.adapter.type,
-        dtype_bytes,
-        r.training.batch_size,
-        r.training.max_length,
-        r.method,
-        setup.defaults.gradient_checkpointing,
-        r.adapter.r,
-        r.adapter.freeze_last_n,
-        separate_reference=r.reference.model is not None and not r.reference.cache,
-    )
+    seq = seq or r.training.max_length
+    # weights load in fp32 except 16-bit LoRA on GPU (see build_model); QLoRA computes in the run's dtype
+    lora_gpu = r.adapter.type in ("lora", "dora") and setup.defaults.device == "cuda"
+    dtype_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") and lora_gpu else 4
+    act_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") else 4
+    est = estimate_for_recipe(shape, r, dtype_bytes, seq, setup.defaults.gradient_checkpointing, act_bytes)
     name, total = device_memory(setup.defaults.device)
     return {
         "estimate": est.as_dict(),
+        "estimate_bytes": est.total,
+        "seq": seq,
         "device": name,
         "device_bytes": total,
         "fits": est.total <= total,
@@ -310,6 +308,7 @@ class TrainResult:
     ref_cache_events: list[str] = field(default_factory=list)
     train_tokens: int = 0
     cpu_seconds: float = 0.0  # process CPU time of trainer.train() (all threads): robust to a busy machine
+    memory: dict[str, Any] = field(default_factory=dict)  # estimate vs measured peak (train.memory_probe)
 
 
 def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:

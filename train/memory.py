@@ -21,6 +21,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+ACT_PER_TOKEN = 34  # Korthikanti et al.'s bytes per token per hidden unit per layer (16-bit, no recompute)
+LOGIT_COPIES = 2  # logits and their gradient, fp32
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -83,35 +86,90 @@ def estimate(
     lora_r: int = 16,
     freeze_last_n: int | None = None,
     separate_reference: bool = False,
+    act_bytes: int | None = None,
+    optimizer: str = "adamw",
+    galore_rank: int = 128,
+    virtual_tokens: int = 16,
 ) -> Estimate:
-    """Estimate peak training memory in bytes (see the module docstring for the model)."""
+    """Estimate peak training memory in bytes (see the module docstring for the model).
+
+    Args:
+        dtype_bytes: bytes per loaded weight (4 fp32, 2 bf16/fp16).
+        act_bytes: bytes per activation value (default ``dtype_bytes``; 2 under bf16 autocast).
+        optimizer: adamw, galore_* (Adam states of projected matrices at rank ``galore_rank``) or
+            badam (one decoder layer trainable at a time, with an fp32 copy).
+        virtual_tokens: prefix / prompt tuning: virtual tokens added to every row.
+    """
     p = shape.params
+    act_bytes = act_bytes or dtype_bytes
     lora = sum(lora_r * (i + o) for i, o in shape.linear_dims)
     if adapter in ("lora", "dora", "qlora"):
         trainable = lora
     elif adapter == "freeze":
         trainable = p * (freeze_last_n or 1) // max(shape.layers, 1)
+    elif adapter == "prefix":  # a key and a value vector per layer per virtual token
+        trainable = virtual_tokens * 2 * shape.layers * shape.hidden
+    elif adapter == "prompt":
+        trainable = virtual_tokens * shape.hidden
+    elif adapter == "ia3":  # one scale per output (k, v) or input (MLP down) feature: ~1/3 of the outputs
+        trainable = sum(o for _, o in shape.linear_dims) // 3
+    elif optimizer == "badam":
+        trainable = (p - 2 * shape.vocab * shape.hidden) // max(shape.layers, 1)  # one block
     else:
         trainable = p
+    adapter_weights = trainable * 4 if adapter in ("lora", "dora", "prefix", "prompt", "ia3") else 0
     if adapter == "qlora":
         embed = shape.vocab * shape.hidden * 2  # embeddings and head stay in the compute dtype
         weights = int((p - embed) * 0.5 * 1.03) + embed * dtype_bytes + lora * 4
     else:
-        weights = p * dtype_bytes + (lora * 4 if adapter in ("lora", "dora") else 0)
+        weights = p * dtype_bytes + adapter_weights
     if separate_reference:
         weights += p * dtype_bytes
-    grads = trainable * (4 if adapter in ("lora", "dora", "qlora") else dtype_bytes)
-    master = trainable * 4 if dtype_bytes < 4 and adapter in ("none", "freeze") else 0
-    optimizer = trainable * 8 + master
+    full = adapter in ("none", "freeze")
+    grads = trainable * (dtype_bytes if full else 4)
+    master = trainable * 4 if dtype_bytes < 4 and full else 0
+    if full and optimizer.startswith("galore"):
+        projected = sum(i * o for i, o in shape.linear_dims)
+        # Adam moments of the rank-r projection plus the projection matrix, per projected matrix
+        low_rank = sum(galore_rank * (2 * max(i, o) + min(i, o)) for i, o in shape.linear_dims)
+        optimizer_bytes = (trainable - projected + low_rank) * 4 * 2 + master
+    elif full and optimizer == "badam":
+        optimizer_bytes = trainable * (8 + 4)  # Adam moments and the fp32 copy of the active block
+    else:
+        optimizer_bytes = trainable * 8 + master
     b = batch * (2 if method in ("dpo", "reward", "orpo", "cpo") else 1)
+    s = seq + (virtual_tokens if adapter in ("prefix", "prompt") else 0)
     per_layer = (
-        2 * seq * b * shape.hidden
+        2 * s * b * shape.hidden
         if checkpointing
-        else seq * b * shape.hidden * (34 + 5 * shape.heads * seq / shape.hidden)
+        else s * b * shape.hidden * (ACT_PER_TOKEN + 5 * shape.heads * s / shape.hidden)
     )
-    act = int(per_layer * shape.layers * dtype_bytes / 2) + 2 * b * seq * shape.vocab * 4
-    total = int((weights + grads + optimizer + act) * 1.10)
-    return Estimate(weights, grads, optimizer, act, total, trainable)
+    act = int(per_layer * shape.layers * act_bytes / 2) + LOGIT_COPIES * b * s * shape.vocab * 4
+    total = int((weights + grads + optimizer_bytes + act) * 1.10)
+    return Estimate(weights, grads, optimizer_bytes, act, total, trainable)
+
+
+def estimate_for_recipe(
+    shape: ModelShape, recipe: Any, dtype_bytes: int, seq: int, checkpointing: bool, act_bytes: int | None = None
+) -> Estimate:
+    """:func:`estimate` with a train recipe's adapter, optimizer, batch and method."""
+    a, o = recipe.adapter, recipe.optimizer
+    return estimate(
+        shape,
+        a.type,
+        dtype_bytes,
+        recipe.training.batch_size,
+        seq,
+        recipe.method,
+        checkpointing,
+        a.r,
+        a.freeze_last_n,
+        separate_reference=recipe.reference.model is not None and not recipe.reference.cache,
+        act_bytes=act_bytes,
+        optimizer=o.type,
+        galore_rank=o.rank,
+        virtual_tokens=a.num_virtual_tokens,
+    )
 
 
 def device_memory(device: str) -> tuple[str, int]:

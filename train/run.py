@@ -56,17 +56,25 @@ def entry_point(method: str) -> Any:
 
 def preflight(setup: Setup) -> PreflightReport:
     """All pre-flight checks for ``setup`` (dataset, template, tokens, masking, lengths, memory)."""
+    from train.preflight import add_memory_check
+
     r = setup.recipe
-    return run_checks(
+    report = run_checks(
         r.method,
         setup.kind,
         setup.train_dataset,
         setup.tokenizer,
         r.training.max_length,
         r.training.assistant_only_loss,
-        memory_check(setup),
+        None,
         setup.data_manifest.get("resolved", ""),
     )
+    if report.lengths or report.ok:
+        # batches are padded to their longest row, so the longest example (not max_length) sets activations
+        longest = report.lengths.get("max")
+        seq = r.training.max_length if r.training.packing or not longest else min(longest, r.training.max_length)
+        add_memory_check(report, memory_check(setup, seq))
+    return report
 
 
 def train_recipe(
@@ -98,11 +106,26 @@ def train_recipe(
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
         write_recipe_copy(setup)
-    result = entry_point(doc.recipe.method).train(setup)
+    from train.memory_probe import PeakMemory
+
+    _import_training_libraries(doc.recipe.method)  # so the probe measures the run, not module imports
+    with PeakMemory(setup.defaults.device) as probe:
+        result = entry_point(doc.recipe.method).train(setup)
+    if report.memory:
+        result.memory = probe.report(report.memory["estimate_bytes"])
     manifest: dict[str, Any] = {}
     if rank0:
         manifest = finish(setup, result, report)
     return Outcome(report, setup, result, manifest, setup.run_dir)
+
+
+def _import_training_libraries(method: str) -> None:
+    """Import TRL (its trainer for ``method``) and peft before the memory probe starts."""
+    import peft  # noqa: F401
+    import trl
+
+    for name in ("SFTTrainer", "DPOTrainer", "KTOTrainer", "RewardTrainer", f"{method.upper()}Trainer"):
+        getattr(trl, name, None)
 
 
 def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
@@ -153,6 +176,8 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
             "train_cpu_seconds": round(result.cpu_seconds, 3),
         },
         "logs": setup.logs,
+        # pre-flight estimate beside the measured peak (train.memory_probe): estimate / measured = ratio
+        "memory": result.memory or None,
         "ref_cache": result.ref_cache_events,
         "preflight": report.as_dict(),
         "output": {

@@ -78,7 +78,9 @@ def test_peft_kinds_train_only_their_parameters_and_reload(adapter, method, trai
 
 def test_galore_projects_target_updates_to_low_rank(train_doc, tmp_path):
     rank = 4
-    extra = f"optimizer: {{type: galore_adamw, rank: {rank}, update_proj_gap: 100, scale: 1.0, target_modules: [attn]}}\n"
+    extra = (
+        f"optimizer: {{type: galore_adamw, rank: {rank}, update_proj_gap: 100, scale: 1.0, target_modules: [attn]}}\n"
+    )
     setup, result, initial, model = _train(train_doc, tmp_path, "sft", "none", extra=extra)
     optimizer = result.trainer.optimizer.optimizer
     assert type(optimizer).__module__.startswith("galore_torch")
