@@ -142,7 +142,8 @@ def memory_check(setup: Setup, seq: int | None = None) -> dict[str, Any]:
     lora_gpu = r.adapter.type in ("lora", "dora") and setup.defaults.device == "cuda"
     dtype_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") and lora_gpu else 4
     act_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") else 4
-    est = estimate_for_recipe(shape, r, dtype_bytes, seq, setup.defaults.gradient_checkpointing, act_bytes)
+    ckpt = setup.defaults.gradient_checkpointing
+    est = estimate_for_recipe(shape, r, dtype_bytes, seq, ckpt, act_bytes, setup.defaults.device)
     name, total = device_memory(setup.defaults.device)
     return {
         "estimate": est.as_dict(),

@@ -23,6 +23,11 @@ from typing import Any
 
 ACT_PER_TOKEN = 34  # Korthikanti et al.'s bytes per token per hidden unit per layer (16-bit, no recompute)
 LOGIT_COPIES = 2  # logits and their gradient, fp32
+# What a CPU training process grows by besides the four terms, measured with the tiny model (where the
+# terms are ~1 MiB): allocator arenas, autograd and oneDNN workspaces, the tokenized dataset, the
+# trainer's state; 15-25 MiB in runs of SFT/DPO x LoRA/full/prefix/prompt/IA3/GaLore/BAdam (README,
+# "Memory: estimated and measured"). On GPU the CUDA context is outside max_memory_allocated.
+CPU_RUNTIME_BYTES = 20 * 2**20
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ def estimate(
     optimizer: str = "adamw",
     galore_rank: int = 128,
     virtual_tokens: int = 16,
+    runtime_bytes: int = 0,
 ) -> Estimate:
     """Estimate peak training memory in bytes (see the module docstring for the model).
 
@@ -99,6 +105,7 @@ def estimate(
         optimizer: adamw, galore_* (Adam states of projected matrices at rank ``galore_rank``) or
             badam (one decoder layer trainable at a time, with an fp32 copy).
         virtual_tokens: prefix / prompt tuning: virtual tokens added to every row.
+        runtime_bytes: fixed framework overhead added after the margin (``CPU_RUNTIME_BYTES`` on CPU).
     """
     p = shape.params
     act_bytes = act_bytes or dtype_bytes
@@ -145,14 +152,21 @@ def estimate(
         else s * b * shape.hidden * (ACT_PER_TOKEN + 5 * shape.heads * s / shape.hidden)
     )
     act = int(per_layer * shape.layers * act_bytes / 2) + LOGIT_COPIES * b * s * shape.vocab * 4
-    total = int((weights + grads + optimizer_bytes + act) * 1.10)
+    total = int((weights + grads + optimizer_bytes + act) * 1.10) + runtime_bytes
     return Estimate(weights, grads, optimizer_bytes, act, total, trainable)
 
 
 def estimate_for_recipe(
-    shape: ModelShape, recipe: Any, dtype_bytes: int, seq: int, checkpointing: bool, act_bytes: int | None = None
+    shape: ModelShape,
+    recipe: Any,
+    dtype_bytes: int,
+    seq: int,
+    checkpointing: bool,
+    act_bytes: int | None = None,
+    device: str = "cuda",
 ) -> Estimate:
-    """:func:`estimate` with a train recipe's adapter, optimizer, batch and method."""
+    """:func:`estimate` with a train recipe's adapter, optimizer, batch and method (``device``: cpu adds
+    :data:`CPU_RUNTIME_BYTES`)."""
     a, o = recipe.adapter, recipe.optimizer
     return estimate(
         shape,
@@ -169,6 +183,7 @@ def estimate_for_recipe(
         optimizer=o.type,
         galore_rank=o.rank,
         virtual_tokens=a.num_virtual_tokens,
+        runtime_bytes=CPU_RUNTIME_BYTES if device == "cpu" else 0,
     )
 
 

@@ -108,7 +108,7 @@ def train_recipe(
         write_recipe_copy(setup)
     from train.memory_probe import PeakMemory
 
-    _import_training_libraries(doc.recipe.method)  # so the probe measures the run, not module imports
+    _import_training_libraries(doc.recipe)  # so the probe measures the run, not module imports
     with PeakMemory(setup.defaults.device) as probe:
         result = entry_point(doc.recipe.method).train(setup)
     if report.memory:
@@ -119,13 +119,22 @@ def train_recipe(
     return Outcome(report, setup, result, manifest, setup.run_dir)
 
 
-def _import_training_libraries(method: str) -> None:
-    """Import TRL (its trainer for ``method``) and peft before the memory probe starts."""
+def _import_training_libraries(recipe: Any) -> None:
+    """Import TRL (the method's trainer), peft and the adapter's/optimizer's packages before the memory
+    probe starts, so that it measures training, not module imports."""
+    import importlib
+
     import peft  # noqa: F401
     import trl
 
-    for name in ("SFTTrainer", "DPOTrainer", "KTOTrainer", "RewardTrainer", f"{method.upper()}Trainer"):
+    for name in ("SFTTrainer", "DPOTrainer", "KTOTrainer", "RewardTrainer", f"{recipe.method.upper()}Trainer"):
         getattr(trl, name, None)
+    extra = {"qlora": "bitsandbytes"}.get(recipe.adapter.type)
+    extra = extra or {"badam": "badam"}.get(recipe.optimizer.type)
+    if recipe.optimizer.type.startswith("galore"):
+        extra = "galore_torch"
+    if extra:
+        importlib.import_module(extra)
 
 
 def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
