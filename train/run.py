@@ -129,12 +129,15 @@ def _import_training_libraries(recipe: Any) -> None:
 
     for name in ("SFTTrainer", "DPOTrainer", "KTOTrainer", "RewardTrainer", f"{recipe.method.upper()}Trainer"):
         getattr(trl, name, None)
-    extra = {"qlora": "bitsandbytes"}.get(recipe.adapter.type)
-    extra = extra or {"badam": "badam"}.get(recipe.optimizer.type)
-    if recipe.optimizer.type.startswith("galore"):
-        extra = "galore_torch"
-    if extra:
-        importlib.import_module(extra)
+    o = recipe.optimizer.type
+    needed = (
+        (recipe.adapter.type == "qlora", "bitsandbytes"),
+        (o == "badam", "badam"),
+        (o.startswith("galore"), "galore_torch"),
+    )
+    for wanted, package in needed:
+        if wanted:
+            importlib.import_module(package)
 
 
 def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
