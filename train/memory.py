@@ -2,12 +2,15 @@
 
 Per parameter (AdamW): weights in the load dtype (4-bit NF4 ~ 0.5 byte plus quantization constants
 for QLoRA); gradients and two Adam moments only for *trainable* parameters, plus an fp32 master copy
-when weights are 16-bit and fully trained. Activations per layer follow Korthikanti et al. (2022):
-``s*b*h*(34 + 5*a*s/h)`` bytes at 16-bit without recomputation, about ``2*s*b*h`` with gradient
-checkpointing (only each block's input kept), plus the logits (``b*s*V`` in fp32, twice: logits and
-their gradient). Preference methods run chosen and rejected together (2x the batch). It is an
-estimate (framework overhead and fragmentation are covered by a 10% margin), meant to answer
-"will this fit?" before loading anything.
+when weights are 16-bit and fully trained. Activations per layer in the form of Korthikanti et al.
+(2022), ``s*b*h*c`` bytes at 16-bit without recomputation, with ``c`` calibrated by measurement for
+a frozen base (prompt learning, IA3), LoRA, and trained weights (the constants below), plus the
+attention scores ``5*a*s/h``; about ``2*s*b*h`` with gradient checkpointing (only each block's input kept), plus
+the logits (``b*s*V`` in fp32, twice: logits and their gradient). Preference methods run chosen and
+rejected together (2x the batch). Activations and gradients peak at different times (backward frees
+one as it makes the other), so the larger of the two counts. Framework overhead and fragmentation
+are covered by a 10% margin (plus a measured fixed term on CPU). It answers "will this fit?" before
+loading anything; every run then records the measured peak beside it (:mod:`train.memory_probe`).
 
 Example:
     >>> shape = ModelShape(params=135_000_000, hidden=576, layers=30, heads=9, vocab=49152, linear_dims=[])
@@ -21,11 +24,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ACT_PER_TOKEN = 34  # Korthikanti et al.'s bytes per token per hidden unit per layer (16-bit, no recompute)
+# Activation bytes per token per hidden unit per layer at 16-bit without recomputation, calibrated on
+# CPU runs of SmolLM2-135M (README, "Memory: estimated and measured"); Korthikanti et al.'s 34 assumes
+# GPT blocks with dropout and every weight trainable. The attention scores (Korthikanti's 5*a*s/h) are
+# kept: with padding masks on CPU, SDPA takes its math path and materializes them.
+ACT_FROZEN = 20  # frozen base: norm inputs, q/k/v, attention output, gate/up outputs (what backward needs)
+ACT_TRAINED = 11  # + every linear layer's input when its weight trains (full, freeze, GaLore, BAdam)
+ACT_LORA = 17  # + LoRA's dropout copy of each adapted layer's input
 LOGIT_COPIES = 2  # logits and their gradient, fp32
 # What a CPU training process grows by besides the four terms, measured with the tiny model (where the
 # terms are ~1 MiB): allocator arenas, autograd and oneDNN workspaces, the tokenized dataset, the
-# trainer's state; 15-25 MiB in runs of SFT/DPO x LoRA/full/prefix/prompt/IA3/GaLore/BAdam (README,
+# trainer state; 15-25 MiB in runs of SFT/DPO x LoRA/full/prefix/prompt/IA3/GaLore/BAdam (README,
 # "Memory: estimated and measured"). On GPU the CUDA context is outside max_memory_allocated.
 CPU_RUNTIME_BYTES = 20 * 2**20
 
@@ -146,13 +155,13 @@ def estimate(
         optimizer_bytes = trainable * 8 + master
     b = batch * (2 if method in ("dpo", "reward", "orpo", "cpo") else 1)
     s = seq + (virtual_tokens if adapter in ("prefix", "prompt") else 0)
-    per_layer = (
-        2 * s * b * shape.hidden
-        if checkpointing
-        else s * b * shape.hidden * (ACT_PER_TOKEN + 5 * shape.heads * s / shape.hidden)
-    )
+    coefficient = ACT_FROZEN + (ACT_TRAINED if full else ACT_LORA if adapter in ("lora", "dora", "qlora") else 0)
+    scores = 5 * shape.heads * s / shape.hidden
+    per_layer = 2 * s * b * shape.hidden if checkpointing else s * b * shape.hidden * (coefficient + scores)
     act = int(per_layer * shape.layers * act_bytes / 2) + LOGIT_COPIES * b * s * shape.vocab * 4
-    total = int((weights + grads + optimizer_bytes + act) * 1.10) + runtime_bytes
+    # backward frees activations as it produces gradients, and the previous step's gradients are
+    # released (set to None) before the next forward: the two peak at different times
+    total = int((weights + optimizer_bytes + max(grads, act)) * 1.10) + runtime_bytes
     return Estimate(weights, grads, optimizer_bytes, act, total, trainable)
 
 
