@@ -13,7 +13,7 @@ on every linear layer, QLoRA in 4-bit NF4.
 Example:
     >>> rows = table("llama-7b")
     >>> [(r["model"], r["adapter"], round(r["total_gb"])) for r in rows]
-    [('llama-7b', 'full', 120), ('llama-7b', 'lora', 17), ('llama-7b', 'qlora', 6)]
+    [('llama-7b', 'full', 119), ('llama-7b', 'lora', 16), ('llama-7b', 'qlora', 6)]
 """
 
 from __future__ import annotations

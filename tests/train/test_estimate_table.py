@@ -5,7 +5,8 @@ The ranges are the commonly cited fine-tuning memory figures (as given in this p
 from its seed material): full fine-tuning with Adam in mixed precision (~16 bytes/param) 7B ~60-120+ GB,
 13B ~120-240 GB, 70B ~600 GB-1.2 TB; LoRA 7B ~16-20 GB, 13B ~28-32 GB, 70B ~140-160 GB; QLoRA 7B
 ~6-10 GB, 13B ~10-16 GB, 70B ~40-48 GB. They are approximate ("~"), so each bound is checked with 2%
-slack: the 70B full estimate (16 bytes/param x 69.0B params + 10% margin = 1.22 TB) sits on the 1.2 TB edge.
+slack: the 70B full estimate (16 bytes/param x 69.0B params + 10% margin = 1.21 TB) and the 7B QLoRA
+one (5.9 GB) sit on the edges.
 """
 
 from __future__ import annotations
