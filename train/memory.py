@@ -155,7 +155,9 @@ def estimate(
         optimizer_bytes = trainable * 8 + master
     b = batch * (2 if method in ("dpo", "reward", "orpo", "cpo") else 1)
     s = seq + (virtual_tokens if adapter in ("prefix", "prompt") else 0)
-    coefficient = ACT_FROZEN + (ACT_TRAINED if full else ACT_LORA if adapter in ("lora", "dora", "qlora") else 0)
+    # BAdam trains one block: the other layers' inputs are not kept (worst case over a run: block 0 active)
+    trained_inputs = ACT_TRAINED if full and optimizer != "badam" else 0
+    coefficient = ACT_FROZEN + (trained_inputs or (ACT_LORA if adapter in ("lora", "dora", "qlora") else 0))
     scores = 5 * shape.heads * s / shape.hidden
     per_layer = 2 * s * b * shape.hidden if checkpointing else s * b * shape.hidden * (coefficient + scores)
     act = int(per_layer * shape.layers * act_bytes / 2) + LOGIT_COPIES * b * s * shape.vocab * 4
