@@ -195,6 +195,21 @@ class DatasetManifest(_Strict):
     published_at: str
 
 
+class MemoryFigures(_Strict):
+    """A training run's pre-flight memory estimate beside the peak measured on the run (``ratio`` =
+    estimate / measured; see ``train/memory_probe.py``)."""
+
+    how: str
+    device: str
+    baseline_bytes: int
+    peak_bytes: int
+    measured_bytes: int
+    estimate_bytes: int
+    measured_gib: float
+    estimate_gib: float
+    ratio: float | None = None
+
+
 class ModelManifest(_Strict):
     """``manifest.json`` of a trained model: where it came from, how it was trained, what it scored."""
 
@@ -223,6 +238,7 @@ class ModelManifest(_Strict):
     evaluations: list[dict[str, Any]] = []
     reward_model: dict[str, Any] | None = None  # rloo / grpo: the reward run's lineage (its dataset versions)
     rewards: dict[str, Any] | None = None  # rloo / grpo: reward names, weights and rule-based functions
+    memory: MemoryFigures | None = None
 
 
 class ContractError(ValueError):

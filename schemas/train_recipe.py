@@ -68,10 +68,13 @@ class QuantSpec(StrictModel):
 
 
 class AdapterSpec(StrictModel):
-    """What is trained: everything, a (Q)LoRA/DoRA adapter, or the last N layers."""
+    """What is trained: everything, a (Q)LoRA/DoRA adapter, PEFT prompt learning or IA3, or the last N layers."""
 
-    type: Literal["none", "lora", "qlora", "dora", "freeze"] = Field(
-        "lora", description="none = full fine-tuning; freeze = train only the last `freeze_last_n` layers."
+    type: Literal["none", "lora", "qlora", "dora", "freeze", "prefix", "prompt", "ia3"] = Field(
+        "lora",
+        description="none = full fine-tuning; freeze = train only the last `freeze_last_n` layers; prefix = "
+        "prefix tuning (trained key/value prefixes in every layer); prompt = prompt tuning (trained virtual "
+        "token embeddings); ia3 = IA3 (trained scaling vectors on target_modules).",
     )
     r: int = Field(16, gt=0, description="LoRA rank.")
     alpha: int = Field(32, gt=0, description="LoRA alpha (scale = alpha / r).")
@@ -84,7 +87,42 @@ class AdapterSpec(StrictModel):
         None, gt=0, description="LoRA+: learning rate of B = ratio x that of A (e.g. 16)."
     )
     freeze_last_n: int | None = Field(None, gt=0, description="type: freeze: how many final layers to train.")
+    num_virtual_tokens: int = Field(16, gt=0, description="type: prefix / prompt: how many virtual tokens.")
+    prompt_init_text: str | None = Field(
+        None, description="type: prompt: start the virtual tokens from this text's embeddings (default: random)."
+    )
+    feedforward_modules: list[str] | None = Field(
+        None,
+        description="type: ia3: which of target_modules are feed-forward layers (scaled on their input); "
+        "default with target_modules all-linear: peft's choice per architecture (k, v and the MLP down projection).",
+    )
     quant: QuantSpec = Field(default_factory=QuantSpec, description="type: qlora only.")
+
+
+class OptimizerSpec(StrictModel):
+    """Memory-saving full-parameter optimizers (``adapter.type: none``): GaLore or BAdam.
+
+    GaLore (Zhao et al., 2024) projects each target matrix's gradient onto a rank-``rank`` subspace,
+    refreshed every ``update_proj_gap`` steps, so Adam's states are low rank while every weight
+    learns; it runs through transformers' ``optim: galore_*`` integration (package ``galore-torch``).
+    BAdam (Luo et al., 2024) runs Adam on one block (decoder layer) at a time, switching every
+    ``switch_block_every`` steps (package ``badam``).
+    """
+
+    type: Literal["adamw", "galore_adamw", "galore_adamw_8bit", "galore_adafactor", "badam"] = Field(
+        "adamw", description="adamw: the trainer's default; galore_*: GaLore projection; badam: block coordinate Adam."
+    )
+    rank: int = Field(128, gt=0, description="GaLore: rank of the gradient projection.")
+    update_proj_gap: int = Field(200, gt=0, description="GaLore: steps between projection refreshes (an SVD each).")
+    scale: float = Field(0.25, gt=0, description="GaLore: scale of the projected update (the paper's alpha).")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["attn", "mlp"],
+        description="GaLore: module names (or regexes) whose weights are projected; the rest get plain AdamW.",
+    )
+    switch_block_every: int = Field(50, gt=0, description="BAdam: optimizer steps before moving to the next block.")
+    switch_mode: Literal["descending", "ascending", "random", "fixed"] = Field(
+        "descending", description="BAdam: block order (descending starts at the last layer)."
+    )
 
 
 class TrainingSpec(StrictModel):
@@ -279,6 +317,7 @@ class TrainRecipe(StrictModel):
         description="Evaluate after training (schemas.evaluation.EvalSpec): by default on the trained version's "
         "eval split, with the metrics listed; results go into the manifest, the card and evaluations/.",
     )
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
 
     def method_spec(self) -> Any:
         """The settings section of the chosen method (defaults when the section is absent)."""

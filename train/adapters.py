@@ -1,4 +1,5 @@
-"""What is trained: a (Q)LoRA / DoRA adapter (optionally PiSSA-initialised, LoRA+), the last N layers, or all.
+"""What is trained: a (Q)LoRA / DoRA adapter (optionally PiSSA-initialised, LoRA+), prefix tuning, prompt
+tuning or IA3 (PEFT), the last N layers, or all (optionally with the GaLore or BAdam optimizer).
 
 The model is wrapped here (not by passing ``peft_config`` to the trainer) so that a LoRA+ optimizer
 can be built over the adapter's A and B matrices, and the same wrapping serves every method.
@@ -10,6 +11,8 @@ Example:
     (True, 4, 'CAUSAL_LM')
     >>> quantization_config(AdapterSpec(type="lora"), "float32") is None
     True
+    >>> type(peft_config(AdapterSpec(type="prefix", num_virtual_tokens=8), "causal")).__name__
+    'PrefixTuningConfig'
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from typing import Any
 from schemas.train_recipe import AdapterSpec
 
 PISSA_INIT = "pissa_init"
+LORA_TYPES = ("lora", "qlora", "dora")
+PEFT_TYPES = (*LORA_TYPES, "prefix", "prompt", "ia3")  # saved as a PEFT adapter folder
+PROMPT_LEARNING = ("prefix", "prompt")  # virtual tokens, nothing to merge into the weights
+
+
+def is_peft(spec: AdapterSpec) -> bool:
+    """Whether ``spec`` trains a PEFT adapter (saved as adapter/, loaded with ``PeftModel``)."""
+    return spec.type in PEFT_TYPES
 
 
 def lora_config(spec: AdapterSpec, task: str) -> Any:
@@ -39,6 +50,38 @@ def lora_config(spec: AdapterSpec, task: str) -> Any:
     )
 
 
+def peft_config(spec: AdapterSpec, task: str, tokenizer_path: str | None = None) -> Any:
+    """The peft config for any adapter type of ``spec`` (LoRA family, prefix, prompt, IA3).
+
+    ``tokenizer_path``: the model folder, needed by prompt tuning started from ``prompt_init_text``.
+    """
+    if spec.type in LORA_TYPES:
+        return lora_config(spec, task)
+    from peft import IA3Config, PrefixTuningConfig, PromptTuningConfig
+
+    task_type = "SEQ_CLS" if task == "seq_cls" else "CAUSAL_LM"
+    if spec.type == "prefix":
+        return PrefixTuningConfig(task_type=task_type, num_virtual_tokens=spec.num_virtual_tokens)
+    if spec.type == "prompt":
+        text = spec.prompt_init_text
+        return PromptTuningConfig(
+            task_type=task_type,
+            num_virtual_tokens=spec.num_virtual_tokens,
+            prompt_tuning_init="TEXT" if text else "RANDOM",
+            prompt_tuning_init_text=text,
+            tokenizer_name_or_path=tokenizer_path if text else None,
+        )
+    if spec.type == "ia3":
+        default = spec.target_modules == "all-linear" and spec.feedforward_modules is None
+        return IA3Config(
+            task_type=task_type,
+            # peft's per-architecture default (attention k/v, MLP down projection) unless named
+            target_modules=None if default else spec.target_modules,
+            feedforward_modules=None if default else (spec.feedforward_modules or []),
+        )
+    raise ValueError(f"adapter.type {spec.type} is not a PEFT adapter")
+
+
 def quantization_config(spec: AdapterSpec, compute_dtype: str) -> Any:
     """bitsandbytes 4-bit config for ``type: qlora`` (NF4, double quant by default), else ``None``."""
     if spec.type != "qlora":
@@ -55,10 +98,18 @@ def quantization_config(spec: AdapterSpec, compute_dtype: str) -> Any:
     )
 
 
-def apply_adapter(model: Any, spec: AdapterSpec, task: str, gradient_checkpointing: bool, init_dir: Path | None) -> Any:
+def apply_adapter(
+    model: Any,
+    spec: AdapterSpec,
+    task: str,
+    gradient_checkpointing: bool,
+    init_dir: Path | None,
+    tokenizer_path: str | None = None,
+) -> Any:
     """Wrap or freeze ``model`` as ``spec`` says; returns the model to train.
 
     Args:
+        tokenizer_path: the model folder (prompt tuning from ``prompt_init_text`` tokenizes it).
         init_dir: with PiSSA, where the initial adapter is saved (needed to convert the trained adapter
             back to a plain LoRA that applies to the original base weights).
     """
@@ -71,7 +122,7 @@ def apply_adapter(model: Any, spec: AdapterSpec, task: str, gradient_checkpointi
     if spec.type == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
         keep_4bit_trainable(model)
-    peft_model = get_peft_model(model, lora_config(spec, task))
+    peft_model = get_peft_model(model, peft_config(spec, task, tokenizer_path))
     if spec.init == "pissa" and init_dir is not None:
         # saved as plain LoRA weights so that loading it later does not redo the SVD
         peft_model.peft_config["default"].init_lora_weights = True
@@ -164,7 +215,7 @@ def save_trained(model: Any, spec: AdapterSpec, out: Path, tokenizer: Any, init_
         kwargs["path_initial_model_for_weight_conversion"] = str(init_dir)
     model.save_pretrained(out, **kwargs)
     tokenizer.save_pretrained(out)
-    return "adapter" if spec.type in ("lora", "qlora", "dora") else "model"
+    return "adapter" if is_peft(spec) else "model"
 
 
 def merge_adapter(base_folder: str | Path, adapter_dir: Path, out: Path, task: str = "causal") -> Path:

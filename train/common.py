@@ -120,34 +120,36 @@ def prepare(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> Setup:
     eval_ds = load_data(r, r.dataset.eval_split)[0] if r.dataset.eval_split else None
     if eval_ds is not None and len(eval_ds) == 0:
         eval_ds = None
-    defaults = device_defaults(r.training.device, r.training.precision, r.training.gradient_checkpointing)
+    checkpointing = r.training.gradient_checkpointing
+    if checkpointing is None and r.adapter.type == "prefix":
+        checkpointing = False  # prefix tuning's key/value prefixes are dropped under checkpointing (train.compat)
+    defaults = device_defaults(r.training.device, r.training.precision, checkpointing)
     return Setup(doc, source, tok, train_ds, eval_ds, manifest, defaults, run_dir or new_run_dir(r), manifest["kind"])
 
 
-def memory_check(setup: Setup) -> dict[str, Any]:
-    """The memory estimate for this recipe on this device (reads the model config only)."""
+def memory_check(setup: Setup, seq: int | None = None) -> dict[str, Any]:
+    """The memory estimate for this recipe on this device (reads the model config only).
+
+    ``seq``: tokens per padded row (default ``training.max_length``; pre-flight passes the longest example).
+    """
     from transformers import AutoConfig
 
-    from train.memory import device_memory, estimate, shape_from_config
+    from train.memory import device_memory, estimate_for_recipe, shape_from_config
 
     r = setup.recipe
     shape = shape_from_config(AutoConfig.from_pretrained(setup.source.folder))
-    dtype_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") else 4
-    est = estimate(
-        shape,
-        r.adapter.type,
-        dtype_bytes,
-        r.training.batch_size,
-        r.training.max_length,
-        r.method,
-        setup.defaults.gradient_checkpointing,
-        r.adapter.r,
-        r.adapter.freeze_last_n,
-        separate_reference=r.reference.model is not None and not r.reference.cache,
-    )
+    seq = seq or r.training.max_length
+    # weights load in fp32 except 16-bit LoRA on GPU (see build_model); QLoRA computes in the run's dtype
+    lora_gpu = r.adapter.type in ("lora", "dora") and setup.defaults.device == "cuda"
+    dtype_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") and lora_gpu else 4
+    act_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") else 4
+    ckpt = setup.defaults.gradient_checkpointing
+    est = estimate_for_recipe(shape, r, dtype_bytes, seq, ckpt, act_bytes, setup.defaults.device)
     name, total = device_memory(setup.defaults.device)
     return {
         "estimate": est.as_dict(),
+        "estimate_bytes": est.total,
+        "seq": seq,
         "device": name,
         "device_bytes": total,
         "fits": est.total <= total,
@@ -178,6 +180,9 @@ def config_kwargs(setup: Setup, learning_rate_default: float | None = None) -> d
     }
     if t.learning_rate is not None:
         kw["learning_rate"] = t.learning_rate
+    from train.optimizers import galore_args
+
+    kw.update(galore_args(setup.recipe.optimizer))
     kw.update(t.extra_args)
     return kw
 
@@ -186,7 +191,7 @@ def build_model(setup: Setup, task: str = "causal", lr: float = 1e-4) -> tuple[A
     """Load the base weights (4-bit for QLoRA), apply the adapter; returns (model, trainer optimizers)."""
     import torch
 
-    from train.adapters import apply_adapter, loraplus_optimizer, quantization_config
+    from train.adapters import LORA_TYPES, apply_adapter, loraplus_optimizer, quantization_config
 
     r, d = setup.recipe, setup.defaults
     a = r.adapter
@@ -200,8 +205,12 @@ def build_model(setup: Setup, task: str = "causal", lr: float = 1e-4) -> tuple[A
         setup.source, task=task, dtype=dtype, quantization=quant, pad_token_id=setup.tokenizer.pad_token_id
     )
     init_dir = setup.run_dir / "pissa_init" if a.init == "pissa" else None
-    model = apply_adapter(model, a, task, d.gradient_checkpointing, init_dir)
-    optimizer = loraplus_optimizer(model, a, lr) if a.type in ("lora", "qlora", "dora") else None
+    model = apply_adapter(model, a, task, d.gradient_checkpointing, init_dir, str(setup.source.folder))
+    optimizer = loraplus_optimizer(model, a, lr) if a.type in LORA_TYPES else None
+    if r.optimizer.type == "badam":
+        from train.optimizers import badam_optimizer
+
+        optimizer = badam_optimizer(model, r.optimizer, lr)
     return model, (optimizer, None)
 
 
@@ -306,13 +315,14 @@ class TrainResult:
     train_tokens: int = 0
     cpu_seconds: float = 0.0  # process CPU time of trainer.train() (all threads): robust to a busy machine
     extra: dict[str, Any] = field(default_factory=dict)  # method-specific manifest sections (e.g. reward_model)
+    memory: dict[str, Any] = field(default_factory=dict)  # estimate vs measured peak (train.memory_probe)
 
 
 def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
     """Train, evaluate (when an eval split is set), save the adapter/model; lineage is written by the caller."""
     from transformers.trainer_callback import PrinterCallback
 
-    from train.adapters import save_trained
+    from train.adapters import is_peft, save_trained
 
     trainer.remove_callback(PrinterCallback)  # our progress callback prints a shorter line per step
     if setup.recipe.adapter.type == "qlora":
@@ -323,12 +333,12 @@ def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:
     metrics = {k: v for k, v in out.metrics.items() if isinstance(v, int | float)}
     if setup.eval_dataset is not None:
         metrics.update({k: v for k, v in trainer.evaluate().items() if isinstance(v, int | float)})
-    out_dir = setup.run_dir / ("adapter" if setup.recipe.adapter.type in ("lora", "qlora", "dora") else "model")
+    out_dir = setup.run_dir / ("adapter" if is_peft(setup.recipe.adapter) else "model")
     kind = "adapter"
     if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
         # sharded parameters: the trainer gathers the full state dict across processes (all must call it)
         trainer.save_model(str(out_dir))
-        kind = "adapter" if setup.recipe.adapter.type in ("lora", "qlora", "dora") else "model"
+        kind = "adapter" if is_peft(setup.recipe.adapter) else "model"
     elif trainer.accelerator.is_main_process:
         init_dir = setup.run_dir / "pissa_init" if setup.recipe.adapter.init == "pissa" else None
         kind = save_trained(

@@ -67,7 +67,8 @@ def check_compat(doc: LoadedTrainRecipe) -> list[Problem]:
                 "init: default",
             )
         )
-    if a.type in ("none", "freeze"):
+    _check_breadth(doc, out)
+    if a.type in ("none", "freeze", "prefix", "prompt", "ia3"):
         for key, bad in (("init", a.init != "default"), ("loraplus_lr_ratio", a.loraplus_lr_ratio is not None)):
             if bad:
                 out.append(
@@ -120,6 +121,88 @@ def check_compat(doc: LoadedTrainRecipe) -> list[Problem]:
                 )
             )
     return out
+
+
+def _check_breadth(doc: LoadedTrainRecipe, out: list[Problem]) -> None:
+    """Rules for prompt learning, IA3, GaLore and BAdam (each found by running it; see tests/train)."""
+    r, p = doc.recipe, doc.problem
+    a, t, o = r.adapter, r.training, r.optimizer
+    if a.type == "prefix" and t.gradient_checkpointing:
+        out.append(
+            p(
+                ("training", "gradient_checkpointing"),
+                "prefix tuning feeds its trained prefixes as past key/values, which gradient checkpointing "
+                "turns off (the attention mask then no longer matches); set gradient_checkpointing: false "
+                "or use adapter.type: prompt",
+            )
+        )
+    if a.type in ("prefix", "prompt"):
+        if t.packing:
+            out.append(
+                p(
+                    ("training", "packing"),
+                    f"{a.type} tuning prepends its virtual tokens once per row, so packed examples after the "
+                    "first would not start from them; set packing: false",
+                )
+            )
+        if r.output.merge:
+            out.append(
+                p(
+                    ("output", "merge"),
+                    f"{a.type} tuning trains virtual tokens, not weight deltas: there is nothing to merge; "
+                    "set merge: false (load the adapter with peft instead)",
+                )
+            )
+        if r.method == "reward":
+            out.append(
+                p(
+                    ("adapter", "type"),
+                    f"{a.type} tuning of a reward model is not supported here (the new score head would not be "
+                    "saved with the virtual tokens); use adapter.type: lora or ia3",
+                )
+            )
+    if a.type != "prompt" and a.prompt_init_text is not None:
+        out.append(p(("adapter", "prompt_init_text"), "prompt_init_text applies to type: prompt; remove it"))
+    if a.type != "ia3" and a.feedforward_modules is not None:
+        out.append(p(("adapter", "feedforward_modules"), "feedforward_modules applies to type: ia3; remove it"))
+    if a.type == "ia3" and a.feedforward_modules and a.target_modules == "all-linear":
+        out.append(
+            p(
+                ("adapter", "target_modules"),
+                "IA3's feedforward_modules must be a subset of target_modules; list target_modules by name",
+            )
+        )
+    if o.type != "adamw":
+        family = "GaLore" if o.type.startswith("galore") else "BAdam"
+        if a.type != "none":
+            out.append(
+                p(
+                    ("optimizer", "type"),
+                    f"{family} is a full-parameter optimizer (it saves memory instead of an adapter); "
+                    f"set adapter.type: none, or optimizer.type: adamw to keep the {a.type} adapter",
+                )
+            )
+        if r.distributed is not None and r.distributed.strategy != "ddp":
+            out.append(
+                p(
+                    ("optimizer", "type"),
+                    f"{family} is not supported with {r.distributed.strategy} here; use strategy: ddp",
+                )
+            )
+        if o.type == "badam" and r.distributed is not None:
+            out.append(
+                p(
+                    ("distributed",),
+                    "BAdam runs single-process here (its multi-GPU mode needs DeepSpeed ZeRO-3); "
+                    "remove distributed or use optimizer.type: galore_adamw",
+                )
+            )
+        if o.type == "badam" and "optim" in t.extra_args:
+            out.append(p(("training", "extra_args"), "optim in extra_args conflicts with optimizer.type: badam"))
+        if o.type.startswith("galore") and any(k.startswith("optim") for k in t.extra_args):
+            out.append(
+                p(("training", "extra_args"), "optim settings in extra_args conflict with optimizer: remove them")
+            )
 
 
 def require_compatible(doc: LoadedTrainRecipe) -> None:

@@ -156,25 +156,31 @@ def run_checks(
         _check_masking(report, tokenizer, rows, kind, assistant_only_loss, method)
         _check_lengths(report, tokenizer, texts, max_length)
     if memory:
-        report.memory = memory
-        est = memory["estimate"]
-        msg = (
-            f"~{_size(est['total'])} needed (weights {_size(est['weights'])}, gradients "
-            f"{_size(est['gradients'])}, optimizer {_size(est['optimizer'])}, activations "
-            f"{_size(est['activations'])}; {est['trainable']:,} trainable parameters) of "
-            f"{memory['device_bytes'] / 2**30:.1f} GiB on {memory['device']}"
-        )
-        if memory["fits"]:
-            report.add("memory", "ok", msg)
-        else:
-            report.add(
-                "memory",
-                "error",
-                msg + "; lower training.batch_size or max_length, turn on "
-                "gradient_checkpointing, or use adapter.type: qlora",
-                "training.batch_size",
-            )
+        add_memory_check(report, memory)
     return report
+
+
+def add_memory_check(report: PreflightReport, memory: dict[str, Any]) -> None:
+    """Add the ``memory`` check: the estimate (see :func:`train.common.memory_check`) against the device."""
+    report.memory = memory
+    est = memory["estimate"]
+    seq = f" at {memory['seq']} tokens" if memory.get("seq") else ""
+    msg = (
+        f"~{_size(est['total'])} needed{seq} (weights {_size(est['weights'])}, gradients "
+        f"{_size(est['gradients'])}, optimizer {_size(est['optimizer'])}, activations "
+        f"{_size(est['activations'])}; {est['trainable']:,} trainable parameters) of "
+        f"{memory['device_bytes'] / 2**30:.1f} GiB on {memory['device']}"
+    )
+    if memory["fits"]:
+        report.add("memory", "ok", msg)
+    else:
+        report.add(
+            "memory",
+            "error",
+            msg + "; lower training.batch_size or max_length, turn on "
+            "gradient_checkpointing, or use adapter.type: qlora",
+            "training.batch_size",
+        )
 
 
 def _size(gib: float) -> str:

