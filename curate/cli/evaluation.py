@@ -28,8 +28,9 @@ EVAL_EPILOG = """Examples:
 
   curate eval recipes/eval/demo.yaml                           # an eval recipe (models + eval: section)
 
-Metrics: heldout_loss (+perplexity), logprob_win_rate (+_norm), implicit_reward_accuracy, reward_accuracy,
-safety (refusal_rate, over_refusal_rate), lm_eval (local task files in data/eval/lm_eval).
+Metrics: heldout_loss (+perplexity), bleu, rouge_l, logprob_win_rate (+_norm), implicit_reward_accuracy,
+reward_accuracy, judge_win_rate (needs a judge: use an eval recipe), safety (refusal_rate, over_refusal_rate),
+lm_eval (local task files in data/eval/lm_eval).
 """
 
 

@@ -59,3 +59,10 @@ def build_judge(spec: JudgeSpec, cache: RequestCache | None = None) -> Any:
     from curate.feedback.critique import CritiqueReviseJudge
 
     return CritiqueReviseJudge(backend, cache, spec.principles, spec.max_new_tokens, spec.revise_max_new_tokens)
+
+
+def reward_judge_over(model: Any, tokenizer: Any, identity: dict[str, Any], batch_size: int = 8) -> Any:
+    """A reward-model judge over an already-loaded sequence classifier (evaluation reuses the model it loaded)."""
+    from curate.feedback.reward import RewardModelJudge
+
+    return RewardModelJudge(model, tokenizer, identity, batch_size)

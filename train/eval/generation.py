@@ -19,6 +19,58 @@ from __future__ import annotations
 from typing import Any
 
 from curate.models.backend import Completion, Messages, Request
+from train.eval.base import EvalError
+
+Conversation = list[dict[str, str]]
+
+
+def render_prompt(tok: Any, conv: Conversation) -> str:
+    """The prompt text the model sees: its chat template with the assistant turn opened."""
+    if tok.chat_template:
+        return tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+    return "\n".join(f"{m['role']}: {m['content']}" for m in conv) + "\nassistant:"
+
+
+def _clean(conv: list[dict[str, Any]]) -> Conversation:
+    return [{"role": m["role"], "content": m["content"]} for m in conv]
+
+
+def prompts_and_references(rows: Any, kind: str) -> tuple[list[Conversation], list[str | None]]:
+    """Conversations to answer and their reference answers (None where a row has none).
+
+    - ``sft``: the conversation up to its last assistant turn; reference = that turn;
+    - ``alpaca`` (TRL columns ``prompt``/``completion``, or stored ``instruction``/``input``/``output``);
+    - ``preference``: the prompt; reference = the chosen answer;
+    - ``kto``: the prompt; reference = the completion when its label is desirable.
+    Raises :class:`EvalError` for another kind or an SFT row without an assistant turn.
+    """
+    if kind == "sft":
+        prompts, refs = [], []
+        for i, conv in enumerate(rows["messages"].to_list()):
+            last = max((j for j, m in enumerate(conv) if m["role"] == "assistant"), default=None)
+            if last is None or last == 0:
+                raise EvalError(f"eval rows: sft row {i} has no assistant turn after a prompt; it cannot be scored")
+            prompts.append(_clean(conv[:last]))
+            refs.append(conv[last]["content"])
+        return prompts, refs
+    if kind == "alpaca" and "instruction" in rows.columns:
+        inputs = rows["input"].fill_null("").to_list() if "input" in rows.columns else [""] * len(rows)
+        prompts = [
+            [{"role": "user", "content": f"{ins}\n\n{inp}" if inp.strip() else ins}]
+            for ins, inp in zip(rows["instruction"].to_list(), inputs, strict=True)
+        ]
+        return prompts, list(rows["output"].to_list())
+    if kind == "alpaca":  # the runner's TRL columns: prompt/completion message lists
+        return [_clean(p) for p in rows["prompt"].to_list()], [c[-1]["content"] for c in rows["completion"].to_list()]
+    if kind == "preference":
+        return [_clean(p) for p in rows["prompt"].to_list()], [c[-1]["content"] for c in rows["chosen"].to_list()]
+    if kind == "kto":
+        refs = [
+            c[-1]["content"] if ok else None
+            for c, ok in zip(rows["completion"].to_list(), rows["label"].to_list(), strict=True)
+        ]
+        return [_clean(p) for p in rows["prompt"].to_list()], refs
+    raise EvalError(f"eval rows: cannot take prompts from {kind} records (use sft, alpaca, preference or kto)")
 
 
 def as_messages(prompt: list[dict[str, str]]) -> Messages:

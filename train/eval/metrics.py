@@ -9,10 +9,12 @@ Example:
 
 from __future__ import annotations
 
-import train.eval.harness
-import train.eval.loss
-import train.eval.preference
-import train.eval.safety  # noqa: F401
+import train.eval.harness  # lm_eval
+import train.eval.judge  # judge_win_rate
+import train.eval.loss  # heldout_loss, perplexity
+import train.eval.overlap  # bleu, rouge_l
+import train.eval.preference  # logprob_win_rate, implicit_reward_accuracy, reward_accuracy
+import train.eval.safety  # noqa: F401  (refusal_rate, over_refusal_rate)
 from train.eval.base import _REGISTRY, EvalError, Metric
 
 
