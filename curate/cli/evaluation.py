@@ -105,11 +105,11 @@ def eval_command(
         print_json({"ok": True, "reports": [r.model_dump(mode="json") for r in reports], "table": rows})
         return
     t = Table(title=f"{name}: {', '.join(spec.on) or 'model default sets'} ({spec.split})")
-    for col in ("model", "metric", "value", "95% CI", "n", "better"):
-        t.add_column(col)
+    for col in ("model", "eval set", "metric", "value", "95% CI", "n", "better"):
+        t.add_column(col, overflow="fold")
     for r in rows:
         ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if r["ci_low"] is not None else ""
-        t.add_row(r["model"], r["metric"], f"{r['value']:.4g}", ci, str(r["n"]), r["better"])
+        t.add_row(r["model"], r["set"], r["metric"], f"{r['value']:.4g}", ci, str(r["n"]), r["better"])
     out.print(t)
     for r in reports:
         for s in r.sets:

@@ -22,14 +22,24 @@ import numpy as np
 
 from schemas.evaluation import MetricValue
 from train.eval.base import EvalContext, Metric, ratio_ci, register
-from train.eval.logprobs import Chat, completion_logprobs, split_turns
+from train.eval.generation import Conversation
+from train.eval.logprobs import completion_logprobs
 
 
-def answer_items(rows: Any, kind: str) -> tuple[list[int], list[Chat], list[Chat]]:
+def split_turns(messages: Conversation) -> list[tuple[Conversation, Conversation]]:
+    """Each assistant turn of a conversation as (everything before it, that turn): assistant-only loss.
+
+    >>> split_turns([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
+    [([{'role': 'user', 'content': 'a'}], [{'role': 'assistant', 'content': 'b'}])]
+    """
+    return [(messages[:i], [m]) for i, m in enumerate(messages) if m["role"] == "assistant" and i > 0]
+
+
+def answer_items(rows: Any, kind: str) -> tuple[list[int], list[Conversation], list[Conversation]]:
     """(row index, prompt, completion) for every scored answer of ``rows`` (a polars DataFrame)."""
     owners: list[int] = []
-    prompts: list[Chat] = []
-    completions: list[Chat] = []
+    prompts: list[Conversation] = []
+    completions: list[Conversation] = []
     if kind == "sft":
         for r, messages in enumerate(rows["messages"].to_list()):
             for p, c in split_turns(messages):

@@ -18,9 +18,9 @@ import polars as pl
 
 from curate.feedback.pairwise import PairwiseJudge
 from curate.models.backend import Completion, Request
-from train.eval.base import get_metric
 from train.eval.generation import generate, prompts_and_references
 from train.eval.judge import tally
+from train.eval.metrics import get_metric
 from train.tiny import _WORDS
 
 TEMPLATE = "Q: {prompt}\n<<A>>{a}<</A>>\n<<B>>{b}<</B>>\nWhich is better, A or B?"

@@ -6,8 +6,9 @@ import polars as pl
 import pytest
 import sacrebleu
 
-from train.eval.base import EvalError, get_metric
+from train.eval.base import EvalError
 from train.eval.generation import generate, prompts_and_references
+from train.eval.metrics import get_metric
 from train.eval.overlap import corpus_bleu_ci, rouge_l_scores
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from train.eval.base import EvalError, get_metric
+from train.eval.base import EvalError
 from train.eval.logprobs import completion_logprobs, naive_completion_logprob
+from train.eval.metrics import get_metric
 
 
 def _m(role: str, content: str) -> list[dict[str, str]]:
