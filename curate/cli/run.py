@@ -17,6 +17,7 @@ from curate.engine.plan import load_and_plan
 from curate.feedback.calibration import CalibrationDataError, CalibrationGateError
 from curate.feedback.errors import FeedbackError
 from curate.ingest import InputError
+from curate.store.refs import StoreError
 from schemas.recipe_loader import RecipeError, load_recipe_file
 
 
@@ -57,7 +58,9 @@ RUN_EXIT = (
     "Exit codes: 0 ok (quarantined rows are not an error), 2 invalid recipe/input or too much "
     "quarantined (limits.max_quarantined_fraction), 1 internal error."
 )
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")]
+OutOpt = Annotated[
+    str | None, typer.Option("--out", help="Write runs under this folder (or URL, s3://...) instead of output.dir.")
+]
 ProgressOpt = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
 ]
@@ -78,7 +81,7 @@ DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks of internal errors
 
 def _execute(
     recipe: Path,
-    out_dir: Path | None,
+    out_dir: str | None,
     as_json: bool,
     progress: bool | None,
     debug: bool,
@@ -122,6 +125,9 @@ def _execute(
         err.print(f"[red bold]too much quarantined[/]: {e}", highlight=False)
     except FeedbackError as e:
         err.print(f"[red bold]feedback error[/]: {e}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except StoreError as e:
+        err.print(f"[red bold]store error[/]: {e}", highlight=False, markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     except (CalibrationGateError, CalibrationDataError) as e:
         err.print(f"[red bold]judge calibration[/]: {e}", highlight=False)
