@@ -109,7 +109,10 @@ class Location:
         if self._fs is None:
             import fsspec
 
-            self._fs, _ = fsspec.core.url_to_fs(self.url, **self.options)
+            options: dict[str, Any] = dict(self.options)
+            # no listing cache: Delta commits land through deltalake's own client, not this filesystem
+            options.setdefault("use_listings_cache", False)
+            self._fs, _ = fsspec.core.url_to_fs(self.url, **options)
         return self._fs
 
     def join(self, *parts: str) -> str:

@@ -27,8 +27,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
+import re
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,11 +172,19 @@ class _RaceLost(Exception):
 @contextmanager
 def _io_errors(store: Store, name: str) -> Iterator[None]:
     """Turn a full disk, a read-only or forbidden store into :class:`StoreError` (Delta's Rust writer
-    reports them as generic errors whose text carries the OS message)."""
+    reports them as generic errors whose text carries the OS message).
+
+    The writer's runtime also prints a Rust panic for such a failure (a background upload task finds
+    its runtime shut down): stderr is held while the write runs and replayed after it, with the panic
+    left out when the failure became a :class:`StoreError` (whose message says it all).
+    """
+    held = _hold_stderr()
+    clear = False
     try:
         yield
     except OSError as e:
         if e.errno in _NO_SPACE_OR_READ_ONLY:
+            clear = True
             raise StoreError(_io_message(store, name, e.strerror or str(e))) from None
         raise
     except BaseException as e:  # DeltaError, and the PanicException a failed Rust write can raise
@@ -180,7 +192,51 @@ def _io_errors(store: Store, name: str) -> Iterator[None]:
         hit = next((w for w in _IO_WORDS if w in text), None)
         if hit is None:
             raise
+        clear = True
         raise StoreError(_io_message(store, name, hit)) from None
+    finally:
+        _replay_stderr(held, drop_panics=clear)
+
+
+_PANIC_START = re.compile(r"^thread '[^']*'.* panicked at ")
+
+
+def _hold_stderr() -> tuple[int, Any] | None:
+    """Point fd 2 at a temporary file (None where fd 2 cannot be redirected)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        return None
+    tmp = tempfile.TemporaryFile()  # noqa: SIM115  (closed by _replay_stderr)
+    os.dup2(tmp.fileno(), 2)
+    return saved, tmp
+
+
+def _replay_stderr(held: tuple[int, Any] | None, drop_panics: bool) -> None:
+    """Restore fd 2 and write what was held to it (less Rust panic reports when ``drop_panics``)."""
+    if held is None:
+        return
+    saved, tmp = held
+    with suppress(ValueError):
+        sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    tmp.seek(0)
+    data = tmp.read()
+    tmp.close()
+    if drop_panics and data:
+        kept, skipping = [], False
+        for line in data.decode("utf-8", "replace").splitlines(keepends=True):
+            if _PANIC_START.match(line):
+                skipping = True
+            elif skipping and not line.startswith(("note: ", "stack backtrace:", "  ", "Already shut down")):
+                skipping = False
+            if not skipping and not line.startswith("note: Some details are omitted"):
+                kept.append(line)
+        data = "".join(kept).strip("\n").encode()
+    if data:
+        os.write(2, data)
 
 
 def _io_message(store: Store, name: str, what: str) -> str:
