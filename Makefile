@@ -73,6 +73,13 @@ demo: $(STAMP)
 	$(BIN)/curate run recipes/feedback.yaml --local
 	@echo "Judged pairs: data/store/feedback; every candidate, score and raw judgement:"
 	@echo "         runs/feedback/latest/judgements.parquet (report: runs/feedback/latest/report.md)"
+	@echo ""
+	@echo "Evaluation: base vs SFT vs DPO on the eval splits, every figure with n and a 95% CI (recipes/eval/demo.yaml)"
+	$(BIN)/curate eval recipes/eval/demo.yaml --chart runs/eval/demo.png
+	@echo "Promotion gate (recipes/gates/demo.yaml); a refusal exits 2 and is shown, not fatal, here:"
+	-$(BIN)/curate models promote quickstart-sft@latest --gate recipes/gates/demo.yaml --why "make demo"
+	@echo "Chart: runs/eval/demo.png; per model: runs/train/NAME/RUN/evaluations/ and the model card (README.md)"
+	@echo "Registry: curate models history quickstart-sft; curate models compare quickstart-sft@1 quickstart-sft@latest"
 
 test: $(STAMP) argilla-server chromium llama-server-if-possible
 	$(BIN)/ruff check schemas curate train flows tests benchmarks
@@ -94,6 +101,7 @@ bench: $(STAMP) argilla-server
 	$(BIN)/python benchmarks/bench_flow.py
 	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) $(BIN)/python benchmarks/bench_argilla.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_eval.py
 	CURATE_LLAMA_PYTHON=$(wildcard $(CURDIR)/$(LLAMA_VENV)/bin/python) $(BIN)/python benchmarks/bench_feedback.py
 
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).

@@ -219,6 +219,10 @@ class ModelManifest(_Strict):
     logs: list[Any] = []
     ref_cache: list[Any] = []
     preflight: dict[str, Any] | None = None
+    # every evaluation of this model (schemas.evaluation.EvalReport as JSON), newest last
+    evaluations: list[dict[str, Any]] = []
+    reward_model: dict[str, Any] | None = None  # rloo / grpo: the reward run's lineage (its dataset versions)
+    rewards: dict[str, Any] | None = None  # rloo / grpo: reward names, weights and rule-based functions
 
 
 class ContractError(ValueError):

@@ -24,10 +24,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from schemas.evaluation import EvalSpec
 from schemas.recipe import _NAME, StrictModel
 
-Method = Literal["sft", "reward", "dpo", "kto", "orpo", "cpo"]
-METHODS: tuple[str, ...] = ("sft", "reward", "dpo", "kto", "orpo", "cpo")
+Method = Literal["sft", "reward", "dpo", "kto", "orpo", "cpo", "rloo", "grpo"]
+METHODS: tuple[str, ...] = ("sft", "reward", "dpo", "kto", "orpo", "cpo", "rloo", "grpo")
+ONLINE_METHODS: tuple[str, ...] = ("rloo", "grpo")  # generate, score with rewards, update (RLHF phase 3)
 
 
 class ModelSpec(StrictModel):
@@ -156,6 +158,63 @@ class OrpoSpec(StrictModel):
     beta: float = Field(0.1, gt=0)
 
 
+class RewardFunctionSpec(StrictModel):
+    """A rule-based reward on each completion's text (scored alongside, or instead of, a reward model).
+
+    - ``length_penalty``: ``-scale * |tokens - target| / target`` (0 at the target length, in tokens).
+    - ``contains``: ``min(matches of pattern, max_count) / max_count`` (1 = present; counts give partial credit).
+    - ``format``: 1 when the whole completion (stripped) matches ``pattern``, else 0.
+
+    Patterns are regular expressions in the syntax of polars / Rust ``regex`` (no look-around).
+    """
+
+    type: Literal["length_penalty", "contains", "format"]
+    name: str | None = Field(None, pattern=_NAME, description="Name in the logs (rewards/NAME/mean); default: type.")
+    target: int | None = Field(None, gt=0, description="length_penalty: the completion length to aim at, in tokens.")
+    scale: float = Field(1.0, gt=0, description="length_penalty: penalty per target length of distance.")
+    pattern: str | None = Field(None, min_length=1, description="contains / format: the regular expression.")
+    max_count: int = Field(1, gt=0, description="contains: matches that earn the full reward.")
+
+
+class OnlineSpec(StrictModel):
+    """RLOO / GRPO settings: the rewards, the sampling, the KL term (TRL's RLOOConfig/GRPOConfig names)."""
+
+    reward_model: str | None = Field(
+        None,
+        description="A reward model trained by `curate train` (method reward): its NAME (latest run) under "
+        "output.dir, NAME/RUN_ID, or a run folder; or a sequence-classification model / SEQ_CLS adapter folder.",
+    )
+    reward_functions: list[RewardFunctionSpec] = Field(default_factory=list, description="Rule-based rewards.")
+    reward_weights: list[float] | None = Field(
+        None,
+        description="One weight per reward: the reward model first (when set), then reward_functions in order; "
+        "default: all 1.",
+    )
+    num_generations: int = Field(4, gt=0, description="Completions sampled per prompt (>= 2; divides the batch).")
+    max_completion_length: int = Field(64, gt=0, description="Tokens generated per completion at most.")
+    beta: float | None = Field(
+        None, ge=0, description="KL coefficient against the starting policy (default: TRL's, 0.05 RLOO, 0.0 GRPO)."
+    )
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1)
+    num_iterations: int = Field(1, gt=0, description="Updates per generated batch.")
+    epsilon: float = Field(0.2, gt=0, description="Clipping range of the policy ratio.")
+    mask_truncated_completions: bool = Field(False, description="Leave completions cut at max length out of the loss.")
+
+
+class GrpoSpec(OnlineSpec):
+    """GRPO: advantages relative to the group of completions of the same prompt."""
+
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description="Divide advantages by this std.")
+
+
+class RlooSpec(OnlineSpec):
+    """RLOO: each completion's baseline is the mean reward of the other completions of its prompt."""
+
+    normalize_advantages: bool = False
+
+
 class ReferenceSpec(StrictModel):
     """The DPO/KTO reference model and its log-prob cache."""
 
@@ -210,9 +269,16 @@ class TrainRecipe(StrictModel):
     kto: KtoSpec | None = None
     orpo: OrpoSpec | None = None
     cpo: OrpoSpec | None = None
+    rloo: RlooSpec | None = None
+    grpo: GrpoSpec | None = None
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     distributed: DistributedSpec | None = None
+    eval: EvalSpec | None = Field(
+        None,
+        description="Evaluate after training (schemas.evaluation.EvalSpec): by default on the trained version's "
+        "eval split, with the metrics listed; results go into the manifest, the card and evaluations/.",
+    )
 
     def method_spec(self) -> Any:
         """The settings section of the chosen method (defaults when the section is absent)."""
@@ -223,6 +289,8 @@ class TrainRecipe(StrictModel):
             "kto": KtoSpec,
             "orpo": OrpoSpec,
             "cpo": OrpoSpec,
+            "rloo": RlooSpec,
+            "grpo": GrpoSpec,
         }
         return getattr(self, self.method) or defaults[self.method]()
 

@@ -25,6 +25,7 @@ from typing import Any
 from curate.models.source import ModelSource, cache_dir, load_model, load_tokenizer, resolve_source, set_offline
 from schemas.train_recipe import TrainRecipe
 from schemas.train_recipe_loader import LoadedTrainRecipe
+from train.policy import policy_source
 from train.templates import template_for
 
 WORKER_ENV = "CURATE_TRAIN_WORKER"  # set in processes started by `accelerate launch`
@@ -113,7 +114,7 @@ def prepare(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> Setup:
     """Resolve the model, load the tokenizer (no weights) and the dataset; choose device defaults."""
     r = doc.recipe
     set_offline(r.model.offline)
-    source = resolve_source(r.model.base, r.model.gguf_file)
+    source = policy_source(r.model.base, r.model.gguf_file, r.output.dir)  # a model source or an earlier run
     tok = load_tokenizer(source, template_for(r.model.chat_template), r.model.pad_token)
     train_ds, manifest = load_data(r, r.dataset.split)
     eval_ds = load_data(r, r.dataset.eval_split)[0] if r.dataset.eval_split else None
@@ -265,6 +266,10 @@ def progress_callback(setup: Setup) -> Any:
                     "train_loss",
                     "eval_loss",
                     "accuracy",
+                    "reward",
+                    "reward_std",
+                    "kl",
+                    "completions/mean_length",
                 )
             )
             print(f"[train] step {state.global_step}/{state.max_steps}: {shown}", file=sys.stderr, flush=True)
@@ -300,6 +305,7 @@ class TrainResult:
     ref_cache_events: list[str] = field(default_factory=list)
     train_tokens: int = 0
     cpu_seconds: float = 0.0  # process CPU time of trainer.train() (all threads): robust to a busy machine
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific manifest sections (e.g. reward_model)
 
 
 def run_trainer(setup: Setup, trainer: Any, task: str) -> TrainResult:

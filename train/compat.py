@@ -19,6 +19,7 @@ from __future__ import annotations
 from schemas.recipe_loader import Problem, RecipeError
 from schemas.train_recipe import METHODS
 from schemas.train_recipe_loader import LoadedTrainRecipe
+from train.online import check_online
 
 PREFERENCE_METHODS = ("reward", "dpo", "orpo", "cpo")
 REFERENCE_METHODS = ("dpo", "kto")
@@ -87,6 +88,7 @@ def check_compat(doc: LoadedTrainRecipe) -> list[Problem]:
         out.append(
             p(("adapter", "init"), "PiSSA with a sequence-classification head is not supported; use init: default")
         )
+    out += check_online(doc)  # rloo / grpo: generations per prompt, rewards, reward model
     d = r.distributed
     if d is not None:
         if (d.preset.startswith("fsdp") and d.strategy != "fsdp") or (

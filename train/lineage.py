@@ -94,6 +94,7 @@ def model_card(m: dict[str, Any]) -> str:
     ]
     rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     recipe = m.get("recipe", {})
+    extra = _started_from(base) + _reward_lineage(m)
     body = f"""# {m.get("name", "")} ({m.get("method", "")})
 
 Trained by `curate train` on {m.get("created", "")} (run `{m.get("run_id", "")}`).
@@ -103,7 +104,7 @@ Trained by `curate train` on {m.get("created", "")} (run `{m.get("run_id", "")}`
 - **Base model**: `{base.get("spec", "")}` ({base.get("kind", "")}; {_weights(base)})
 - **Dataset**: `{ds.get("ref", "")}` split `{ds.get("split", "")}`, {ds.get("rows", "?")} rows, content hash
   `{ds.get("content_hash", "")}` (store `{ds.get("store", "")}`)
-- **Method**: {m.get("method", "")}, adapter {m.get("adapter", {}).get("type", "")}
+- **Method**: {m.get("method", "")}, adapter {m.get("adapter", {}).get("type", "")}{extra}
 - **Recipe**: `{recipe.get("file", "")}` sha256 `{recipe.get("sha256", "")}` (copy in `recipe.yaml`)
 - **Code**: {m.get("code_version", {})}
 - **Libraries**: {m.get("libraries", {})}
@@ -116,13 +117,63 @@ Trained by `curate train` on {m.get("created", "")} (run `{m.get("run_id", "")}`
 |---|---|
 {rows}
 
-## Use
+{_evaluations(m)}## Use
 
 ```python
 {_usage(m)}
 ```
 """
     return "\n".join(header) + body
+
+
+def _evaluations(m: dict[str, Any]) -> str:
+    """The card's evaluation section: the newest figure of each metric with its interval and n."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for report in m.get("evaluations") or []:
+        for v in report.get("metrics", []):
+            latest[(v["metric"], v.get("details", {}).get("set", ""))] = {**v, "created": report.get("created")}
+    if not latest:
+        return ""
+    rows = []
+    for (metric, on), v in latest.items():
+        ci = f"[{v['ci_low']:.4g}, {v['ci_high']:.4g}]" if v.get("ci_low") is not None else ""
+        better = "higher" if v.get("higher_is_better") else "lower"
+        rows.append(f"| {metric} | {on} | {v['value']:.4g} | {ci} | {v['n']} | {better} | {v['created']} |")
+    return (
+        "## Evaluation\n\n| metric | eval set | value | 95% CI | n | better | when |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n\nPlots and full reports: `evaluations/` beside this card.\n\n"
+    )
+
+
+def _started_from(base: dict[str, Any]) -> str:
+    """A card line naming the earlier run the model started from (``model.base`` naming a run)."""
+    run = base.get("run")
+    if not run:
+        return ""
+    ds = run.get("dataset", {})
+    return (
+        f"\n- **Started from**: run `{run.get('name')}/{run.get('run_id')}` ({run.get('method')}) trained on "
+        f"`{ds.get('ref')}` (content hash `{ds.get('content_hash')}`)"
+    )
+
+
+def _reward_lineage(m: dict[str, Any]) -> str:
+    """Card lines for RLOO/GRPO: the reward model (its run and the dataset version it learned from) and
+    the rule-based rewards with their weights."""
+    lines = ""
+    rm = m.get("reward_model")
+    if rm:
+        ds = rm.get("dataset") or {}
+        where = f"run `{rm['name']}/{rm['run_id']}`" if rm.get("name") else f"`{rm.get('ref')}`"
+        data = f" trained on `{ds.get('ref')}` (content hash `{ds.get('content_hash')}`)" if ds.get("ref") else ""
+        lines += f"\n- **Reward model**: {where}{data}"
+    rewards = m.get("rewards")
+    if rewards:
+        weights = rewards.get("weights") or [1.0] * len(rewards.get("names", []))
+        pairs = ", ".join(f"{n} x {w:g}" for n, w in zip(rewards.get("names", []), weights, strict=False))
+        lines += f"\n- **Rewards**: {pairs}"
+    return lines
 
 
 def _weights(base: dict[str, Any]) -> str:

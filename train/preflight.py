@@ -39,6 +39,9 @@ EXPECTED_KIND = {
     "orpo": ("preference",),
     "cpo": ("preference",),
     "kto": ("kto",),
+    # online RL samples its own completions: any dataset with prompts (sft: the turns before the last answer)
+    "rloo": ("preference", "kto", "alpaca", "sft"),
+    "grpo": ("preference", "kto", "alpaca", "sft"),
 }
 KIND_HINT = {
     "sft": "messages",
@@ -326,6 +329,8 @@ def _check_masking(
     )
     if method == "reward":
         what = "the score at the last token (no token loss)"
+    if method in ("rloo", "grpo"):
+        what = "completions the policy samples for each prompt (the dataset's answers are not used)"
     report.add("masking", "ok", f"loss on {what}")
 
 

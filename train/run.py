@@ -44,6 +44,7 @@ class Outcome:
     result: TrainResult | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
+    evaluation: Any = None  # schemas.evaluation.EvalReport when the recipe has `eval:`
 
 
 def entry_point(method: str) -> Any:
@@ -56,8 +57,10 @@ def entry_point(method: str) -> Any:
 
 def preflight(setup: Setup) -> PreflightReport:
     """All pre-flight checks for ``setup`` (dataset, template, tokens, masking, lengths, memory)."""
+    from train.online import check_reward_model
+
     r = setup.recipe
-    return run_checks(
+    report = run_checks(
         r.method,
         setup.kind,
         setup.train_dataset,
@@ -67,6 +70,10 @@ def preflight(setup: Setup) -> PreflightReport:
         memory_check(setup),
         setup.data_manifest.get("resolved", ""),
     )
+    reward = check_reward_model(r)  # rloo / grpo: the reward model exists and is one (no weights load)
+    if reward is not None:
+        report.add("reward", reward[0], reward[1], reward[2])
+    return report
 
 
 def train_recipe(
@@ -100,9 +107,29 @@ def train_recipe(
         write_recipe_copy(setup)
     result = entry_point(doc.recipe.method).train(setup)
     manifest: dict[str, Any] = {}
+    evaluation = None
     if rank0:
         manifest = finish(setup, result, report)
-    return Outcome(report, setup, result, manifest, setup.run_dir)
+        if doc.recipe.eval is not None:
+            evaluation = evaluate_run(setup)
+    return Outcome(report, setup, result, manifest, setup.run_dir, evaluation)
+
+
+def evaluate_run(setup: Setup) -> Any:
+    """The recipe's ``eval:`` on the run just trained (by default the trained version's eval split)."""
+    from train.eval.runner import evaluate
+
+    r = setup.recipe
+    spec = r.eval
+    assert spec is not None
+    updates: dict[str, Any] = {}
+    if not spec.on:
+        updates["on"] = [setup.data_manifest.get("resolved") or r.dataset.ref]
+    if spec.store is None:
+        updates["store"] = str(r.dataset.store)
+    if r.dataset.eval_split and "split" not in spec.model_fields_set:
+        updates["split"] = r.dataset.eval_split
+    return evaluate(str(setup.run_dir), spec.model_copy(update=updates), runs_root=setup.run_dir.parent.parent)
 
 
 def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
@@ -154,6 +181,7 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         },
         "logs": setup.logs,
         "ref_cache": result.ref_cache_events,
+        **result.extra,
         "preflight": report.as_dict(),
         "output": {
             "kind": result.output_kind,
@@ -162,6 +190,10 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         },
     }
     write_lineage(setup.run_dir, manifest)
+    from train.registry import register_run
+
+    if setup.run_dir.parent.name == r.name:  # a run in output.dir/NAME/ (not a caller's own folder)
+        register_run(setup.run_dir)  # becomes the immutable version NAME@N
     return manifest
 
 

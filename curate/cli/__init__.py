@@ -8,14 +8,16 @@ only part of ``curate`` that may import ``flows`` and ``train``.
 - :mod:`curate.cli.catalog`: ``converters``, ``filters``, ``schema``
 - :mod:`curate.cli.datasets`: ``datasets list|show|diff|export``
 - :mod:`curate.cli.annotate`: ``argilla ...`` and ``annotate push|pull|status|wait``
-- :mod:`curate.cli.train`: ``train`` and ``models list|show|merge``
+- :mod:`curate.cli.train`: ``train``
+- :mod:`curate.cli.models`: ``models list|show|merge|register|gate|promote|rollback|history|compare|export``
 - :mod:`curate.cli.feedback`: ``feedback calibrate|prompts``
+- :mod:`curate.cli.evaluation`: ``eval`` (models side by side, metrics with intervals)
 """
 
 from __future__ import annotations
 
 # isort: off  (each module registers its commands on app; this order is the order of --help)
-from curate.cli import catalog, datasets, run, server  # noqa: F401
+from curate.cli import catalog, datasets, evaluation, run, server  # noqa: F401
 
 # isort: on
 from curate.cli.annotate import annotate_app, argilla_app

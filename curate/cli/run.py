@@ -34,6 +34,10 @@ def validate(
 
     Every problem is listed with its YAML path and line.
     """
+    from curate.cli.models import validate_gate_file  # a promotion gate (`gate:`) is checked as one
+
+    if validate_gate_file(recipe, as_json):
+        return
     try:
         p = load_and_plan(recipe, peek=peek)
     except RecipeError as e:

@@ -22,6 +22,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from curate.cli.models import models_app
+
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(soft_wrap=True, highlight=False)
@@ -39,21 +41,6 @@ TRAIN_EPILOG = """Examples:
   curate models list
 """
 
-MODELS_HELP = """Trained models (adapters or full weights) with their lineage.
-
-Examples:
-
-  curate models list
-
-  curate models show quickstart-sft          # latest run of that recipe name
-
-  curate models show runs/train/quickstart-sft/latest --json
-
-  curate models merge quickstart-sft         # write merged/ beside the adapter
-"""
-
-models_app = typer.Typer(help=MODELS_HELP, no_args_is_help=True, rich_markup_mode=None)
-RootOpt = Annotated[Path, typer.Option("--root", help="Where trained runs live (a recipe's output.dir).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
@@ -121,6 +108,7 @@ def train_command(
                     "dry_run": dry_run,
                     "preflight": outcome.report.as_dict(),
                     "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
+                    "version": _version(outcome.run_dir),
                     "output": m.get("output"),
                     "metrics": m.get("metrics"),
                 },
@@ -146,108 +134,16 @@ def train_command(
         out.print(f"merged model: {o['merged']}", markup=False)
     out.print(f"model card: {Path(str(outcome.run_dir)) / 'README.md'}", markup=False)
     out.print(f"manifest: {Path(str(outcome.run_dir)) / 'manifest.json'}", markup=False)
+    if (ref := _version(outcome.run_dir)) is not None:
+        out.print(f"registered: {ref}", markup=False)
 
 
-@models_app.command("list")
-def models_list(root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) -> None:
-    """List trained runs, newest first: name, method, adapter, dataset version, loss, folder."""
-    from rich.table import Table
+def _version(run_dir: Path | None) -> str | None:
+    """``NAME@N`` the registry gave ``run_dir`` (None: not registered, or no run)."""
+    from train.registry import version_of
 
-    from train.lineage import list_models
-
-    found = list_models(root)
-    if as_json:
-        print(
-            json.dumps(
-                [
-                    {
-                        k: m.get(k)
-                        for k in ("name", "run_id", "method", "created", "dataset", "output", "metrics", "dir")
-                    }
-                    for m in found
-                ],
-                indent=2,
-                default=str,
-            )
-        )
-        return
-    if not found:
-        out.print(f"no trained models under {root} (curate train RECIPE)", markup=False)
-        return
-    table = Table("name", "run", "method", "adapter", "dataset", "train_loss", "folder")
-    for m in found:
-        loss = m.get("metrics", {}).get("train_loss")
-        table.add_row(
-            m["name"],
-            m["run_id"],
-            m["method"],
-            m.get("adapter", {}).get("type", ""),
-            m["dataset"]["ref"],
-            f"{loss:.4g}" if isinstance(loss, float) else "",
-            m["dir"],
-        )
-    out.print(table)
-
-
-@models_app.command("show")
-def models_show(
-    model: Annotated[str, typer.Argument(help="Run folder, NAME (its latest run) or NAME/RUN_ID.")],
-    root: RootOpt = Path("runs/train"),
-    as_json: JsonOpt = False,
-) -> None:
-    """Show one trained run's lineage: base model, dataset version and hash, recipe hash, metrics, hardware."""
-    from train.lineage import find_model
-
-    try:
-        m = find_model(model, root)
-    except KeyError as e:
-        _invalid(str(e.args[0]))
-        return
-    if as_json:
-        print(json.dumps(m, indent=2, default=str))
-        return
-    ds, base = m["dataset"], m["base_model"]
-    lines = [
-        f"{m['name']} / {m['run_id']} ({m['method']}, adapter {m['adapter']['type']}), created {m['created']}",
-        f"  folder:    {m['dir']}",
-        f"  output:    {m['output']['path']} ({m['output']['kind']})"
-        + (f", merged: {m['output']['merged']}" if m["output"].get("merged") else ""),
-        f"  base:      {base.get('spec')} ({base.get('kind')})",
-        f"  dataset:   {ds['ref']} split {ds['split']}, {ds['rows']} rows, content {ds['content_hash']}",
-        f"  recipe:    {m['recipe']['file']} sha256 {m['recipe']['sha256'][:16]}...",
-        f"  code:      {m['code_version']}",
-        f"  hardware:  {m['hardware']}",
-        "  metrics:   "
-        + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m["metrics"].items()),
-    ]
-    if m.get("ref_cache"):
-        lines.append(f"  reference log-prob cache: {', '.join(m['ref_cache'])}")
-    out.print("\n".join(lines), markup=False)
-
-
-@models_app.command("merge")
-def models_merge(
-    model: Annotated[str, typer.Argument(help="Run folder, NAME (its latest run) or NAME/RUN_ID.")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write (default: RUN/merged).")] = None,
-    root: RootOpt = Path("runs/train"),
-) -> None:
-    """Merge a run's adapter into its base model and save a standalone model (for deployment)."""
-    from train.adapters import merge_adapter
-    from train.lineage import MANIFEST, find_model
-
-    try:
-        m = find_model(model, root)
-    except KeyError as e:
-        _invalid(str(e.args[0]))
-        return
-    if m["output"]["kind"] != "adapter":
-        _invalid(f"{m['dir']} holds full weights ({m['output']['path']}), nothing to merge")
-    target = out_dir or Path(m["dir"]) / "merged"
-    merge_adapter(m["base_model"]["folder"], Path(m["output"]["path"]), target, m.get("task", "causal"))
-    m["output"]["merged"] = str(target)
-    manifest = {k: v for k, v in m.items() if k != "dir"}
-    (Path(m["dir"]) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    out.print(f"merged {m['name']}/{m['run_id']} -> {target}", markup=False)
+    v = version_of(run_dir) if run_dir else None
+    return v.ref if v else None
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,8 @@ and differences mean something.
 The model is a ``curate train`` run of method ``reward`` (its folder, the ``latest`` link, or its
 ``NAME`` / ``NAME/RUN_ID`` under ``runs_root``): a LoRA adapter with ``task_type=SEQ_CLS`` on the
 base its ``manifest.json`` names (the merged model when the run has one), or full weights; or a
-plain sequence-classification model folder; or a peft SEQ_CLS adapter folder.
+plain sequence-classification model folder; or a peft SEQ_CLS adapter folder. Finding and loading it
+lives in :mod:`curate.models.reward_model` (shared with GRPO/RLOO training).
 
 Items are scored ``batch_size`` at a time, sorted by length so a batch pads little, right-padded
 (the classifier reads the last non-pad token, so the model's ``pad_token_id`` is always set), without
@@ -33,20 +34,17 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from curate.feedback.cache import RequestCache
 from curate.feedback.rating import Rating
 from curate.models.backend import Completion, Messages, Request
-from curate.models.source import ModelError, ModelSource, folder_digest, load_model, load_tokenizer, resolve_source
-from schemas.manifests import ModelManifest, checked
+from curate.models.reward_model import RewardSource, find_run, load_reward_model, locate
 
-MANIFEST = "manifest.json"
+__all__ = ["RewardModelJudge", "RewardSource", "find_run", "locate", "parse_score"]
 _LOADED: dict[tuple[str, str, str], tuple[Any, Any, dict[str, Any], threading.Lock]] = {}
 _LOADED_LOCK = threading.Lock()
 
@@ -58,77 +56,6 @@ def parse_score(text: str) -> float | None:
     except ValueError:
         return None
     return x if math.isfinite(x) else None
-
-
-@dataclass(frozen=True)
-class RewardSource:
-    """Where a reward model's pieces are: the classifier folder (or the base), the adapter, the tokenizer."""
-
-    model: Path | str  # a seq-cls model folder, or the base an adapter applies to
-    adapter: Path | None
-    tokenizer: Path | str
-    run: dict[str, Any] | None = None  # name, run_id, dir of a `curate train` run
-
-
-def find_run(ref: str, runs_root: str | Path) -> Path | None:
-    """The run folder ``ref`` names: a folder with ``manifest.json``, else ``NAME`` (latest) or ``NAME/RUN_ID``."""
-    for candidate in (Path(ref), Path(runs_root) / ref / "latest", Path(runs_root) / ref):
-        if (candidate / MANIFEST).is_file():
-            return candidate.resolve()
-    return None
-
-
-def _run_output(run_dir: Path, recorded: str) -> Path:
-    """The run's output folder, found next to its manifest first (a copied or moved run still loads)."""
-    near = run_dir / Path(recorded).name
-    return near if near.is_dir() else Path(recorded)
-
-
-def locate(ref: str, runs_root: str | Path = "runs/train") -> RewardSource:
-    """Classify ``ref`` (see the module docstring); :class:`ModelError` says what it is and what to give."""
-    run_dir = find_run(ref, runs_root)
-    if run_dir is not None:
-        m = checked(ModelManifest, json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")))
-        run = {"name": m["name"], "run_id": m["run_id"], "dir": str(run_dir)}
-        if m["method"] != "reward":
-            raise ModelError(
-                f"judge.model: {run_dir} is a `curate train` run of method {m['method']}, not a reward model; "
-                "train one with `method: reward` and point judge.model at that run"
-            )
-        out = m["output"]
-        if out.get("merged") and _run_output(run_dir, out["merged"]).is_dir():
-            merged = _run_output(run_dir, out["merged"])
-            return RewardSource(merged, None, merged, run)
-        path = _run_output(run_dir, out["path"])
-        if out.get("kind") == "adapter":
-            base = m["base_model"]
-            # the folder it trained from (a GGUF's conversion too) when still there, else its spec again
-            folder = base.get("folder")
-            return RewardSource(folder if folder and Path(folder).is_dir() else base["spec"], path, path, run)
-        return RewardSource(path, None, path, run)
-    path = Path(ref).expanduser()
-    if (path / "adapter_config.json").is_file():
-        cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-        if cfg.get("task_type") != "SEQ_CLS":
-            raise ModelError(
-                f"judge.model: {path} is a {cfg.get('task_type')} adapter, not a reward model (SEQ_CLS); "
-                "train one with `curate train` method reward"
-            )
-        base = cfg["base_model_name_or_path"]
-        return RewardSource(base, path, path)
-    if (path / "config.json").is_file():
-        archs = json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or []
-        if not any(a.endswith("ForSequenceClassification") for a in archs):
-            raise ModelError(
-                f"judge.model: {path} is a {', '.join(archs) or 'model'} without a sequence-classification "
-                "head; give a reward model (a `curate train` run of method reward or a *ForSequenceClassification "
-                "folder)"
-            )
-        return RewardSource(path, None, path)
-    raise ModelError(
-        f"judge.model: {ref!r} is neither a `curate train` run (no {MANIFEST}; also looked under "
-        f"{runs_root}/{ref}) nor a model folder; list runs with `curate models list`"
-    )
 
 
 class RewardModelJudge:
@@ -177,27 +104,7 @@ class RewardModelJudge:
 
     @staticmethod
     def _load(ref: str, device: str, runs_root: str | Path) -> tuple[Any, Any, dict[str, Any]]:
-        import torch
-
-        src = locate(ref, runs_root)
-        base = resolve_source(str(src.model))
-        tok = load_tokenizer(ModelSource(str(src.tokenizer), "local", Path(src.tokenizer)))
-        if tok.pad_token_id is None:  # TRL's rule: pad with EOS when the tokenizer has no pad token
-            tok.pad_token = tok.eos_token
-        dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
-        # the classifier reads each sequence's last non-pad token: its pad id must be the tokenizer's
-        model = load_model(base, task="seq_cls", dtype=dtype, pad_token_id=tok.pad_token_id)
-        ident: dict[str, Any] = {"model": base.identity()}
-        if src.adapter is not None:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, src.adapter)
-            ident["adapter"] = str(src.adapter)
-            ident["adapter_sha256"] = folder_digest(src.adapter)
-        if src.run is not None:
-            ident["run"] = src.run
-        return model.to(dev).eval(), tok, ident
+        return load_reward_model(ref, device, runs_root)
 
     def identity(self) -> dict[str, Any]:
         """The judge kind, the base/classifier weights' identity and the adapter's hash."""

@@ -54,6 +54,29 @@ class TransformersBackend:
         backend.batch_size = batch_size
         return backend
 
+    @classmethod
+    def wrap(
+        cls, model: Any, tokenizer: Any, batch_size: int = 8, identity: dict[str, Any] | None = None
+    ) -> TransformersBackend:
+        """A backend over an already-loaded ``model`` (e.g. base + adapter under evaluation); nothing loads.
+
+        The tokenizer is shallow-copied so switching it to left padding leaves the caller's as it was.
+        """
+        import copy
+
+        self = cls.__new__(cls)
+        self.source = None  # type: ignore[assignment]
+        self.batch_size = batch_size
+        self.device = str(next(model.parameters()).device)
+        self.tokenizer = copy.copy(tokenizer)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = model
+        self._lock = threading.Lock()
+        self._identity = identity or {"backend": "transformers", "model": type(model).__name__, "id": id(model)}
+        return self
+
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
             self._identity = {"backend": "transformers", **self.source.identity()}

@@ -98,3 +98,18 @@ def test_every_shipped_recipe_validates() -> None:
     assert recipes, "no recipes shipped"
     for path in recipes:
         plan(load_recipe_file(path), peek=True)
+
+
+def test_every_shipped_eval_recipe_and_gate_validates() -> None:
+    from schemas.eval_recipe import load_eval_recipe_file
+    from train.registry import load_gate_file
+
+    evals, gates = (
+        sorted((ROOT / "recipes" / "eval").glob("*.yaml")),
+        sorted((ROOT / "recipes" / "gates").glob("*.yaml")),
+    )
+    assert evals and gates, "no eval recipe or gate shipped"
+    for path in evals:
+        assert load_eval_recipe_file(path).eval.metrics
+    for path in gates:
+        load_gate_file(path)
