@@ -27,7 +27,7 @@ from schemas.recipe_loader import load_recipe_file
 
 
 def _curate(recipe: str, out_dir: str | None, report: bool, incremental: bool) -> dict[str, Any]:
-    prep = prepare(load_recipe_file(recipe), Path(out_dir) if out_dir else None, report)
+    prep = prepare(load_recipe_file(recipe), out_dir or None, report)
     outcome = run_sequence(prep, PrefectExecutor(prep), incremental, default_hooks())
     if outcome.noop:
         get_run_logger().info("nothing new since %s: no-op", (outcome.refresh or {}).get("base_version") or "-")
@@ -49,7 +49,11 @@ def refresh_flow(recipe: str, out_dir: str | None = None, report: bool = True) -
 
 
 def run_flow(
-    recipe: Path, out_dir: Path | None = None, report: bool = True, runner: str = "thread", incremental: bool = False
+    recipe: Path,
+    out_dir: str | Path | None = None,
+    report: bool = True,
+    runner: str = "thread",
+    incremental: bool = False,
 ) -> dict[str, Any]:
     """Run :func:`curate_flow` (or :func:`refresh_flow`) on the task runner ``runner`` names."""
     fl = refresh_flow if incremental else curate_flow

@@ -198,7 +198,11 @@ class FlowSpec(StrictModel):
 class PublishSpec(StrictModel):
     """Where and how a run's dataset is published as a version."""
 
-    store: str = Field("data/store", description="Store root folder (relative to the recipe's folder) or URL.")
+    store: str = Field(
+        "data/store",
+        description="Store root folder (relative to the recipe's folder) or URL (s3://bucket/prefix; credentials "
+        "from the environment, AWS_* for S3, or storage_options).",
+    )
     dataset: str | None = Field(None, pattern=_NAME, description="Dataset name in the store (default: recipe name).")
     splits: SplitSpec = Field(default_factory=SplitSpec)
     skip_unchanged: bool = Field(True, description="Do not publish a version whose content equals the latest one.")
@@ -207,6 +211,14 @@ class PublishSpec(StrictModel):
         description="Publish a version with no rows. Off: a run that keeps no row writes its run folder and "
         "exits 2, publishing nothing (an empty `latest` would silently replace real data).",
     )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="fsspec options for a URL store (e.g. endpoint_url); secrets as ${ENV_VAR}."
+    )
+
+    @field_validator("storage_options")
+    @classmethod
+    def _secrets_are_refs(cls, v: dict[str, str]) -> dict[str, str]:
+        return SourceSpec._secrets_are_refs(v)
 
 
 class RefreshSpec(StrictModel):

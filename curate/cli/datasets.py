@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -21,19 +23,38 @@ datasets_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(datasets_app, name="datasets")
-StoreOpt = Annotated[Path, typer.Option("--store", help="Store root folder.")]
+StoreOpt = Annotated[
+    str, typer.Option("--store", help="Store root folder or URL (s3://bucket/prefix; credentials: AWS_* variables).")
+]
+DEFAULT_STORE = "data/store"
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Expected failures (bad reference, unusable store, impossible export) exit 2 with their message."""
+    from curate.store import RefError
+    from curate.store.export import ExportError
+    from curate.store.refs import StoreError
+
+    try:
+        yield
+    except (RefError, StoreError, ExportError) as e:
+        err.print(str(e), highlight=False, markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 @datasets_app.command(
     "list", epilog="Examples:\n\n  curate datasets list\n\n  curate datasets list --store /data/store"
 )
-def datasets_list(store: StoreOpt = Path("data/store"), as_json: JsonOpt = False) -> None:
+def datasets_list(store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
     """List datasets with their latest version, kind, rows and content hash."""
     from curate.store import Store
 
     st = Store(store)
     rows = []
-    for name in st.names():
+    with _clear_errors():
+        names = st.names()
+    for name in names:
         m = st.manifest(name)
         rows.append(
             {
@@ -78,17 +99,14 @@ def datasets_list(store: StoreOpt = Path("data/store"), as_json: JsonOpt = False
 )
 def datasets_show(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@latest or NAME@VERSION.")],
-    store: StoreOpt = Path("data/store"),
+    store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a version's manifest: inputs, recipe, accounting, splits, leaks, lineage."""
-    from curate.store import RefError, Store
+    from curate.store import Store
 
-    try:
+    with _clear_errors():
         m = Store(store).manifest(ref)
-    except RefError as e:
-        err.print(str(e), highlight=False, markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         print(json.dumps(m, indent=2, sort_keys=True))
         return
@@ -144,18 +162,15 @@ def datasets_diff(
         typer.Option("--key", help="Split-key field (repeat for several); default: the key the version used."),
     ] = None,
     examples: Annotated[int, typer.Option(help="Examples shown per category.", min=0)] = 5,
-    store: StoreOpt = Path("data/store"),
+    store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:
     """Rows added, removed, changed and unchanged between two versions, overall and per split."""
-    from curate.store import RefError, Store
+    from curate.store import Store
     from curate.store.diff import diff
 
-    try:
+    with _clear_errors():
         d = diff(Store(store), ref_a, ref_b, key=key or None, examples=examples)
-    except RefError as e:
-        err.print(str(e), highlight=False, markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return
@@ -229,14 +244,14 @@ def datasets_export(
     repo_id: Annotated[
         str | None, typer.Option("--repo-id", help="Hub dataset repository for --format hub (token: HF_TOKEN).")
     ] = None,
-    store: StoreOpt = Path("data/store"),
+    store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a version for a trainer: datasets folder, TRL jsonl/parquet, LLaMA-Factory json, or the Hub."""
-    from curate.store import RefError, Store
-    from curate.store.export import ExportError, export
+    from curate.store import Store
+    from curate.store.export import export
 
-    try:
+    with _clear_errors():
         r = export(
             Store(store),
             ref,
@@ -248,9 +263,6 @@ def datasets_export(
             name=name,
             repo_id=repo_id,
         )
-    except (RefError, ExportError) as e:
-        err.print(str(e), highlight=False, markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         print(json.dumps(r, indent=2, sort_keys=True))
         return

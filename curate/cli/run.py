@@ -18,6 +18,7 @@ from curate.engine.steps import EmptyVersionError
 from curate.feedback.calibration import CalibrationDataError, CalibrationGateError
 from curate.feedback.errors import FeedbackError
 from curate.ingest import InputError
+from curate.store.refs import StoreError
 from schemas.recipe_loader import RecipeError, load_recipe_file
 
 
@@ -71,7 +72,9 @@ RUN_EXIT = (
     "quarantined (limits.max_quarantined_fraction) or no row kept for a publish (publish.allow_empty), "
     "1 internal error."
 )
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Write runs under this folder instead of output.dir.")]
+OutOpt = Annotated[
+    str | None, typer.Option("--out", help="Write runs under this folder (or URL, s3://...) instead of output.dir.")
+]
 ProgressOpt = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
 ]
@@ -92,7 +95,7 @@ DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks of internal errors
 
 def _execute(
     recipe: Path,
-    out_dir: Path | None,
+    out_dir: str | None,
     as_json: bool,
     progress: bool | None,
     debug: bool,
@@ -140,6 +143,9 @@ def _execute(
         err.print(headline("empty version not published", e), highlight=False)
     except FeedbackError as e:
         err.print(headline("feedback error", e), highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except StoreError as e:
+        err.print(f"[red bold]store error[/]: {e}", highlight=False, markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     except (CalibrationGateError, CalibrationDataError) as e:
         err.print(headline("judge calibration", e), highlight=False)

@@ -248,15 +248,38 @@ class DatasetSourceError(ValueError):
     """A ``dataset:`` source that names no published version."""
 
 
-def _dataset_files(ref: str, store: str) -> list[InputFile]:
-    """The Parquet files of published version ``ref`` (read as they are: lineage names each file)."""
-    from curate.store import RefError, Store
+def _dataset_files(ref: str, store: str, options: dict[str, str] | None = None) -> list[InputFile]:
+    """The Parquet files of published version ``ref`` (read as they are: lineage names each file);
+    a remote store's files are read through its filesystem (``options``: resolved storage options)."""
+    from curate.store import RefError, Store, StoreError
 
     try:
-        files = Store(store).version_files(ref)
-    except RefError as e:
+        st = Store(store, options)
+        files = st.version_files(ref)
+    except (RefError, StoreError) as e:
         raise DatasetSourceError(f"{e}; publish it first, or check dataset and store") from None
+    if st.location.remote:
+        fs = st.location.fs
+        return [InputFile(fs._strip_protocol(str(f)), "parquet", "none", fs) for f in files]
     return [InputFile(f, "parquet", "none") for f in files]
+
+
+def _check_store(doc: LoadedRecipe, problems: list[Problem]) -> None:
+    """A publish store that cannot work (a file where its folder should be, a missing ${ENV}) fails
+    here, before any work, not after the run."""
+    spec = doc.recipe.publish
+    if spec is None:
+        return
+    from curate.store import Store, StoreError
+
+    try:
+        Store(spec.store, spec.storage_options).check_usable()
+    except KeyError as e:
+        problems.append(doc.problem(("publish", "storage_options"), str(e.args[0])))
+    except StoreError as e:
+        problems.append(doc.problem(("publish", "store"), str(e)))
+    except Exception as e:  # an unreachable object store, missing credentials
+        problems.append(doc.problem(("publish", "store"), f"cannot reach store {spec.store}: {type(e).__name__}: {e}"))
 
 
 def _kind_label(doc: LoadedRecipe) -> str:
@@ -319,7 +342,7 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
             try:
                 options = resolve_secrets(spec.storage_options)
                 if spec.dataset is not None:
-                    sp.files = _dataset_files(spec.dataset, spec.store)
+                    sp.files = _dataset_files(spec.dataset, spec.store, options)
                 else:
                     sp.files = discover(spec.paths, spec.format, base, spec.compression, options)
             except DatasetSourceError as e:
@@ -334,6 +357,7 @@ def plan(doc: LoadedRecipe, base_dir: Path | None = None, *, check_files: bool =
     _check_stages(doc, base, check_files, problems)
     if check_files:
         _check_feedback_models(doc, problems)
+        _check_store(doc, problems)
     if problems:
         raise RecipeError(problems)
     return Plan(doc.recipe, base, sources)

@@ -69,12 +69,12 @@ class Selection:
 
 def base_version(prep: Prepared) -> BaseVersion | None:
     """The latest published version of the recipe's dataset, or None when nothing is published yet."""
-    from curate.store import Store
+    from curate.store.publish import publish_store
 
     spec = prep.plan.recipe.publish
     if spec is None:
         raise ValueError("refresh needs a publish: section (it builds the next version of a dataset)")
-    store = Store(spec.store)
+    store = publish_store(spec)
     name = spec.dataset or prep.name
     if name not in store.names() or not store.versions(name):
         return None

@@ -12,10 +12,16 @@ Layout of a finished run::
       rejected_records.jsonl      records rejected from rows that still produced other records
       summary.json                the accounting summary
       recipe.yaml                 the recipe as given (secrets stay ${ENV} references)
+
+With ``output.dir`` a URL (``s3://bucket/runs``), the run is built in a local mirror of that URL
+(:func:`local_mirror`; work files stay there too) and each committed run folder is uploaded to
+``URL/NAME/RUN_ID/`` with ``summary.json`` last; ``URL/NAME/latest`` is then a small object holding
+the run id (object stores have no symlinks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -27,6 +33,39 @@ import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+
+def local_mirror(url: str) -> Path:
+    """The local folder a run for output URL ``url`` is built in (and its work files kept):
+    ``$CURATE_LOCAL_DIR/remote/<hash>`` (default ``~/.cache/curate``).
+
+    Example:
+        >>> local_mirror("s3://b/runs").parent.name
+        'remote'
+    """
+    base = Path(os.environ.get("CURATE_LOCAL_DIR") or Path.home() / ".cache" / "curate")
+    return base / "remote" / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def remote_run_dir(remote: str | None, name: str, run_id: str) -> str | None:
+    """``URL/NAME/RUN_ID`` for a URL output folder (None for a local one)."""
+    return None if remote is None else f"{remote.rstrip('/')}/{name}/{run_id}"
+
+
+def upload_run(final: Path, remote: str, name: str, run_id: str, only: tuple[str, ...] = ()) -> str:
+    """Copy the committed run folder ``final`` to ``URL/NAME/RUN_ID`` (``summary.json`` last), then
+    point ``URL/NAME/latest`` at it; ``only``: re-upload just these files. Returns the run's URL."""
+    from curate.store.location import Location
+
+    loc = Location(remote)
+    rel = f"{name}/{run_id}"
+    if only:
+        for f in only:
+            loc.fs.put_file(str(final / f), loc.join(rel, f))
+    else:
+        loc.put_dir(final, rel, last=("summary.json",))
+        loc.write_text(f"{name}/latest", run_id + "\n")
+    return loc.join(rel)
 
 
 def new_run_id() -> str:

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from curate.engine.accounting import Ledger
 from curate.engine.plan import Plan, plan
 from curate.engine.report import length_field, record_lengths, write_report
-from curate.engine.run_folder import RunWriter, new_run_id
+from curate.engine.run_folder import RunWriter, local_mirror, new_run_id, remote_run_dir, upload_run
 from curate.engine.shards import (
     GC_MIN_AGE,
     FileJob,
@@ -47,6 +47,7 @@ from curate.engine.shards import (
     sketch_shard,
 )
 from curate.ingest import InputError, InputFile, sha256_of
+from curate.store.location import is_url
 from schemas.kinds import arrow_schema
 from schemas.manifests import RunSummary, checked
 from schemas.provenance import code_version
@@ -103,6 +104,8 @@ class Prepared:
     report: bool = True
     run_id: str = field(default_factory=new_run_id)
     started: float = field(default_factory=time.time)
+    remote: str | None = None
+    """``output.dir`` when it is a URL: the run is built under ``root`` (a local mirror) and copied there."""
 
     @property
     def name(self) -> str:
@@ -127,10 +130,20 @@ class Prepared:
         return next((st, f) for i, st, f in self.near_stages() if i == stage_index)
 
 
-def prepare(doc: LoadedRecipe, out_dir: Path | None = None, report: bool = True) -> Prepared:
-    """Plan ``doc`` (raises RecipeError with every problem) and fix the run's folders."""
+def prepare(doc: LoadedRecipe, out_dir: str | Path | None = None, report: bool = True) -> Prepared:
+    """Plan ``doc`` (raises RecipeError with every problem) and fix the run's folders.
+
+    A URL ``out_dir``/``output.dir`` (``s3://bucket/runs``) keeps its run folders there: the run is
+    built in a local mirror (:func:`curate.engine.run_folder.local_mirror`) and each finished run
+    folder is uploaded (see :func:`curate.engine.run_folder.upload_run`).
+    """
     p = plan(doc)
-    root = Path(out_dir) if out_dir is not None else Path(p.recipe.output.dir)
+    target = out_dir if out_dir is not None else p.recipe.output.dir
+    if is_url(target):
+        remote = str(target).rstrip("/")
+        root = local_mirror(remote)
+        return Prepared(doc, p, root, root / ".work" / p.recipe.name, report, remote=remote)
+    root = Path(target)
     return Prepared(doc, p, root, root / ".work" / p.recipe.name, report)
 
 
@@ -539,7 +552,7 @@ def assemble(
             seconds=round(seconds, 3),
             rows_per_second=round(summary["input_rows"] / seconds, 1) if seconds > 0 else None,
             outputs={
-                "dir": str(writer.final),
+                "dir": remote_run_dir(prep.remote, recipe.name, writer.run_id) or str(writer.final),
                 "data": [f"data/{f.name}" for f in writer.files] or ["data/part-00000.parquet"],
                 "quarantine": "quarantine.jsonl",
                 "rejected_records": "rejected_records.jsonl",
@@ -569,6 +582,8 @@ def assemble(
         writer.abort()
         raise
     final = writer.commit()
+    if prep.remote is not None:
+        upload_run(final, prep.remote, recipe.name, writer.run_id)
     result = RunResult(final, summary)
     if too_much:
         raise QuarantineLimitError(
@@ -689,6 +704,8 @@ def publish(
     tmp = final / "summary.json.tmp"
     tmp.write_bytes(orjson.dumps(checked(RunSummary, summary), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     tmp.replace(final / "summary.json")
+    if prep.remote is not None:
+        upload_run(final, prep.remote, prep.name, final.name, only=("summary.json",))
     return published
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,7 +329,7 @@ def example_rows(df: pl.DataFrame) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ sections
 
 
-def _what_it_is(name: str, version: int, st: CardStats, manifest: dict[str, Any], root: Path) -> list[str]:
+def _what_it_is(name: str, version: int, st: CardStats, manifest: dict[str, Any], root: Path | str) -> list[str]:
     kind = manifest["kind"]
     splits = st.splits
     per_split = ", ".join(f"{s} {_n(n)}" for s, n in splits.items()) or "no rows"
@@ -569,7 +570,9 @@ def _plot_lengths(path: Path, st: CardStats) -> None:
     tmp.replace(path)
 
 
-def card_text(name: str, version: int, data: pl.DataFrame | CardStats, manifest: dict[str, Any], root: Path) -> str:
+def card_text(
+    name: str, version: int, data: pl.DataFrame | CardStats, manifest: dict[str, Any], root: Path | str
+) -> str:
     """The card's full text (front matter + markdown); ``data``: the records or their :class:`CardStats`."""
     st = card_stats(data, Kind(manifest["kind"]))
     meta = yaml.safe_dump(front_matter(name, version, st, manifest), sort_keys=False, allow_unicode=True)
@@ -595,30 +598,53 @@ def card_text(name: str, version: int, data: pl.DataFrame | CardStats, manifest:
     return "\n".join(lines)
 
 
-def card_dir(store: Store, name: str, version: int) -> Path:
-    return store.root / name / "cards" / f"v{version}"
+def card_dir(store: Store, name: str, version: int) -> Path | str:
+    """Where version ``name@version``'s card lives: a local folder, or a URL for a remote store."""
+    rel = f"{name}/cards/v{version}"
+    return Path(store.location.join(rel)) if store.location.local is not None else store.location.join(rel)
 
 
-def write_card(store: Store, name: str, version: int, data: pl.DataFrame | CardStats, manifest: dict[str, Any]) -> Path:
+def write_card(
+    store: Store,
+    name: str,
+    version: int,
+    data: pl.DataFrame | CardStats,
+    manifest: dict[str, Any],
+    extra: Callable[[Path], None] | None = None,
+) -> Path | str:
     """Write ``STORE/NAME/cards/vN/README.md`` and ``lengths.png`` for a published version; return the README.
 
     ``data`` is the version's records with ``split`` or, for versions larger than memory, their
     :class:`CardStats` (gathered while publishing); ``manifest`` its full manifest (as
-    :meth:`Store.publish` returns it). Each file is written to a temporary name and renamed, the
-    plot first, so a README that exists is complete and its plot is there.
+    :meth:`Store.publish` returns it); ``extra`` adds more files to the card's folder (given as a
+    local folder). Each file is written to a temporary name and renamed, the plot first, so a
+    README that exists is complete and its plot is there. A remote store's card is written to a
+    local temporary folder and uploaded, README last.
     """
     st = card_stats(data, Kind(manifest["kind"]))
-    folder = card_dir(store, name, version)
+    if store.location.local is None:
+        with tempfile.TemporaryDirectory(prefix="curate-card-") as tmpdir:
+            folder = Path(tmpdir)
+            _plot_lengths(folder / "lengths.png", st)
+            if extra is not None:
+                extra(folder)
+            (folder / "README.md").write_text(card_text(name, version, st, manifest, store.root), encoding="utf-8")
+            rel = f"{name}/cards/v{version}"
+            store.location.put_dir(folder, rel, last=("README.md",))
+            return store.location.join(rel, "README.md")
+    folder = Path(card_dir(store, name, version))
     folder.mkdir(parents=True, exist_ok=True)
     _plot_lengths(folder / "lengths.png", st)
     path = folder / "README.md"
     tmp = folder / f".README.md.{os.getpid()}.tmp"
     tmp.write_text(card_text(name, version, st, manifest, store.root), encoding="utf-8")
     tmp.replace(path)
+    if extra is not None:
+        extra(folder)
     return path
 
 
-def rewrite_card(store: Store, ref: str) -> Path:
+def rewrite_card(store: Store, ref: str) -> Path | str:
     """(Re)write the card of ``ref`` from the store alone, e.g. for a version whose publish stopped before it.
 
     The version is read batch by batch (:meth:`Store.batches`), never whole.
@@ -640,7 +666,7 @@ def repair_cards(store: Store, name: str) -> list[int]:
     if name not in store.names():
         return sorted(fixed)
     for version in store.versions(name):
-        if not (store.root / name / "cards" / f"v{version}" / "README.md").exists():
+        if not store.location.exists(f"{name}/cards/v{version}/README.md"):
             rewrite_card(store, f"{name}@{version}")
             fixed.add(version)
     return sorted(fixed)

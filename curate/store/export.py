@@ -443,6 +443,8 @@ def export(
     parts = {s: df.filter(pl.col("split") == s) for s in present}
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is an existing file; exports write a folder: choose a folder name")
     out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
     skipped: dict[str, dict[str, int]] = {}

@@ -21,6 +21,7 @@ from curate.dedup.contamination import LeakIndex
 from curate.engine.report import link_audit_files
 from curate.store import Store
 from curate.store.card import CardStats, repair_cards, write_card
+from curate.store.location import is_url
 from curate.store.splits import assign_splits, split_key_fields
 from curate.store.store import ContentHasher
 from schemas.fields import key_expr
@@ -32,8 +33,14 @@ from schemas.stages import DecontaminateStage, ReferenceSpec
 LEAK_EXAMPLES = 5
 
 
-def store_root(spec: PublishSpec) -> Path:
-    return Path(spec.store)
+def store_root(spec: PublishSpec) -> Path | str:
+    """The store root of ``spec``: a local path, or the URL exactly as written (``s3://b/x`` stays intact)."""
+    return spec.store if is_url(spec.store) else Path(spec.store)
+
+
+def publish_store(spec: PublishSpec) -> Store:
+    """The :class:`Store` a publish section names (its ``storage_options`` resolved at use, never stored)."""
+    return Store(store_root(spec), spec.storage_options)
 
 
 BATCH_ROWS = 16_384
@@ -249,11 +256,12 @@ def publish_records(
     if same is not None:
         result = same
     else:
-        reader = _record_reader(batches, kind, splits, stats)
+        reader = lambda: _record_reader(batches, kind, splits, stats)  # noqa: E731  (re-read on a lost race)
         result = store.commit(name, reader, manifest(leaks), digest, parent, stats.rows, dict(stats.counts))
-    card = write_card(store, name, result.version, stats, result.manifest) if result.created else None
-    if card is not None and run_dir is not None:
-        _copy_report(run_dir, card.parent)
+    card = None
+    if result.created:
+        extra = (lambda folder: _copy_report(run_dir, folder)) if run_dir is not None else None
+        card = write_card(store, name, result.version, stats, result.manifest, extra=extra)
     return {
         "store": str(store.root),
         "dataset": name,
@@ -297,7 +305,7 @@ def publish_run(
     published = publish_records(
         file_batches(list(data_files)),
         doc.recipe.output.kind,
-        Store(store_root(spec)),
+        publish_store(spec),
         spec.dataset or doc.recipe.name,
         spec.splits,
         lambda leaks: build_manifest(doc, summary, leaks, list(carried_inputs)),

@@ -16,6 +16,10 @@ class RefError(ValueError):
     """A reference that is malformed or names nothing in the store."""
 
 
+class StoreError(ValueError):
+    """A store that cannot be used as given (a file where its folder should be, read-only, full): exit 2."""
+
+
 def parse_ref(ref: str) -> tuple[str, int | None]:
     """``(name, version)``; version ``None`` means latest."""
     m = _REF.match(ref.strip())

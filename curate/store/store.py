@@ -24,9 +24,15 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import re
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,9 +43,10 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers .chash)
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
-from curate.store.refs import RefError, parse_ref
+from curate.store.location import Location
+from curate.store.refs import RefError, StoreError, parse_ref
 from schemas.manifests import DatasetManifest, checked
 
 MANIFEST_KEY = "curate.manifest"
@@ -147,27 +154,137 @@ def content_hash_reference(df: pl.DataFrame) -> str:
     return hashlib.sha256("\n".join(rows.to_list()).encode()).hexdigest()
 
 
+COMMIT_ATTEMPTS = 3
+"""How often a publish that lost a race is retried on top of the winner before giving up."""
+
+_NO_SPACE_OR_READ_ONLY = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
+_IO_WORDS = ("no space left", "read-only file system", "permission denied", "disk quota")
+
+
+class PublishRaceError(StoreError):
+    """Another publish committed the version this one was writing, and a retry was not possible."""
+
+
+class _RaceLost(Exception):
+    """Internal: this commit lost to a concurrent one (retried by :meth:`Store.commit`)."""
+
+
+@contextmanager
+def _io_errors(store: Store, name: str) -> Iterator[None]:
+    """Turn a full disk, a read-only or forbidden store into :class:`StoreError` (Delta's Rust writer
+    reports them as generic errors whose text carries the OS message).
+
+    The writer's runtime also prints a Rust panic for such a failure (a background upload task finds
+    its runtime shut down): stderr is held while the write runs and replayed after it, with the panic
+    left out when the failure became a :class:`StoreError` (whose message says it all).
+    """
+    held = _hold_stderr()
+    clear = False
+    try:
+        yield
+    except OSError as e:
+        if e.errno in _NO_SPACE_OR_READ_ONLY:
+            clear = True
+            raise StoreError(_io_message(store, name, e.strerror or str(e))) from None
+        raise
+    except BaseException as e:  # DeltaError, and the PanicException a failed Rust write can raise
+        text = str(e).lower()
+        hit = next((w for w in _IO_WORDS if w in text), None)
+        if hit is None:
+            raise
+        clear = True
+        raise StoreError(_io_message(store, name, hit)) from None
+    finally:
+        _replay_stderr(held, drop_panics=clear)
+
+
+_PANIC_START = re.compile(r"^thread '[^']*'.* panicked at ")
+
+
+def _hold_stderr() -> tuple[int, Any] | None:
+    """Point fd 2 at a temporary file (None where fd 2 cannot be redirected)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        return None
+    tmp = tempfile.TemporaryFile()  # noqa: SIM115  (closed by _replay_stderr)
+    os.dup2(tmp.fileno(), 2)
+    return saved, tmp
+
+
+def _replay_stderr(held: tuple[int, Any] | None, drop_panics: bool) -> None:
+    """Restore fd 2 and write what was held to it (less Rust panic reports when ``drop_panics``)."""
+    if held is None:
+        return
+    saved, tmp = held
+    with suppress(ValueError):
+        sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    tmp.seek(0)
+    data = tmp.read()
+    tmp.close()
+    if drop_panics and data:
+        kept, skipping = [], False
+        for line in data.decode("utf-8", "replace").splitlines(keepends=True):
+            if _PANIC_START.match(line):
+                skipping = True
+            elif skipping and not line.startswith(("note: ", "stack backtrace:", "  ", "Already shut down")):
+                skipping = False
+            if not skipping and not line.startswith("note: Some details are omitted"):
+                kept.append(line)
+        data = "".join(kept).strip("\n").encode()
+    if data:
+        os.write(2, data)
+
+
+def _io_message(store: Store, name: str, what: str) -> str:
+    return (
+        f"cannot publish {name} to store {store.root}: {what}. Nothing of this version is visible and the "
+        "previous versions are intact; free space or make the store writable, then run again"
+    )
+
+
 class Store:
-    """A folder of versioned datasets (see the module docstring)."""
+    """A folder (local path or URL, see :mod:`curate.store.location`) of versioned datasets
+    (see the module docstring).
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    ``storage_options``: fsspec options for a URL root (secrets as ``${ENV}`` references); without
+    them credentials come from the environment (``AWS_*`` for S3).
+    """
 
-    def _table(self, name: str) -> Path:
-        return self.root / name / "table"
+    def __init__(self, root: str | Path, storage_options: dict[str, str] | None = None):
+        self.location = Location(root, storage_options)
+        self.root: Path | str = self.location.local if self.location.local is not None else self.location.url
+        self._delta_opts = self.location.delta_options()
+
+    def _table(self, name: str) -> str:
+        return self.location.join(name, "table")
+
+    def _has_log(self, name: str) -> bool:
+        return self.location.exists(f"{name}/table/_delta_log")
+
+    def check_usable(self) -> None:
+        """Raise :class:`StoreError` when the root exists but is not a folder (checked before a run works)."""
+        if self.location.exists() and self.location.is_file():
+            raise StoreError(
+                f"store {self.root} is a file, not a folder: point the store (publish.store or --store) at a "
+                "folder (it is created when missing), or move the file away"
+            )
 
     def names(self) -> list[str]:
         """Datasets that have at least one version."""
-        if not self.root.exists():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "table" / "_delta_log").exists())
+        self.check_usable()
+        return [n for n in self.location.listdir() if not n.startswith(".") and self._has_log(n)]
 
     def _delta(self, name: str, version: int | None = None) -> DeltaTable:
         try:
             if version is None:
-                return DeltaTable(str(self._table(name)))
-            return DeltaTable(str(self._table(name)), version=version - 1)
+                return DeltaTable(self._table(name), storage_options=self._delta_opts)
+            return DeltaTable(self._table(name), version=version - 1, storage_options=self._delta_opts)
         except TableNotFoundError:
+            self.check_usable()
             known = ", ".join(self.names()) or "none yet"
             raise RefError(f"no dataset {name!r} in store {self.root} (datasets: {known})") from None
         except Exception as e:  # deltalake raises a generic error for a version that does not exist
@@ -192,11 +309,15 @@ class Store:
             raise RefError(f"{name} has no version {version} (versions: {', '.join(map(str, versions))})")
         return name, version
 
-    def version_files(self, ref: str) -> list[Path]:
+    def version_files(self, ref: str) -> list[Path | str]:
         """The Parquet files that hold version ``ref`` (each version is written whole, so its files
-        are exactly its rows), for reading a version as a recipe's input."""
+        are exactly its rows), for reading a version as a recipe's input: local paths, or URLs
+        (``s3://...``) for a remote store."""
         name, version = self.resolve(ref)
-        return [Path(u.removeprefix("file://")) for u in self._delta(name, version).file_uris()]
+        uris = self._delta(name, version).file_uris()
+        if self.location.remote:
+            return list(uris)
+        return [Path(u.removeprefix("file://")) for u in uris]
 
     def manifest(self, ref: str) -> dict[str, Any]:
         """The manifest of a version (from its commit)."""
@@ -247,7 +368,7 @@ class Store:
         if same is not None:
             return same
         table = df.to_arrow()
-        reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+        reader = lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches())  # noqa: E731
         counts = dict(df["split"].value_counts().iter_rows()) if df.height else {}
         return self.commit(name, reader, manifest, digest, parent, df.height, counts)
 
@@ -292,13 +413,13 @@ class Store:
             for df in batches():
                 yield from df.to_arrow().cast(fixed).to_batches()
 
-        reader = pa.RecordBatchReader.from_batches(fixed, gen())
+        reader = lambda: pa.RecordBatchReader.from_batches(fixed, gen())  # noqa: E731
         return self.commit(name, reader, manifest, digest, parent, hasher.rows, counts)
 
     def commit(
         self,
         name: str,
-        reader: pa.RecordBatchReader,
+        reader: pa.RecordBatchReader | Callable[[], pa.RecordBatchReader],
         manifest: dict[str, Any],
         digest: str,
         parent: int | None,
@@ -311,9 +432,46 @@ class Store:
         an earlier pass, since the manifest travels in the commit and is fixed before writing).
         Only the batches in flight are in memory. Returns the new version with its full manifest.
 
+        A lost race (another publish committed ``parent + 1`` first) is retried on top of the
+        winner, renumbered, when ``reader`` is a callable that makes a fresh reader (up to
+        :data:`COMMIT_ATTEMPTS` times); if the winner published the same content, that version is
+        returned (``created=False``). Otherwise :class:`PublishRaceError` says what happened.
+        Disk/permission failures raise :class:`StoreError`; the previous version stays intact.
+
         Example:
             >>> # st.commit("demo", reader, {"kind": "text"}, digest, st.latest("demo"), n, {"train": n})
         """
+        self.check_usable()
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            batches = reader() if callable(reader) else reader
+            try:
+                return self._commit_once(name, batches, manifest, digest, parent, rows, rows_per_split)
+            except (DeltaError, _RaceLost) as e:
+                now = self.latest(name)
+                if now == parent and not isinstance(e, _RaceLost):
+                    raise
+                if not callable(reader) or attempt == COMMIT_ATTEMPTS:
+                    raise PublishRaceError(
+                        f"another publish committed {name}@{now} while this one was writing on top of "
+                        f"{name}@{parent}; nothing of this publish is visible (the store is consistent): "
+                        "run it again to publish on top of the new version"
+                    ) from None
+                same = self.unchanged(name, now, digest)
+                if same is not None:
+                    return same
+                parent = now
+        raise AssertionError("unreachable")
+
+    def _commit_once(
+        self,
+        name: str,
+        reader: pa.RecordBatchReader,
+        manifest: dict[str, Any],
+        digest: str,
+        parent: int | None,
+        rows: int,
+        rows_per_split: dict[str, int],
+    ) -> Published:
         version = (parent or 0) + 1
         full = {
             **manifest,
@@ -326,26 +484,35 @@ class Store:
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         text = json.dumps(checked(DatasetManifest, full), sort_keys=True, default=str)
-        self._table(name).parent.mkdir(parents=True, exist_ok=True)
-        # Against an existing table, commit on top of the parent version we read: if another
-        # publish committed meanwhile, Delta's conflict check refuses this commit instead of
-        # stacking a version whose manifest names the wrong number.
-        target = self._delta(name, parent) if parent is not None else str(self._table(name))
-        write_deltalake(
-            target,
-            reader,
-            mode="overwrite",
-            schema_mode="overwrite",
-            # compression given explicitly: WriterProperties without it writes UNCOMPRESSED files
-            # (the writer's own default, used before row groups were bounded, is SNAPPY)
-            writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY"),
-            target_file_size=TARGET_FILE_BYTES,
-            commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: text}),
-        )
-        committed = self.versions(name)[-1]
-        if committed != version:  # another writer won the race for this version number
-            raise RuntimeError(f"expected to commit {name}@{version}, the store now ends at {committed}")
-        self.write_manifest_copy(name, version, full)
+        with _io_errors(self, name):
+            if self.location.local is not None:
+                self.location.local.joinpath(name).mkdir(parents=True, exist_ok=True)
+            # Against an existing table, commit on top of the parent version we read: if another
+            # publish committed meanwhile, Delta's conflict check refuses this commit instead of
+            # stacking a version whose manifest names the wrong number. A first version is a
+            # create ("error" if the table exists): two first publishes cannot both become version 1.
+            target = self._delta(name, parent) if parent is not None else self._table(name)
+            try:
+                write_deltalake(
+                    target,
+                    reader,
+                    mode="overwrite" if parent is not None else "error",
+                    schema_mode="overwrite" if parent is not None else None,
+                    # compression given explicitly: WriterProperties without it writes UNCOMPRESSED files
+                    # (the writer's own default, used before row groups were bounded, is SNAPPY)
+                    writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY"),
+                    target_file_size=TARGET_FILE_BYTES,
+                    commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: text}),
+                    storage_options=self._delta_opts if parent is None else None,
+                )
+            except DeltaError as e:
+                if parent is None and "exists" in str(e).lower():
+                    raise _RaceLost(str(e)) from None
+                raise
+            committed = self.versions(name)[-1]
+            if committed != version:  # not expected with the checks above; never report a wrong number
+                raise _RaceLost(f"expected to commit {name}@{version}, the store now ends at {committed}")
+            self.write_manifest_copy(name, version, full)
         return Published(name, version, full, created=True)
 
     def batches(self, ref: str, columns: list[str] | None = None, batch_rows: int = 16_384) -> Iterator[pl.DataFrame]:
@@ -366,21 +533,18 @@ class Store:
         Unreferenced data files of a killed publish are left alone: they are invisible to readers,
         and Delta's ``vacuum`` would also delete older versions' files.
         """
-        if not (self._table(name) / "_delta_log").exists():
+        if not self._has_log(name):
             return []
         fixed = []
+        have = set(self.location.listdir(f"{name}/manifests"))
         for version in self.versions(name):
-            if not (self.root / name / "manifests" / f"v{version}.json").exists():
+            if f"v{version}.json" not in have:
                 self.write_manifest_copy(name, version, self.manifest(f"{name}@{version}"))
                 fixed.append(version)
         return fixed
 
-    def write_manifest_copy(self, name: str, version: int, manifest: dict[str, Any]) -> Path:
+    def write_manifest_copy(self, name: str, version: int, manifest: dict[str, Any]) -> str:
         """Write ``manifests/vN.json`` (a derived, human-readable copy; the commit is authoritative)."""
-        folder = self.root / name / "manifests"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"v{version}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        rel = f"{name}/manifests/v{version}.json"
+        self.location.write_text(rel, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        return self.location.join(rel)

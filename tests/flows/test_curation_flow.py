@@ -95,8 +95,11 @@ def test_rerun_after_a_late_failure_reuses_cached_steps(
     project: Callable[..., Path], prefect_api: str, task_states: Callable[..., dict[str, list[str]]], tmp_path: Path
 ) -> None:
     recipe = project()
-    blocker = tmp_path / "store"
-    blocker.write_text("a file where the store folder should be")  # publishing fails: not a directory
+    # a file where the dataset's folder should be: the plan-time check (the store root) passes,
+    # publishing fails late (a store root that is a file is refused before any work instead)
+    blocker = tmp_path / "store" / "flowdemo"
+    blocker.parent.mkdir()
+    blocker.write_text("a file where the dataset folder should be")
     state = curate_flow(str(recipe), return_state=True)
     assert state.is_failed()
     failed = task_states(state.state_details.flow_run_id, expect=10)

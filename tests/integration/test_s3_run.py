@@ -1,0 +1,61 @@
+"""``curate run`` and ``curate refresh`` with inputs, run outputs and the store on S3 (moto's server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from curate.store import Store
+from tests.conftest import S3_SECRET
+
+pytestmark = pytest.mark.integration
+
+
+def _put(bucket: str, key: str, n: int, start: int = 0) -> None:
+    body = "".join(json.dumps({"text": f"document {i} about subject {i % 13}"}) + "\n" for i in range(start, n))
+    boto3.client("s3").put_object(Bucket=bucket.removeprefix("s3://"), Key=key, Body=body.encode())
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CURATE_LOCAL_DIR": str(cwd / "mirror")}
+    return subprocess.run(
+        [sys.executable, "-m", "curate.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_run_and_refresh_with_everything_on_s3(s3_bucket: str, tmp_path: Path) -> None:
+    _put(s3_bucket, "raw/a.jsonl", 30)
+    (tmp_path / "r.yaml").write_text(
+        f"name: s3run\noutput: {{kind: text, dir: {s3_bucket}/runs}}\n"
+        f'sources:\n  - {{name: a, path: "{s3_bucket}/raw/*.jsonl", convert: text}}\n'
+        f"publish: {{store: {s3_bucket}/store}}\n"
+    )
+    first = _cli("run", "r.yaml", "--local", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads(first.stdout)
+    assert summary["outputs"]["dir"] == f"{s3_bucket}/runs/s3run/{summary['run_id']}"
+    assert summary["published"]["version"] == 1 and summary["input_rows"] == 30
+
+    _put(s3_bucket, "raw/b.jsonl", 40, start=30)
+    second = _cli("refresh", "r.yaml", "--local", "--json", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads(second.stdout)["published"]["version"] == 2
+
+    st = Store(f"{s3_bucket}/store")
+    assert st.versions("s3run") == [1, 2] and st.read("s3run@2").height == 40
+    assert all(i["uri"].startswith(f"{s3_bucket}/raw/") for i in st.manifest("s3run@2")["inputs"])
+    s3 = boto3.client("s3")
+    bucket = s3_bucket.removeprefix("s3://")
+    latest = s3.get_object(Bucket=bucket, Key="runs/s3run/latest")["Body"].read().decode().strip()
+    run = json.loads(s3.get_object(Bucket=bucket, Key=f"runs/s3run/{latest}/summary.json")["Body"].read())
+    assert run["run_id"] == latest and run["published"]["version"] == 2
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    for key in keys:
+        assert S3_SECRET.encode() not in s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key
+    assert S3_SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
