@@ -139,10 +139,23 @@ def run_child(name: str, workdir: Path, base: str, steps: int) -> dict:
 
 
 def publish_demo_data(workdir: Path) -> None:
+    """Publish the demo datasets into ``workdir/data/store`` (runs in ``workdir/runs``), not the repository's.
+
+    Recipe paths resolve against the recipe's folder: a copy in ``workdir/recipes`` with its inputs made
+    absolute puts ``../runs`` and ``../data/store`` inside ``workdir``.
+    """
     curate = Path(sys.executable).with_name("curate")
+    (workdir / "recipes").mkdir(parents=True, exist_ok=True)
     for recipe in ("quickstart.yaml", "preferences.yaml"):
+        text = (REPO / "recipes" / recipe).read_text(encoding="utf-8")
+        for sub in ("raw", "eval"):
+            text = text.replace(f"../data/{sub}/", f"{REPO / 'data' / sub}/")
+        (workdir / "recipes" / recipe).write_text(text, encoding="utf-8")
         subprocess.run(
-            [str(curate), "run", str(REPO / "recipes" / recipe), "--json"], cwd=workdir, check=True, capture_output=True
+            [str(curate), "run", str(workdir / "recipes" / recipe), "--json"],
+            cwd=workdir,
+            check=True,
+            capture_output=True,
         )
 
 

@@ -10,7 +10,7 @@ Example:
     ...     load_train_recipe_text(text, "t.yaml")
     ... except RecipeError as e:
     ...     print(e.problems[0])
-    t.yaml:4: method: Input should be 'sft', 'reward', 'dpo', 'kto', 'orpo' or 'cpo'; got 'dpoo'
+    t.yaml:4: method: Input should be 'sft', 'reward', 'dpo', 'kto', 'orpo', 'cpo', 'rloo' or 'grpo'; got 'dpoo'
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def test_a_missing_reward_model_fails_pre_flight_naming_where_it_was_looked_for(
 
 def test_an_unknown_registry_alias_names_what_exists(train_doc) -> None:
     doc = train_doc("rloo", dataset="pairs", extra="rloo: {num_generations: 2, reward_model: rm@champion}\n")
-    with pytest.raises(PreflightError, match=r"\[rloo.reward_model\]: no registered versions of 'rm'"):
+    with pytest.raises(PreflightError, match=r"\[rloo.reward_model\]: no trained model named 'rm' under .*known: none"):
         train_recipe(doc, dry_run=True)
 
 
