@@ -87,8 +87,12 @@ def train_recipe(
     dry_run: bool = False,
     run_dir: Path | None = None,
     launch: bool = True,
+    lifecycle: dict[str, Any] | None = None,
 ) -> Outcome:
     """Validate ``path``, run pre-flight, then train (unless ``dry_run``) and write lineage.
+
+    ``lifecycle``: the lifecycle run that started this training
+    (:class:`schemas.lifecycle.LifecycleLineage` as a dict), recorded in the manifest.
 
     Raises:
         RecipeError: the recipe is invalid or an incompatible combination (all problems listed).
@@ -121,7 +125,7 @@ def train_recipe(
     manifest: dict[str, Any] = {}
     evaluation = None
     if rank0:
-        manifest = finish(setup, result, report)
+        manifest = finish(setup, result, report, lifecycle)
         if doc.recipe.eval is not None:
             evaluation = evaluate_run(setup)
     return Outcome(report, setup, result, manifest, setup.run_dir, evaluation)
@@ -165,7 +169,9 @@ def _import_training_libraries(recipe: Any) -> None:
             importlib.import_module(package)
 
 
-def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
+def finish(
+    setup: Setup, result: TrainResult, report: PreflightReport, lifecycle: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Merge (when asked) and write the manifest and model card of a finished run."""
     from schemas.provenance import code_version
     from train.adapters import merge_adapter
@@ -218,6 +224,7 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         "ref_cache": result.ref_cache_events,
         **result.extra,
         "preflight": report.as_dict(),
+        **({"lifecycle": lifecycle} if lifecycle else {}),
         "output": {
             "kind": result.output_kind,
             "path": str(result.output_dir),

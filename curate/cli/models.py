@@ -100,7 +100,7 @@ def gate_file_or_none(path: Path) -> Any:
         doc = YAML(typ="safe").load(text)
     except Exception:  # unreadable or not YAML: the recipe loader says why
         return None
-    if not isinstance(doc, dict) or "gate" not in doc:
+    if not isinstance(doc, dict) or "gate" not in doc or "data" in doc:  # data: a lifecycle recipe
         return None
     return load_gate_text(text, str(path))
 

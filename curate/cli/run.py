@@ -35,9 +35,10 @@ def validate(
 
     Every problem is listed with its YAML path and line.
     """
+    from curate.cli.lifecycle import validate_lifecycle  # a lifecycle recipe: the whole chain
     from curate.cli.models import validate_gate_file  # a promotion gate (`gate:`) is checked as one
 
-    if validate_gate_file(recipe, as_json):
+    if validate_gate_file(recipe, as_json) or validate_lifecycle(recipe, as_json):
         return
     try:
         p = load_and_plan(recipe, peek=peek)
@@ -231,6 +232,7 @@ def refresh(
     epilog="Examples:\n\n  curate server up && export PREFECT_API_URL=http://127.0.0.1:4200/api\n\n"
     "  curate serve recipes/quickstart.yaml --cron '0 3 * * *'\n\n"
     "  curate serve recipes/quickstart.yaml --interval 3600 --name hourly-refresh\n\n"
+    "  curate serve recipes/lifecycle/demo.yaml     # the data-to-model loop, on the recipe's schedule:\n\n"
     "  curate serve recipes/annotate.yaml --pull --cron '0 4 * * *'     # collect Argilla labels nightly"
 )
 def serve(
@@ -244,7 +246,10 @@ def serve(
         bool, typer.Option("--pull", help="Serve the annotation pull (wait for labels, pull, publish) instead.")
     ] = False,
 ) -> None:
-    """Serve the incremental refresh of RECIPE as a scheduled Prefect deployment (runs until stopped).
+    """Serve RECIPE on a schedule as a Prefect deployment (runs until stopped).
+
+    A lifecycle recipe runs the whole loop (curate, label, train, evaluate, gate, report) each time;
+    a curation recipe runs its incremental refresh (the lifecycle with no train step).
 
     A recipe with an annotation: section pushes each new version to Argilla; serve `--pull` on a
     later schedule to collect the labels.
@@ -253,10 +258,16 @@ def serve(
     team's server via PREFECT_API_URL. Runs execute in this process.
     """
     _prefect_env(quiet=True)
+    from flows.lifecycle.chain import load_chain
     from flows.serve import serve_refresh
+    from schemas.lifecycle import is_lifecycle_text
+    from schemas.recipe_loader import read_recipe_text
 
     try:
-        load_and_plan(recipe)
+        if is_lifecycle_text(read_recipe_text(recipe)):
+            load_chain(recipe)  # the whole chain, before anything is served
+        else:
+            load_and_plan(recipe)
         serve_refresh(recipe, cron=cron, interval=interval, out_dir=out_dir, name=name, runner=runner, pull=pull)
     except RecipeError as e:
         _fail_recipe(e, False)
