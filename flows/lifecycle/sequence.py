@@ -89,6 +89,7 @@ def run_lifecycle(lc: Lifecycle, ex: Executor) -> dict[str, Any]:
         if lc.chain.train:
             ex.call(EVALUATE, lc)  # type: ignore[arg-type]
             ex.call(GATE, lc)  # type: ignore[arg-type]
+        lc.state.status = "done"  # every step finished: the report says so
     ex.hook(REPORT, lc)  # type: ignore[arg-type]
     return summary(lc)
 

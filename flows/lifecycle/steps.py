@@ -129,14 +129,14 @@ def _curate(lc: Lifecycle) -> dict[str, Any]:
 
     prep = prepare(lc.chain.data, lc.chain.data_out)
     outcome = run_sequence(prep, lc.sub(prep), refresh=True, hooks=default_hooks())
-    store = prep.plan.recipe.publish.store if prep.plan.recipe.publish else None
+    store = _store_path(prep)
     out: dict[str, Any] = {"store": store, "refresh": outcome.refresh, "recipe": lc.chain.data.file}
     if outcome.result is not None:
         s = outcome.result.summary
         out |= {
             "noop": False,
             "version": (outcome.published or {}).get("ref"),
-            "run_dir": str(outcome.result.run_dir),
+            "run_dir": str(Path(outcome.result.run_dir).resolve()),
             "input_rows": s.get("input_rows"),
             "output_records": s.get("output_records"),
             "quarantined": s.get("quarantined"),
@@ -150,6 +150,14 @@ def _curate(lc: Lifecycle) -> dict[str, Any]:
         lc.log(f"curate: no new input files, but {latest} has not been trained on by this lifecycle yet")
         return out | {"noop": False, "version": latest, "catch_up": True}
     return out | {"noop": True, "version": latest}
+
+
+def _store_path(prep: Prepared) -> str | None:
+    """The publish store of a planned recipe: a URL as it is, a folder made absolute and tidy."""
+    pub = prep.plan.recipe.publish
+    if pub is None:
+        return None
+    return pub.store if "://" in str(pub.store) else str(Path(pub.store).resolve())
 
 
 def _latest_version(store: str | None, dataset: str) -> str | None:
@@ -224,8 +232,8 @@ def _ai_label(lc: Lifecycle, data: dict[str, Any]) -> dict[str, Any]:
     fb = s.get("feedback") or {}
     return {
         "version": (outcome.published or {}).get("ref"),
-        "store": prep.plan.recipe.publish.store if prep.plan.recipe.publish else None,
-        "run_dir": str(outcome.result.run_dir),
+        "store": _store_path(prep),
+        "run_dir": str(Path(outcome.result.run_dir).resolve()),
         "input_rows": s.get("input_rows"),
         "output_records": s.get("output_records"),
         "feedback": fb,
