@@ -19,7 +19,7 @@ Example:
     ...     load_lifecycle_text("name: loop\\ndata: q.yaml\\ntrain: [{recipe: sft.yaml}]\\n", "l.yaml")
     ... except RecipeError as e:
     ...     print(e.problems[0])
-    l.yaml:1: (root): train steps need eval: (the candidate is evaluated) and gate: (the promotion gate)
+    l.yaml:1: train steps need eval: (the candidate is evaluated) and gate: (the promotion gate)
 """
 
 from __future__ import annotations

@@ -248,6 +248,7 @@ def _eval_problems(chain: Chain, kinds: dict[str, str]) -> list[Problem]:
             out.append(
                 chain.problem(("eval", "on", j), f"eval.on: {o!r} is neither data/label nor a version NAME@VERSION")
             )
+    out += _frozen_sets_exist(chain, frozen)
     computed: set[str] = set()
     for j, m in enumerate(ev.metrics):
         try:
@@ -278,4 +279,31 @@ def _eval_problems(chain: Chain, kinds: dict[str, str]) -> list[Problem]:
                         f"{metric_family(metric_name)} to eval.metrics",
                     )
                 )
+    return out
+
+
+def _frozen_sets_exist(chain: Chain, frozen: list[str]) -> list[Problem]:
+    """A frozen eval set (NAME@VERSION) must be published already: the loop would otherwise fail at
+    its evaluation step, after curating, labelling and training."""
+    ev = chain.recipe.eval
+    assert ev is not None
+    pub = chain.data.recipe.publish
+    store = str(chain.path(ev.store)) if ev.store else (str(pub.store) if pub is not None else None)
+    if store is None or not frozen:
+        return []
+    from curate.store import RefError, Store, StoreError
+
+    out = []
+    for ref in frozen:
+        if "@" not in ref:
+            continue
+        try:
+            Store(store).resolve(ref)
+        except (RefError, StoreError, OSError) as e:
+            j = ev.on.index(ref)
+            out.append(
+                chain.problem(
+                    ("eval", "on", j), f"eval set {ref}: {e}; publish it first, or name a version that exists"
+                )
+            )
     return out
