@@ -19,8 +19,18 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from curate.cli.app import EXIT_INVALID, JsonOpt, _fail_recipe, _internal, err, headline, out
-from curate.cli.run import DebugOpt, LocalOpt, _prefect_env
+from curate.cli.app import (
+    EXIT_INVALID,
+    DebugOpt,
+    JsonOpt,
+    LocalOpt,
+    _fail_recipe,
+    _internal,
+    _prefect_env,
+    err,
+    headline,
+    out,
+)
 from schemas.recipe_loader import RecipeError
 
 lifecycle_app = typer.Typer(

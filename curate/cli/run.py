@@ -11,7 +11,20 @@ import orjson
 import typer
 from rich.table import Table
 
-from curate.cli.app import EXIT_INVALID, EXIT_OK, JsonOpt, RecipeArg, _fail_recipe, _internal, app, err, headline, out
+from curate.cli.app import (
+    EXIT_INVALID,
+    EXIT_OK,
+    JsonOpt,
+    LocalOpt,
+    RecipeArg,
+    _fail_recipe,
+    _internal,
+    _prefect_env,
+    app,
+    err,
+    headline,
+    out,
+)
 from curate.engine.local import QuarantineLimitError, run_recipe
 from curate.engine.plan import escaping_paths, load_and_plan
 from curate.engine.steps import EmptyVersionError
@@ -78,9 +91,6 @@ OutOpt = Annotated[
 ]
 ProgressOpt = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
-]
-LocalOpt = Annotated[
-    bool, typer.Option("--local", help="Run in this process, step by step, without Prefect (for debugging).")
 ]
 RunnerOpt = Annotated[
     str | None,
@@ -164,20 +174,6 @@ def _execute(
     else:
         _print_summary(s, result.run_dir)
     raise typer.Exit(code)
-
-
-def _prefect_env(quiet: bool = False) -> dict:
-    """Choose the Prefect API before Prefect is imported (see :mod:`flows.environment`)."""
-    from flows.environment import choose_api
-
-    api = choose_api()
-    if api["source"] == "temporary" and not quiet:
-        err.print(
-            "no Prefect server: starting a temporary one for this run (10-20 s). `curate server up` once, "
-            "and later runs reuse it and show in its UI; --local runs without Prefect.",
-            highlight=False,
-        )
-    return api
 
 
 @app.command(
