@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,78 +25,6 @@ from flows.lifecycle.flow import lifecycle_flow
 from flows.lifecycle.state import RunFolder
 from train.registry import list_versions, read_alias
 from train.registry.trace import trace_model
-
-GOOD_DPO = "adapter: {type: lora, r: 4, alpha: 8, target_modules: [q_proj, v_proj]}\n" + (
-    "training: {max_steps: 2, batch_size: 2, learning_rate: 5.0e-5, max_length: 64}\n"
-)
-# every weight moves with a learning rate of 5: the model's loss on held-out answers explodes
-DESTRUCTIVE_DPO = "adapter: {type: none}\ntraining: {max_steps: 6, batch_size: 2, learning_rate: 5.0, max_length: 64}\n"
-
-
-def write_prompts(path: Path, topic: str, n: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{"text": f"Give two reasons why {topic} number {i} matters, in one short sentence."} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
-def write_project(root: Path, model: Path, train: str = GOOD_DPO) -> Path:
-    """A lifecycle project in ``root``: raw prompts, data/label/train recipes, the lifecycle recipe."""
-    (root / "recipes" / "train").mkdir(parents=True, exist_ok=True)
-    (root / "recipes" / "data.yaml").write_text(
-        """name: prompts
-output: {kind: text, dir: ../runs}
-sources:
-  - {name: raw, path: "../raw/*.jsonl", convert: text}
-stages:
-  - {type: exact_dedup}
-publish: {store: ../store, splits: {eval: 0.0}}
-""",
-        encoding="utf-8",
-    )
-    (root / "recipes" / "label.yaml").write_text(
-        f"""name: pairs
-output: {{kind: preference, dir: ../runs}}
-sources:
-  - {{name: prompts, dataset: prompts, store: ../store, convert: text}}
-feedback:
-  input_kind: text
-  generators:
-    - {{name: tiny, model: {model}, n: 2, max_new_tokens: 6, temperature: 1.0}}
-  judge: {{kind: rating, model: {model}, max_new_tokens: 2, aspects: {{helpfulness: "fully helpful"}}}}
-  pairs: {{strategy: best_worst, min_margin: 0.0, ties: drop}}
-publish: {{store: ../store, splits: {{eval: 0.3}}}}
-""",
-        encoding="utf-8",
-    )
-    write_train(root, model, train)
-    recipe = root / "recipes" / "loop.yaml"
-    recipe.write_text(
-        """name: loop
-data: data.yaml
-label: {mode: ai, recipe: label.yaml}
-train:
-  - {recipe: train/dpo.yaml}
-eval:
-  on: [label]
-  metrics: [heldout_loss, logprob_win_rate]
-  bootstrap: 200
-gate:
-  floors: {heldout_loss: {max: 50}}
-  against_champion: {heldout_loss: {min_change: 0.0}}
-runs_root: ../runs/train
-out: ../runs
-schedule: {interval: 3600}
-""",
-        encoding="utf-8",
-    )
-    return recipe
-
-
-def write_train(root: Path, model: Path, train: str) -> None:
-    (root / "recipes" / "train" / "dpo.yaml").write_text(
-        f"name: loop-dpo\nmodel: {{base: {model}}}\ndataset: {{ref: pairs@latest, split: train}}\nmethod: dpo\n{train}",
-        encoding="utf-8",
-    )
 
 
 def _kill_during_training(recipe: Path, api: str) -> str:
@@ -123,12 +52,15 @@ def _kill_during_training(recipe: Path, api: str) -> str:
     return "".join(seen)
 
 
+# every weight moves with a learning rate of 5: the model's loss on held-out answers explodes
+DESTRUCTIVE_DPO = "adapter: {type: none}\ntraining: {max_steps: 6, batch_size: 2, learning_rate: 5.0, max_length: 64}\n"
+
+
 @pytest.mark.integration
 def test_lifecycle_promotes_then_refuses_a_worse_challenger_after_a_kill_then_noops(
-    tmp_path: Path, tiny_lm: Path, prefect_api: str, task_states: Callable[..., dict[str, list[str]]]
+    lifecycle_project: Any, prefect_api: str, task_states: Callable[..., dict[str, list[str]]]
 ) -> None:
-    write_prompts(tmp_path / "raw" / "a.jsonl", "sleep", 16)
-    recipe = write_project(tmp_path, tiny_lm)
+    tmp_path, recipe = lifecycle_project.root, lifecycle_project.recipe
     runs_root = tmp_path / "runs" / "train"
     folder = RunFolder(tmp_path / "runs" / "lifecycle" / "loop")
 
@@ -154,8 +86,8 @@ def test_lifecycle_promotes_then_refuses_a_worse_challenger_after_a_kill_then_no
     assert [p.ref for p in tree.parents] == ["pairs@1"] and [p.ref for p in tree.parents[0].parents] == ["prompts@1"]
 
     # run 2: new raw file, a destructive challenger; killed as its training starts
-    write_prompts(tmp_path / "raw" / "b.jsonl", "exercise", 10)
-    write_train(tmp_path, tiny_lm, DESTRUCTIVE_DPO)
+    lifecycle_project.prompts("b.jsonl", "exercise", 10)
+    lifecycle_project.train(DESTRUCTIVE_DPO)
     _kill_during_training(recipe, prefect_api)
     killed = folder.latest()
     assert killed is not None and killed.run == 2 and killed.status == "running"
