@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from schemas.train_recipe_loader import LoadedTrainRecipe, load_train_recipe_file
-from train.common import WORKER_ENV, Setup, TrainResult, memory_check, prepare, recipe_digest, write_recipe_copy
+from train.common import (
+    LINEAGE_ENV,
+    WORKER_ENV,
+    Setup,
+    TrainResult,
+    memory_check,
+    prepare,
+    recipe_digest,
+    write_recipe_copy,
+)
 from train.compat import require_compatible
 from train.preflight import PreflightReport, run_checks
 
@@ -101,10 +111,12 @@ def train_recipe(
     """
     doc = path if isinstance(path, LoadedTrainRecipe) else load_train_recipe_file(path)
     require_compatible(doc)
+    if lifecycle is None and os.environ.get(LINEAGE_ENV):  # a worker that `accelerate launch` started for a lifecycle
+        lifecycle = json.loads(os.environ[LINEAGE_ENV])
     if doc.recipe.distributed is not None and launch and not dry_run and not os.environ.get(WORKER_ENV):
         from train.distributed import launch_recipe
 
-        manifest, launched = launch_recipe(doc, run_dir)
+        manifest, launched = launch_recipe(doc, run_dir, lifecycle)
         return Outcome(PreflightReport(), None, None, manifest, launched)
     setup = prepare(doc, run_dir)
     report = preflight(setup)

@@ -272,7 +272,6 @@ def train(lc: Lifecycle, index: int) -> dict[str, Any]:
 
 
 def _train(lc: Lifecycle, index: int, step_name: str) -> dict[str, Any]:
-    from schemas.train_recipe_loader import LoadedTrainRecipe
     from train.registry import version_of
     from train.run import train_recipe
 
@@ -299,7 +298,7 @@ def _train(lc: Lifecycle, index: int, step_name: str) -> dict[str, Any]:
         overrides[f"{r.method}.reward_model"] = run_dir
     r.eval = None  # the lifecycle evaluates candidate and champion together, after all training
     lineage = lc.lineage(step_name) | {"overrides": overrides}
-    outcome = train_recipe(LoadedTrainRecipe(r, doc.file, doc.text, doc.root), lifecycle=lineage)
+    outcome = train_recipe(effective_recipe(r, doc.file), lifecycle=lineage)
     assert outcome.run_dir is not None
     v = version_of(outcome.run_dir, chain.runs_root)
     metrics = outcome.manifest.get("metrics", {})
@@ -312,6 +311,32 @@ def _train(lc: Lifecycle, index: int, step_name: str) -> dict[str, Any]:
         "seconds": metrics.get("train_seconds"),
         "recipe": doc.file,
     }
+
+
+def effective_recipe(recipe: Any, file: str) -> Any:
+    """The train recipe as the loop runs it (its overrides written into the text), so the run folder's
+    recipe copy, its digest and the workers `accelerate launch` starts all see what really ran.
+
+    >>> from schemas.train_recipe_loader import load_train_recipe_doc
+    >>> doc = load_train_recipe_doc("name: t\\nmodel: {base: m}\\ndataset: {ref: d@latest}\\nmethod: sft\\n", "t.yaml")
+    >>> r = doc.recipe.model_copy(deep=True)
+    >>> r.dataset.ref = "d@3"
+    >>> effective_recipe(r, "t.yaml").recipe.dataset.ref
+    'd@3'
+    >>> "ref: d@3" in effective_recipe(r, "t.yaml").text
+    True
+    """
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    from schemas.train_recipe_loader import load_train_recipe_doc
+
+    buf = StringIO()
+    y = YAML(typ="safe")
+    y.default_flow_style = False
+    y.dump(recipe.model_dump(mode="json", exclude_unset=True), buf)
+    return load_train_recipe_doc(f"# {file}, with the lifecycle's overrides\n" + buf.getvalue(), file)
 
 
 # -------------------------------------------------------------------------------------- evaluate, gate
