@@ -43,6 +43,7 @@ LifecycleArg = Annotated[Path, typer.Argument(help="A lifecycle recipe (recipes/
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Failures a user fixes (exit 2), from every layer the loop runs through."""
+    from curate.annotate.progress import AnnotationTimeout
     from curate.engine.local import QuarantineLimitError
     from curate.engine.steps import EmptyVersionError
     from curate.feedback.calibration import CalibrationDataError, CalibrationGateError
@@ -57,6 +58,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from train.run import PreflightError
 
     return (
+        AnnotationTimeout,
         InputError,
         QuarantineLimitError,
         EmptyVersionError,
