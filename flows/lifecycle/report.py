@@ -102,6 +102,11 @@ def _label(state: LifecycleRun) -> list[str]:
         outcomes = fb.get("outcomes") or {}
         if outcomes:
             lines.append("- AI feedback outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
+        if fb.get("model_calls") is not None:
+            lines.append(
+                f"- model requests {fb['model_calls']}: {fb.get('cache_misses', 0)} asked, "
+                f"{fb.get('cache_hits', 0)} answered from the request cache (prompts labelled in earlier runs)"
+            )
         judge = fb.get("judge")
         if judge:
             lines.append(f"- judge: `{json.dumps(judge, sort_keys=True)[:300]}`")
