@@ -142,7 +142,7 @@ def load_chain(path: str | Path, check_files: bool = True) -> Chain:
     else:
         chain.gate = recipe.gate
     if chain.data is not None and all(t is not None for t in chain.train):
-        problems += _chain_problems(chain)
+        problems += _chain_problems(chain, check_files)
     if problems:
         raise RecipeError(problems)
     return chain
@@ -159,7 +159,7 @@ def _load_data(check_files: bool) -> Any:
     return load
 
 
-def _chain_problems(chain: Chain) -> list[Problem]:
+def _chain_problems(chain: Chain, check_files: bool = True) -> list[Problem]:
     """The problems between the steps (each step's own were reported by its loader)."""
     from train.preflight import EXPECTED_KIND
 
@@ -230,11 +230,11 @@ def _chain_problems(chain: Chain) -> list[Problem]:
                     )
                 )
     if r.eval is not None:
-        out += _eval_problems(chain, kinds)
+        out += _eval_problems(chain, kinds, check_files)
     return out
 
 
-def _eval_problems(chain: Chain, kinds: dict[str, str]) -> list[Problem]:
+def _eval_problems(chain: Chain, kinds: dict[str, str], check_files: bool = True) -> list[Problem]:
     from train.eval.metrics import get_metric
     from train.registry.gate import metric_family
 
@@ -248,7 +248,8 @@ def _eval_problems(chain: Chain, kinds: dict[str, str]) -> list[Problem]:
             out.append(
                 chain.problem(("eval", "on", j), f"eval.on: {o!r} is neither data/label nor a version NAME@VERSION")
             )
-    out += _frozen_sets_exist(chain, frozen)
+    if check_files:
+        out += _frozen_sets_exist(chain, frozen)
     computed: set[str] = set()
     for j, m in enumerate(ev.metrics):
         try:
