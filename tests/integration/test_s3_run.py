@@ -59,3 +59,51 @@ def test_run_and_refresh_with_everything_on_s3(s3_bucket: str, tmp_path: Path) -
     for key in keys:
         assert S3_SECRET.encode() not in s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key
     assert S3_SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def test_export_to_an_s3_url_and_refusing_an_existing_object(s3_bucket: str, tmp_path: Path) -> None:
+    from curate.store.publish import frame_batches, publish_records
+    from schemas.kinds import Kind
+    from schemas.recipe import SplitSpec
+    from tests.curate.store.test_s3_store import V1, sft
+
+    store = f"{s3_bucket}/store"
+    publish_records(
+        frame_batches(sft(V1)), Kind.SFT, Store(store), "chat", SplitSpec(eval=0.2), lambda _: {"kind": "sft"}
+    )
+    s3, bucket = boto3.client("s3"), s3_bucket.removeprefix("s3://")
+
+    done = _cli("datasets", "export", "chat@1", "--format", "trl_jsonl", "--out", f"{s3_bucket}/exports/chat",
+                "--store", store, "--json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["out"] == f"{s3_bucket}/exports/chat" and result["rows"] == len(V1)
+    body = s3.get_object(Bucket=bucket, Key="exports/chat/export_manifest.json")["Body"].read()
+    assert json.loads(body)["files"] == result["files"] and set(result["files"]) == {"train.jsonl", "eval.jsonl"}
+    lines = [
+        json.loads(line)
+        for f in result["files"]
+        for line in s3.get_object(Bucket=bucket, Key=f"exports/chat/{f}")["Body"].read().splitlines()
+    ]
+    assert len(lines) == len(V1) and all(set(r) == {"messages"} for r in lines)
+
+    # LLaMA-Factory's dataset_info.json in a bucket folder is merged into, as in a local folder
+    for prefix in ("first", "second"):
+        lf = _cli("datasets", "export", "chat@1", "--format", "sharegpt_json", "--name", prefix,
+                  "--out", f"{s3_bucket}/lf", "--store", store, cwd=tmp_path)  # fmt: skip
+        assert lf.returncode == 0, lf.stderr[-3000:]
+    info = json.loads(s3.get_object(Bucket=bucket, Key="lf/dataset_info.json")["Body"].read())
+    assert set(info) == {"first_train", "first_eval", "second_train", "second_eval"}
+
+    s3.put_object(Bucket=bucket, Key="exports/taken", Body=b"someone's file")
+    refused = _cli("datasets", "export", "chat@1", "--format", "trl_jsonl", "--out", f"{s3_bucket}/exports/taken",
+                   "--store", store, cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert f"--out {s3_bucket}/exports/taken is an existing object" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert s3.get_object(Bucket=bucket, Key="exports/taken")["Body"].read() == b"someone's file"
+
+    missing = _cli("datasets", "export", "chat@1", "--format", "trl_jsonl", "--out", "s3://no-such-bucket-x1/e",
+                   "--store", store, cwd=tmp_path)  # fmt: skip
+    assert missing.returncode == 2 and "cannot write the export to s3://no-such-bucket-x1/e" in missing.stderr
+    assert "Traceback" not in missing.stderr and S3_SECRET not in missing.stderr + done.stdout + done.stderr
