@@ -135,16 +135,15 @@ def prepare(doc: LoadedRecipe, out_dir: str | Path | None = None, report: bool =
 
     A URL ``out_dir``/``output.dir`` (``s3://bucket/runs``) keeps its run folders there: the run is
     built in a local mirror (:func:`curate.engine.run_folder.local_mirror`) and each finished run
-    folder is uploaded (see :func:`curate.engine.run_folder.upload_run`).
+    folder is uploaded (see :func:`curate.engine.run_folder.upload_run`). Work files go to
+    ``output.work_dir/NAME`` when set (a folder all Dask workers share), else ``ROOT/.work/NAME``.
     """
     p = plan(doc)
     target = out_dir if out_dir is not None else p.recipe.output.dir
-    if is_url(target):
-        remote = str(target).rstrip("/")
-        root = local_mirror(remote)
-        return Prepared(doc, p, root, root / ".work" / p.recipe.name, report, remote=remote)
-    root = Path(target)
-    return Prepared(doc, p, root, root / ".work" / p.recipe.name, report)
+    remote = str(target).rstrip("/") if is_url(target) else None
+    root = local_mirror(remote) if remote is not None else Path(target)
+    work = Path(p.recipe.output.work_dir) if p.recipe.output.work_dir else root / ".work"
+    return Prepared(doc, p, root, work / p.recipe.name, report, remote=remote)
 
 
 _STREAMED = ("jsonl", "json", "text", "csv")
@@ -386,7 +385,7 @@ def feedback_cache(prep: Prepared) -> Path:
     spec = prep.plan.recipe.feedback
     if spec is not None and spec.cache:
         return prep.plan.base_dir / spec.cache
-    return prep.root / ".work" / "feedback-cache.sqlite"
+    return prep.work.parent / "feedback-cache.sqlite"
 
 
 def calibrate_judge(prep: Prepared) -> dict[str, Any]:

@@ -107,3 +107,28 @@ def test_export_to_an_s3_url_and_refusing_an_existing_object(s3_bucket: str, tmp
                    "--store", store, cwd=tmp_path)  # fmt: skip
     assert missing.returncode == 2 and "cannot write the export to s3://no-such-bucket-x1/e" in missing.stderr
     assert "Traceback" not in missing.stderr and S3_SECRET not in missing.stderr + done.stdout + done.stderr
+
+
+def test_work_files_go_to_work_dir_when_outputs_are_on_s3(s3_bucket: str, tmp_path: Path) -> None:
+    """Work files never go to object storage: with ``output.work_dir`` (recipe-relative) they go there, not
+    to the local cache; a URL ``work_dir`` is refused before any work (exit 2)."""
+    _put(s3_bucket, "raw/a.jsonl", 12)
+    recipe = (
+        f"name: wd\noutput: {{kind: text, dir: {s3_bucket}/runs, work_dir: shared/work}}\n"
+        f'sources:\n  - {{name: a, path: "{s3_bucket}/raw/*.jsonl", convert: text}}\n'
+        f"publish: {{store: {s3_bucket}/store}}\n"
+    )
+    (tmp_path / "r.yaml").write_text(recipe)
+    done = _cli("run", "r.yaml", "--local", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["published"]["version"] == 1
+    shards = [p for p in (tmp_path / "shared" / "work" / "wd" / "shards").iterdir() if not p.name.startswith(".")]
+    assert len(shards) == 1 and (shards[0] / "shard.json").exists()
+    assert not list((tmp_path / "mirror").rglob(".work"))  # the local cache holds the run folder only
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket.removeprefix("s3://"))["Contents"]]
+    assert not [k for k in keys if "/.work/" in k or "shards" in k]
+
+    (tmp_path / "bad.yaml").write_text(recipe.replace("work_dir: shared/work", f"work_dir: {s3_bucket}/work"))
+    bad = _cli("run", "bad.yaml", "--local", cwd=tmp_path)
+    assert bad.returncode == 2 and "work_dir" in bad.stderr and "is a URL" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
