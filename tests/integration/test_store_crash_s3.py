@@ -163,3 +163,71 @@ def test_sigkill_during_an_s3_publish_leaves_the_previous_version(s3_bucket: str
         assert (again.version, again.created) == (2, True)
         assert check_store(root, h1, h2) == [1, 2]
         assert Store(root).version_files("ds@2") and len(Store(root).read("ds@2")) == ROWS_V2
+
+
+# ------------------------------------------------------------------ a whole `curate run` on S3
+
+
+def _alpaca(path: Path, n: int, seed: int) -> None:
+    """``n`` Alpaca rows whose answers carry random hex (so the version's data file is large enough for
+    a multipart upload, whose progress the kill waits for)."""
+    import random
+
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"instruction": f"Question {i} ({seed})?", "output": f"{i}: {rng.randbytes(48).hex()}"}))
+            f.write("\n")
+
+
+def test_sigkill_during_the_publish_of_a_curate_run_on_s3(s3_bucket: str, tmp_path: Path) -> None:
+    """``curate run`` with its run folders and store on S3, killed while its version's data is uploading:
+    the store still ends at version 1, every version's run folder is complete, and the rerun publishes 2."""
+    s3, bucket = boto3.client("s3"), s3_bucket.removeprefix("s3://")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: rc\noutput: {{kind: sft, dir: {s3_bucket}/runs}}\n"
+        "sources:\n  - {name: a, path: a.jsonl, convert: alpaca_to_messages}\n"
+        f"publish: {{store: {s3_bucket}/store, splits: {{eval: 0.05}}}}\n"
+    )
+    env = {**os.environ, "CURATE_LOCAL_DIR": str(tmp_path / "cache"), "POLARS_MAX_THREADS": "2"}
+    cmd = [sys.executable, "-m", "curate.cli", "run", "r.yaml", "--local", "--json"]
+    _alpaca(tmp_path / "a.jsonl", 200, seed=1)
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    first_run = json.loads(first.stdout)["run_id"]
+
+    _alpaca(tmp_path / "a.jsonl", 100_000, seed=2)
+    before = _keys(s3, bucket, "store/")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.perf_counter()
+    while "uploading" not in _events(s3, bucket, "store/", before):
+        if proc.poll() is not None:
+            raise AssertionError(f"curate run ended before its upload was seen: {proc.communicate()[1][-2000:]}")
+        assert time.perf_counter() - t0 < 240, "the version's upload never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+    st = Store(f"{s3_bucket}/store")
+    assert st.versions("rc") == [1] and st.latest("rc") == 1 and st.read("rc@1").height == 200
+
+    def complete_runs() -> set[str]:
+        keys = _keys(s3, bucket, "runs/rc/")
+        return {k.split("/")[2] for k in keys if k.endswith("/summary.json")}
+
+    latest = s3.get_object(Bucket=bucket, Key="runs/rc/latest")["Body"].read().decode().strip()
+    assert latest in complete_runs()  # `latest` names a complete run folder (the killed run's, unpublished)
+    killed = json.loads(s3.get_object(Bucket=bucket, Key=f"runs/rc/{latest}/summary.json")["Body"].read())
+    assert latest != first_run and killed.get("published") is None and killed["input_rows"] == 100_000
+    assert st.manifest("rc@1")["run_id"] == first_run
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout)
+    assert summary["published"]["version"] == 2 and summary["published"]["created"]
+    st = Store(f"{s3_bucket}/store")
+    assert st.versions("rc") == [1, 2] and st.read("rc@2").height == 100_000
+    for v in (1, 2):  # lineage: each version's run folder exists, complete
+        assert st.manifest(f"rc@{v}")["run_id"] in complete_runs()
+    assert S3_SECRET not in first.stdout + first.stderr + again.stdout + again.stderr
