@@ -16,8 +16,8 @@ Layout of a finished run::
 
 With ``output.dir`` a URL (``s3://bucket/runs``), the run is built in a local mirror of that URL
 (:func:`local_mirror`; work files stay there too unless ``output.work_dir`` is set) and each
-committed run folder is uploaded to ``URL/NAME/RUN_ID/`` with ``summary.json`` last; ``URL/NAME/latest`` is then a small object holding
-the run id (object stores have no symlinks).
+committed run folder is uploaded to ``URL/NAME/RUN_ID/`` with ``summary.json`` last;
+``URL/NAME/latest`` is then a small object holding the run id (object stores have no symlinks).
 """
 
 from __future__ import annotations
