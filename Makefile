@@ -55,7 +55,7 @@ chromium:
 
 demo: $(STAMP)
 	$(BIN)/curate validate recipes/quickstart.yaml
-	$(BIN)/curate run recipes/quickstart.yaml
+	$(BIN)/curate run recipes/quickstart.yaml --local
 	$(BIN)/curate refresh recipes/quickstart.yaml --local
 	$(BIN)/curate datasets list
 	@echo ""
@@ -63,23 +63,16 @@ demo: $(STAMP)
 	@echo "         duplicates.parquet, contamination.jsonl, summary.json)"
 	@echo "Published: data/store/quickstart (curate datasets show quickstart)"
 	@echo ""
-	@echo "Training: a few LoRA steps of SFT and DPO of SmolLM2-135M-Instruct on CPU (recipes/train/)"
-	$(BIN)/curate run recipes/preferences.yaml --local
-	$(BIN)/curate train recipes/train/quickstart_sft.yaml
-	$(BIN)/curate train recipes/train/preferences_dpo.yaml
-	@echo "Trained models with their lineage: curate models list / curate models show quickstart-sft"
+	@echo "The lifecycle (recipes/lifecycle/demo.yaml), as a Prefect flow: curate the new prompts of data/prompts/,"
+	@echo "SmolLM2 answers and rates them (AI feedback), DPO on the pairs, evaluation against the champion, the gate."
+	$(BIN)/curate validate recipes/lifecycle/demo.yaml
+	$(BIN)/curate lifecycle run recipes/lifecycle/demo.yaml
+	$(BIN)/curate models show prompts-dpo@champion
 	@echo ""
-	@echo "AI feedback: SmolLM2 answers the sample tasks twice and rates its own answers (recipes/feedback.yaml)"
-	$(BIN)/curate run recipes/feedback.yaml --local
-	@echo "Judged pairs: data/store/feedback; every candidate, score and raw judgement:"
-	@echo "         runs/feedback/latest/judgements.parquet (report: runs/feedback/latest/report.md)"
-	@echo ""
-	@echo "Evaluation: base vs SFT vs DPO on the eval splits, every figure with n and a 95% CI (recipes/eval/demo.yaml)"
-	$(BIN)/curate eval recipes/eval/demo.yaml --chart runs/eval/demo.png
-	@echo "Promotion gate (recipes/gates/demo.yaml); a refusal exits 2 and is shown, not fatal, here:"
-	-$(BIN)/curate models promote quickstart-sft@latest --gate recipes/gates/demo.yaml --why "make demo"
-	@echo "Chart: runs/eval/demo.png; per model: runs/train/NAME/RUN/evaluations/ and the model card (README.md)"
-	@echo "Registry: curate models history quickstart-sft; curate models compare quickstart-sft@1 quickstart-sft@latest"
+	@echo "Report of the loop: runs/lifecycle/demo/runs/*/report.md (and lifecycle-report.md beside the model)"
+	@echo "History: curate lifecycle status recipes/lifecycle/demo.yaml; a second run with no new prompts is a no-op."
+	@echo "On a schedule: curate server up, then curate serve recipes/lifecycle/demo.yaml (its schedule: nightly)."
+	@echo "More: curate train recipes/train/quickstart_sft.yaml, curate eval recipes/eval/demo.yaml, curate advise"
 
 test: $(STAMP) argilla-server chromium llama-server-if-possible
 	$(BIN)/ruff check schemas curate train flows tests benchmarks

@@ -30,7 +30,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE, CachePolicy
-from prefect.context import TaskRunContext, get_run_context
+from prefect.context import TaskRunContext
 from prefect.futures import as_completed
 
 from curate.engine.sequence import Hook, Outcome, Step
@@ -84,12 +84,10 @@ class PrefectExecutor:
         return t
 
     def orchestrator(self) -> dict[str, Any]:
-        run = getattr(get_run_context(), "flow_run", None)
-        return {
-            "name": "prefect",
-            "flow_run_id": str(run.id) if run else None,
-            "flow_run_name": run.name if run else None,
-        }
+        # the flow run also inside a task (the lifecycle runs the curation sequence within its steps)
+        from prefect.runtime import flow_run
+
+        return {"name": "prefect", "flow_run_id": flow_run.id, "flow_run_name": flow_run.name}
 
     def call(self, step: Step, prep: Prepared, *args: Any) -> Any:
         return self._task(step)(prep, *args)

@@ -25,7 +25,9 @@ from schemas.feedback import JudgeSpec
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # an overflowed figure (perplexity of a diverged model) stays infinite through JSON and back:
+    # written as null it could not be read again, and the gate would fail on a valid report
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 MetricName = Literal[

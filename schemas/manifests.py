@@ -246,6 +246,8 @@ class ModelManifest(_Strict):
     reward_model: dict[str, Any] | None = None  # rloo / grpo: the reward run's lineage (its dataset versions)
     rewards: dict[str, Any] | None = None  # rloo / grpo: reward names, weights and rule-based functions
     memory: MemoryFigures | None = None
+    # the lifecycle run that trained it (schemas.lifecycle.LifecycleLineage): run, flow run, dataset versions
+    lifecycle: dict[str, Any] | None = None
 
 
 class ContractError(ValueError):

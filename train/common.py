@@ -29,6 +29,7 @@ from train.policy import policy_source
 from train.templates import template_for
 
 WORKER_ENV = "CURATE_TRAIN_WORKER"  # set in processes started by `accelerate launch`
+LINEAGE_ENV = "CURATE_LIFECYCLE_LINEAGE"  # the lifecycle run a launched worker trains for (JSON)
 
 
 class DataError(ValueError):

@@ -102,11 +102,16 @@ def launch_command(d: DistributedSpec, config: Path, recipe_file: str, run_dir: 
     return [str(accelerate), "launch", "--config_file", str(config), *worker]
 
 
-def launch_recipe(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> tuple[dict[str, Any], Path]:
-    """Launch ``doc`` through accelerate and wait; returns the manifest the workers wrote, and the run folder."""
+def launch_recipe(
+    doc: LoadedTrainRecipe, run_dir: Path | None = None, lifecycle: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], Path]:
+    """Launch ``doc`` through accelerate and wait; returns the manifest the workers wrote, and the run folder.
+
+    ``lifecycle``: the lifecycle run's lineage, handed to the workers (they record it in the manifest).
+    """
     import json
 
-    from train.common import WORKER_ENV, new_run_dir
+    from train.common import LINEAGE_ENV, WORKER_ENV, new_run_dir
 
     assert doc.recipe.distributed is not None
     run_dir = run_dir or new_run_dir(doc.recipe)
@@ -116,7 +121,7 @@ def launch_recipe(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> tuple[
     cmd = launch_command(doc.recipe.distributed, cfg, str(recipe_copy), run_dir)
     print("[train] " + shlex.join(cmd), file=sys.stderr, flush=True)
     (run_dir / "launch.sh").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
-    env = {**os.environ, WORKER_ENV: "1"}
+    env = {**os.environ, WORKER_ENV: "1", **({LINEAGE_ENV: json.dumps(lifecycle)} if lifecycle else {})}
     proc = subprocess.run(cmd, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"accelerate launch exited with {proc.returncode} (see the worker output above)")

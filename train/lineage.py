@@ -136,9 +136,12 @@ def _evaluations(m: dict[str, Any]) -> str:
         return ""
     rows = []
     for (metric, on), v in latest.items():
-        ci = f"[{v['ci_low']:.4g}, {v['ci_high']:.4g}]" if v.get("ci_low") is not None else ""
+        finite = v.get("ci_low") is not None and v.get("ci_high") is not None
+        ci = f"[{v['ci_low']:.4g}, {v['ci_high']:.4g}]" if finite else ""
         better = "higher" if v.get("higher_is_better") else "lower"
-        rows.append(f"| {metric} | {on} | {v['value']:.4g} | {ci} | {v['n']} | {better} | {v['created']} |")
+        # an overflowed figure (perplexity of a diverged model) is saved as null: say so, do not crash
+        value = f"{v['value']:.4g}" if v.get("value") is not None else "not finite"
+        rows.append(f"| {metric} | {on} | {value} | {ci} | {v['n']} | {better} | {v['created']} |")
     return (
         "## Evaluation\n\n| metric | eval set | value | 95% CI | n | better | when |\n|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from schemas.train_recipe_loader import LoadedTrainRecipe, load_train_recipe_file
-from train.common import WORKER_ENV, Setup, TrainResult, memory_check, prepare, recipe_digest, write_recipe_copy
+from train.common import (
+    LINEAGE_ENV,
+    WORKER_ENV,
+    Setup,
+    TrainResult,
+    memory_check,
+    prepare,
+    recipe_digest,
+    write_recipe_copy,
+)
 from train.compat import require_compatible
 from train.preflight import PreflightReport, run_checks
 
@@ -87,8 +97,12 @@ def train_recipe(
     dry_run: bool = False,
     run_dir: Path | None = None,
     launch: bool = True,
+    lifecycle: dict[str, Any] | None = None,
 ) -> Outcome:
     """Validate ``path``, run pre-flight, then train (unless ``dry_run``) and write lineage.
+
+    ``lifecycle``: the lifecycle run that started this training
+    (:class:`schemas.lifecycle.LifecycleLineage` as a dict), recorded in the manifest.
 
     Raises:
         RecipeError: the recipe is invalid or an incompatible combination (all problems listed).
@@ -97,10 +111,12 @@ def train_recipe(
     """
     doc = path if isinstance(path, LoadedTrainRecipe) else load_train_recipe_file(path)
     require_compatible(doc)
+    if lifecycle is None and os.environ.get(LINEAGE_ENV):  # a worker that `accelerate launch` started for a lifecycle
+        lifecycle = json.loads(os.environ[LINEAGE_ENV])
     if doc.recipe.distributed is not None and launch and not dry_run and not os.environ.get(WORKER_ENV):
         from train.distributed import launch_recipe
 
-        manifest, launched = launch_recipe(doc, run_dir)
+        manifest, launched = launch_recipe(doc, run_dir, lifecycle)
         return Outcome(PreflightReport(), None, None, manifest, launched)
     setup = prepare(doc, run_dir)
     report = preflight(setup)
@@ -121,7 +137,7 @@ def train_recipe(
     manifest: dict[str, Any] = {}
     evaluation = None
     if rank0:
-        manifest = finish(setup, result, report)
+        manifest = finish(setup, result, report, lifecycle)
         if doc.recipe.eval is not None:
             evaluation = evaluate_run(setup)
     return Outcome(report, setup, result, manifest, setup.run_dir, evaluation)
@@ -165,7 +181,9 @@ def _import_training_libraries(recipe: Any) -> None:
             importlib.import_module(package)
 
 
-def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[str, Any]:
+def finish(
+    setup: Setup, result: TrainResult, report: PreflightReport, lifecycle: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Merge (when asked) and write the manifest and model card of a finished run."""
     from schemas.provenance import code_version
     from train.adapters import merge_adapter
@@ -218,6 +236,7 @@ def finish(setup: Setup, result: TrainResult, report: PreflightReport) -> dict[s
         "ref_cache": result.ref_cache_events,
         **result.extra,
         "preflight": report.as_dict(),
+        **({"lifecycle": lifecycle} if lifecycle else {}),
         "output": {
             "kind": result.output_kind,
             "path": str(result.output_dir),

@@ -13,6 +13,7 @@ only part of ``curate`` that may import ``flows`` and ``train``.
 - :mod:`curate.cli.advise`: ``advise`` (which method and adapter, and a recipe to start from)
 - :mod:`curate.cli.feedback`: ``feedback calibrate|prompts``
 - :mod:`curate.cli.evaluation`: ``eval`` (models side by side, metrics with intervals)
+- :mod:`curate.cli.lifecycle`: ``lifecycle run|status`` (the data-to-model loop)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from curate.cli.advise import register as _register_advise
 from curate.cli.annotate import annotate_app, argilla_app
 from curate.cli.app import app
 from curate.cli.feedback import feedback_app
+from curate.cli.lifecycle import lifecycle_app
 from curate.cli.train import register as _register_train
 
 app.add_typer(argilla_app, name="argilla")
@@ -32,6 +34,7 @@ app.add_typer(annotate_app, name="annotate")
 _register_train(app)
 _register_advise(app)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(lifecycle_app, name="lifecycle")
 
 __all__ = ["app", "main"]
 

@@ -113,3 +113,22 @@ def _internal(e: BaseException, debug: bool) -> None:
     else:
         err.print("Re-run with --debug for the traceback, and please report it.")
     raise typer.Exit(EXIT_INTERNAL)
+
+
+LocalOpt = Annotated[
+    bool, typer.Option("--local", help="Run in this process, step by step, without Prefect (for debugging).")
+]
+
+
+def _prefect_env(quiet: bool = False) -> dict:
+    """Choose the Prefect API before Prefect is imported (see :mod:`flows.environment`)."""
+    from flows.environment import choose_api
+
+    api = choose_api()
+    if api["source"] == "temporary" and not quiet:
+        err.print(
+            "no Prefect server: starting a temporary one for this run (10-20 s). `curate server up` once, "
+            "and later runs reuse it and show in its UI; --local runs without Prefect.",
+            highlight=False,
+        )
+    return api

@@ -63,7 +63,7 @@ def eval_command(
     from schemas.evaluation import EvalSpec
     from train.eval.base import EvalError
     from train.eval.plots import plot_metrics
-    from train.eval.runner import Evaluation, record, table
+    from train.eval.runner import evaluate_side_by_side, table
 
     try:
         if len(targets) == 1 and _is_recipe(targets[0]):
@@ -80,14 +80,7 @@ def eval_command(
         spec = spec.model_copy(update=updates)
         if limit is not None:
             spec = spec.model_copy(update={"metrics": [m.model_copy(update={"limit": limit}) for m in spec.metrics]})
-        ev = Evaluation(spec, root, companions=list(models) if len(models) > 1 else [])
-        reports = []
-        for model in models:
-            report = ev.run(model)
-            if save and report.model_dir:
-                report = record(Path(report.model_dir), report)
-            reports.append(report)
-            ev.loaded.pop(model, None)  # one model in memory at a time
+        reports = evaluate_side_by_side(list(models), spec, root, save)
         picture = plot_metrics([(r.model, r) for r in reports], chart) if chart else None
     except RecipeError as e:
         _fail_recipe(e, as_json)

@@ -100,7 +100,7 @@ def gate_file_or_none(path: Path) -> Any:
         doc = YAML(typ="safe").load(text)
     except Exception:  # unreadable or not YAML: the recipe loader says why
         return None
-    if not isinstance(doc, dict) or "gate" not in doc:
+    if not isinstance(doc, dict) or "gate" not in doc or "data" in doc:  # data: a lifecycle recipe
         return None
     return load_gate_text(text, str(path))
 
@@ -176,7 +176,8 @@ def models_list(root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) ->
 
 @models_app.command("show")
 def models_show(model: RefArg, root: RootOpt = Path("runs/train"), as_json: JsonOpt = False) -> None:
-    """Show one trained run's lineage: version, base model, dataset version and hash, recipe hash, metrics."""
+    """Show one trained run's lineage: version, base model, dataset version and hash, recipe hash, metrics,
+    the lifecycle run that trained it, and the chain back to the raw input files."""
     from train.lineage import find_model
     from train.registry import list_aliases, resolve, version_of
 
@@ -184,8 +185,13 @@ def models_show(model: RefArg, root: RootOpt = Path("runs/train"), as_json: Json
         m = find_model(str(resolve(model, root)), root)
     v = version_of(m["dir"])
     aliases = [a for a, n in list_aliases(Path(m["dir"]).parent.parent, m["name"]).items() if v and n == v.version]
+    from dataclasses import asdict
+
+    from train.registry.trace import render, trace_model
+
+    tree = trace_model(m["dir"], root)
     if as_json:
-        _json({**m, "version": v.ref if v else None, "aliases": aliases})
+        _json({**m, "version": v.ref if v else None, "aliases": aliases, "trace": asdict(tree)})
         return
     ds, base = m["dataset"], m["base_model"]
     lines = [
@@ -205,6 +211,11 @@ def models_show(model: RefArg, root: RootOpt = Path("runs/train"), as_json: Json
     ]
     if m.get("ref_cache"):
         lines.append(f"  reference log-prob cache: {', '.join(m['ref_cache'])}")
+    lc = m.get("lifecycle")
+    if lc:
+        flow = lc.get("flow_run_id")
+        lines.append(f"  lifecycle: {lc['lifecycle']} run {lc['run']} ({lc['state']}), flow run {flow}")
+    lines += ["", "Lineage (back to the raw input files):", *render(tree, 1)]
     out.print("\n".join(lines), markup=False)
 
 

@@ -11,7 +11,20 @@ import orjson
 import typer
 from rich.table import Table
 
-from curate.cli.app import EXIT_INVALID, EXIT_OK, JsonOpt, RecipeArg, _fail_recipe, _internal, app, err, headline, out
+from curate.cli.app import (
+    EXIT_INVALID,
+    EXIT_OK,
+    JsonOpt,
+    LocalOpt,
+    RecipeArg,
+    _fail_recipe,
+    _internal,
+    _prefect_env,
+    app,
+    err,
+    headline,
+    out,
+)
 from curate.engine.local import QuarantineLimitError, run_recipe
 from curate.engine.plan import escaping_paths, load_and_plan
 from curate.engine.steps import EmptyVersionError
@@ -35,9 +48,10 @@ def validate(
 
     Every problem is listed with its YAML path and line.
     """
+    from curate.cli.lifecycle import validate_lifecycle  # a lifecycle recipe: the whole chain
     from curate.cli.models import validate_gate_file  # a promotion gate (`gate:`) is checked as one
 
-    if validate_gate_file(recipe, as_json):
+    if validate_gate_file(recipe, as_json) or validate_lifecycle(recipe, as_json):
         return
     try:
         p = load_and_plan(recipe, peek=peek)
@@ -77,9 +91,6 @@ OutOpt = Annotated[
 ]
 ProgressOpt = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
-]
-LocalOpt = Annotated[
-    bool, typer.Option("--local", help="Run in this process, step by step, without Prefect (for debugging).")
 ]
 RunnerOpt = Annotated[
     str | None,
@@ -167,20 +178,6 @@ def _execute(
     raise typer.Exit(code)
 
 
-def _prefect_env(quiet: bool = False) -> dict:
-    """Choose the Prefect API before Prefect is imported (see :mod:`flows.environment`)."""
-    from flows.environment import choose_api
-
-    api = choose_api()
-    if api["source"] == "temporary" and not quiet:
-        err.print(
-            "no Prefect server: starting a temporary one for this run (10-20 s). `curate server up` once, "
-            "and later runs reuse it and show in its UI; --local runs without Prefect.",
-            highlight=False,
-        )
-    return api
-
-
 @app.command(
     epilog="Examples:\n\n  curate run recipes/quickstart.yaml\n\n"
     "  curate run recipes/quickstart.yaml --local --out /tmp/runs --json > summary.json\n\n"
@@ -233,6 +230,7 @@ def refresh(
     epilog="Examples:\n\n  curate server up && export PREFECT_API_URL=http://127.0.0.1:4200/api\n\n"
     "  curate serve recipes/quickstart.yaml --cron '0 3 * * *'\n\n"
     "  curate serve recipes/quickstart.yaml --interval 3600 --name hourly-refresh\n\n"
+    "  curate serve recipes/lifecycle/demo.yaml     # the data-to-model loop, on the recipe's schedule:\n\n"
     "  curate serve recipes/annotate.yaml --pull --cron '0 4 * * *'     # collect Argilla labels nightly"
 )
 def serve(
@@ -246,7 +244,10 @@ def serve(
         bool, typer.Option("--pull", help="Serve the annotation pull (wait for labels, pull, publish) instead.")
     ] = False,
 ) -> None:
-    """Serve the incremental refresh of RECIPE as a scheduled Prefect deployment (runs until stopped).
+    """Serve RECIPE on a schedule as a Prefect deployment (runs until stopped).
+
+    A lifecycle recipe runs the whole loop (curate, label, train, evaluate, gate, report) each time;
+    a curation recipe runs its incremental refresh (the lifecycle with no train step).
 
     A recipe with an annotation: section pushes each new version to Argilla; serve `--pull` on a
     later schedule to collect the labels.
@@ -255,10 +256,16 @@ def serve(
     team's server via PREFECT_API_URL. Runs execute in this process.
     """
     _prefect_env(quiet=True)
+    from flows.lifecycle.chain import load_chain
     from flows.serve import serve_refresh
+    from schemas.lifecycle import is_lifecycle_text
+    from schemas.recipe_loader import read_recipe_text
 
     try:
-        load_and_plan(recipe)
+        if is_lifecycle_text(read_recipe_text(recipe)):
+            load_chain(recipe)  # the whole chain, before anything is served
+        else:
+            load_and_plan(recipe)
         serve_refresh(recipe, cron=cron, interval=interval, out_dir=out_dir, name=name, runner=runner, pull=pull)
     except RecipeError as e:
         _fail_recipe(e, False)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,10 +35,12 @@ def _wait(cond, seconds: float, what: str) -> None:  # type: ignore[no-untyped-d
 
 
 @pytest.mark.integration
-def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
+def test_served_refresh_and_lifecycle_deployments_run_on_their_schedule(tmp_path: Path, lifecycle_project: Any) -> None:
+    # one serving mechanism: a curation recipe is the lifecycle with no train step (the refresh), and a
+    # lifecycle recipe (the tiny-model project of the lifecycle tests, in the same folder) is the whole loop
     shutil.copytree(ROOT / "data" / "raw", tmp_path / "data" / "raw")
     shutil.copytree(ROOT / "data" / "eval", tmp_path / "data" / "eval")
-    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes", dirs_exist_ok=True)
     port = free_port()
     env = {
         **os.environ,
@@ -73,7 +76,7 @@ def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        url = f"{api}/deployments/name/curate-refresh/quickstart-refresh"
+        url = f"{api}/deployments/name/curate-lifecycle/quickstart-refresh"
         _wait(lambda: httpx.get(url, timeout=5).status_code == 200, 120, "the deployment")
         dep = httpx.get(url, timeout=5).json()
         assert [s["schedule"]["cron"] for s in dep["schedules"]] == ["0 3 * * *"]
@@ -97,6 +100,32 @@ def test_served_refresh_deployment_runs_and_then_noops(tmp_path: Path) -> None:
         assert second["noop"] is True and second["base_version"] == "quickstart@1"
         runs = [e["orchestrator"]["flow_run_id"] for e in (first, second)]
         assert runs[0] and runs[0] != runs[1]
+        serve.terminate()
+        serve.wait(timeout=30)
+
+        # the lifecycle recipe, served on its own schedule (schedule: {interval: 3600}, no flag needed)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "curate.cli", "serve", str(lifecycle_project.recipe)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"{api}/deployments/name/curate-lifecycle/loop-lifecycle"
+        _wait(lambda: httpx.get(url, timeout=5).status_code == 200, 120, "the lifecycle deployment")
+        dep = httpx.get(url, timeout=5).json()
+        assert [s["schedule"]["interval"] for s in dep["schedules"]] == [3600.0]
+        for _ in range(10):
+            r = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30)
+            if r.status_code != 503:
+                break
+            time.sleep(2)
+        assert r.status_code in (200, 201), r.text
+        history = tmp_path / "runs" / "lifecycle" / "loop" / "history.jsonl"
+        _wait(history.exists, 300, "the lifecycle run")
+        entry = json.loads(history.read_text().splitlines()[0])
+        assert entry["status"] == "done" and entry["orchestrator"]["flow_run_id"] == r.json()["id"], entry
+        assert entry["steps"] == {k: "done" for k in ("curate", "label", "train:loop-dpo", "evaluate", "gate")}
     finally:
         if serve is not None:
             serve.terminate()

@@ -239,6 +239,22 @@ def evaluate(
     return report
 
 
+def evaluate_side_by_side(
+    models: list[str], spec: EvalSpec, runs_root: str | Path = "runs/train", save: bool = True
+) -> list[EvalReport]:
+    """Evaluate ``models`` on the same eval rows (each set is decontaminated against every model's
+    training data), one model in memory at a time; reports of trained runs are saved beside them."""
+    ev = Evaluation(spec, runs_root, companions=list(models) if len(models) > 1 else [])
+    reports = []
+    for model in models:
+        report = ev.run(model)
+        if save and report.model_dir:
+            report = record(Path(report.model_dir), report)
+        reports.append(report)
+        ev.loaded.pop(model, None)
+    return reports
+
+
 def record(run_dir: Path, report: EvalReport) -> EvalReport:
     """Save ``report`` beside the run, plot it, and add it to the run's manifest and model card."""
     from train.eval.plots import plot_loss_curve, plot_metrics

@@ -39,7 +39,7 @@ def _sets(report: EvalReport) -> frozenset[str]:
     return frozenset(s.ref for s in report.sets)
 
 
-def _family(metric: str) -> str:
+def metric_family(metric: str) -> str:
     """The evaluator that reports ``metric`` (perplexity comes from heldout_loss, refusal rates from safety)."""
     from schemas.evaluation import MetricName
 
@@ -55,7 +55,7 @@ def _family(metric: str) -> str:
 
 def _run_hint(ref: str, metric: str, sets: frozenset[str] | None = None) -> str:
     on = " ".join(f"--on {s}" for s in sorted(sets)) if sets else "--on DATASET@VERSION"
-    return f"run `curate eval {ref} {on}` with metric {_family(metric)}"
+    return f"run `curate eval {ref} {on}` with metric {metric_family(metric)}"
 
 
 def newest(reports: list[EvalReport], metric: str, sets: frozenset[str] | None = None) -> Figure | None:
@@ -201,7 +201,7 @@ def win_rate_criterion(
         detail = (
             f"no {metric} of {ref} against the champion {champ_ref} saved: "
             f"run `curate eval {ref} --on DATASET@VERSION` "
-            f"with metric {_family(metric)} (against: {champ_ref})"
+            f"with metric {metric_family(metric)} (against: {champ_ref})"
         )
         return Criterion(name="win_rate_ci", metric=metric, passed=False, threshold=above, detail=detail)
     v = fig[0]
