@@ -64,6 +64,10 @@ class FileAccount(Counts):
     compression: str
     output_records: int
     records_rejected_by_reason: dict[str, int]
+    # what was read (absent in summaries written before these fields existed)
+    bytes: int | None = None  # the first ``bytes`` bytes of the file were read: what ``sha256`` covers
+    multiline_rows: int = 0  # kept rows read from several physical lines (run folder: multiline_rows.jsonl)
+    changed_while_read: dict[str, int] | None = None  # it grew while read: size_when_hashed, size_after_read
 
 
 class SourceAccount(Counts):
@@ -163,6 +167,9 @@ class InputFile(_Strict):
     format: str
     rows: int
     carried: bool = False
+    bytes: int | None = None  # the bytes read (what sha256 covers): the first ``bytes`` bytes of the file
+    multiline_rows: int = 0  # rows read from several physical lines (quoted newlines in CSV)
+    changed_while_read: dict[str, int] | None = None  # grew while read: only the first size_when_hashed bytes count
 
 
 class DatasetManifest(_Strict):

@@ -154,6 +154,24 @@ class OutputSpec(StrictModel):
     kind: Kind = Field(description="Record kind of the output: text, sft, alpaca, preference or kto.")
     dir: str = Field("runs", description="Run outputs go to DIR/NAME/RUN_ID (relative to the recipe's folder).")
     rows_per_file: int = Field(1_000_000, gt=0, description="Rows per output Parquet file.")
+    work_dir: str | None = Field(
+        None,
+        description="Work files (shards, sketches, stage decisions, cached steps) go to WORK_DIR/NAME (relative "
+        "to the recipe's folder). Default: DIR/.work, or for a URL dir a local cache ($CURATE_LOCAL_DIR/remote/"
+        "HASH/.work). A local path: on a Dask cluster of several machines, a folder every worker mounts at the "
+        "same path (NFS, a shared volume); work files are not written to object storage.",
+    )
+
+    @field_validator("work_dir")
+    @classmethod
+    def _work_dir_local(cls, v: str | None) -> str | None:
+        if v is not None and is_url(v) and not v.startswith("file://"):
+            raise ValueError(
+                f"work_dir {v!r} is a URL: work files need a local or mounted folder (steps rename folders into "
+                "place, hard-link files and read them by local path); use a folder every worker mounts, e.g. "
+                "NFS, or leave it unset"
+            )
+        return v.removeprefix("file://") if v is not None else None
 
 
 _LATER = {
@@ -308,7 +326,12 @@ class Recipe(StrictModel):
             ('/data/recipes/runs', 's3://bucket/store', '/data/recipes/data/store')
         """
         update: dict[str, Any] = {
-            "output": self.output.model_copy(update={"dir": under(base, self.output.dir)}),
+            "output": self.output.model_copy(
+                update={
+                    "dir": under(base, self.output.dir),
+                    "work_dir": None if self.output.work_dir is None else under(base, self.output.work_dir),
+                }
+            ),
             "sources": [s.model_copy(update={"store": under(base, s.store)}) for s in self.sources],
         }
         if self.publish is not None:

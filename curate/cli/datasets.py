@@ -215,11 +215,13 @@ def datasets_diff(
     "--tokenizer models/my-tokenizer --out exports/chat-text\n\n"
     "  curate datasets export chat@latest --format sharegpt_json --out LLaMA-Factory/data   "
     "# merges dataset_info.json\n\n"
+    "  curate datasets export chat@3 --format trl_parquet --out s3://bucket/exports/chat-v3   "
+    "# credentials from AWS_* in the environment\n\n"
     "  HF_TOKEN=... curate datasets export chat@3 --format hub --repo-id me/chat --out exports/chat-hub\n\n"
     "Formats: hf_disk, trl_jsonl, trl_parquet (TRL conversational), trl_text_jsonl, trl_text_parquet "
     "(rendered with a chat template), alpaca_json, sharegpt_json (LLaMA-Factory), hub. "
     "Every export writes export_manifest.json in --out. Exit code 2 for a bad reference, format, "
-    "split or option, or a failed Hub push.",
+    "split or option, an --out that is an existing file or object, or a failed Hub push.",
 )
 def datasets_export(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@latest or NAME@VERSION.")],
@@ -232,7 +234,9 @@ def datasets_export(
             show_default=False,
         ),
     ],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.", show_default=False)],
+    out_dir: Annotated[
+        str, typer.Option("--out", help="Output folder, or a folder URL (s3://...).", show_default=False)
+    ],
     split: Annotated[str | None, typer.Option(help="Export one split only (default: all).")] = None,
     template: Annotated[str, typer.Option(help="Chat template for trl_text_*: chatml or tokenizer.")] = "chatml",
     tokenizer: Annotated[
@@ -272,4 +276,4 @@ def datasets_export(
     for s, reasons in r["skipped"].items():
         detail = ", ".join(f"{k}={v}" for k, v in reasons.items())
         out.print(Text.assemble(("skipped", "yellow"), f" in {s} (not representable in {r['format']}): {detail}"))
-    out.print(f"manifest: {Path(r['out']) / 'export_manifest.json'}", highlight=False, markup=False)
+    out.print(f"manifest: {r['out'].rstrip('/')}/export_manifest.json", highlight=False, markup=False)

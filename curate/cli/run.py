@@ -128,7 +128,7 @@ def _execute(
             load_and_plan(recipe)  # every problem, before Prefect's temporary server starts
             _prefect_env()
             from flows.curation import run_flow
-            from flows.runners import task_runner
+            from flows.runners import shared_work_warning, task_runner
 
             spec = runner or doc.recipe.flow.runner
             try:
@@ -136,6 +136,8 @@ def _execute(
             except ValueError as e:
                 err.print(headline("--runner", e), highlight=False)
                 raise typer.Exit(EXIT_INVALID) from None
+            shared = shared_work_warning(spec, out_dir or doc.recipe.output.dir, doc.recipe.output.work_dir)
+            _warn([shared] if shared else [])
             summary = run_flow(recipe, out_dir, runner=spec, incremental=incremental)
             run_dir = summary.pop("run_dir", None)
             result = RunResult(Path(run_dir) if run_dir else None, summary)

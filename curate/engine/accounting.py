@@ -83,6 +83,8 @@ class FileEntry:
     format: str
     compression: str
     tally: Tally = field(default_factory=Tally)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    """What was read of the file beyond the counts (``bytes``, ``multiline_rows``, ``changed_while_read``)."""
 
 
 class Ledger:
@@ -91,8 +93,11 @@ class Ledger:
     def __init__(self) -> None:
         self._files: dict[str, dict[str, FileEntry]] = {}
 
-    def add_file(self, source: str, uri: str, sha256: str, fmt: str, compression: str) -> None:
-        self._files.setdefault(source, {})[uri] = FileEntry(uri, sha256, fmt, compression)
+    def add_file(
+        self, source: str, uri: str, sha256: str, fmt: str, compression: str, lineage: dict[str, Any] | None = None
+    ) -> None:
+        """Register an input file; ``lineage``: extra fields of its account (see :class:`FileEntry`)."""
+        self._files.setdefault(source, {})[uri] = FileEntry(uri, sha256, fmt, compression, lineage=dict(lineage or {}))
 
     def record(
         self,
@@ -150,6 +155,7 @@ class Ledger:
                         "format": entry.format,
                         "compression": entry.compression,
                         **entry.tally.as_dict(),
+                        **entry.lineage,
                     }
                 )
             sources[name] = {**st.as_dict(), "files": file_rows}

@@ -53,6 +53,8 @@ class BatchOutcome:
     kept_rows: int
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    multiline: list[dict[str, Any]] = field(default_factory=list)
+    """Kept rows read from several physical lines: source, uri, row and ``lines`` ``[first, last]`` (1-based)."""
 
     @property
     def quarantined_by_reason(self) -> Counter[str]:
@@ -101,7 +103,7 @@ def process_batch(
     """Convert and validate one batch; see the module docstring."""
     reasons: dict[int, str] = {e.row: f"{e.reason}: {e.detail}" for e in batch.errors}
     raw_of: dict[int, str] = {e.row: e.raw for e in batch.errors}
-    spans: dict[int, int] = {e.row: e.line_end for e in batch.errors if e.line_end is not None}
+    spans: dict[int, int] = {e.row: e.line_end for e in batch.errors if e.line_end is not None} | batch.spans
     if batch.table is not None and columnar_fields(chain[0].fields, columns) is not None:
         frame, rejects = extract_table(batch.table, batch.rows, chain[0].fields, columns)
     else:
@@ -148,4 +150,8 @@ def process_batch(
         if row in spans:  # a row read from several physical lines names them all
             entry["line_end"] = spans[row]
         quarantine.append(entry)
-    return BatchOutcome(finalize(frame, kind, src), batch.size, len(kept), quarantine, partial)
+    multiline = [
+        {"source": src.name, "uri": src.uri, "row": row, "lines": [row + 1, spans[row]]}
+        for row in sorted(kept & batch.spans.keys())
+    ]
+    return BatchOutcome(finalize(frame, kind, src), batch.size, len(kept), quarantine, partial, multiline)

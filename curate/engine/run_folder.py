@@ -10,13 +10,14 @@ Layout of a finished run::
       data/part-00000.parquet     records in the output kind's Arrow schema
       quarantine.jsonl            one line per quarantined input row: source, uri, row, reason, raw
       rejected_records.jsonl      records rejected from rows that still produced other records
+      multiline_rows.jsonl        kept rows read from several physical lines (only when there are some)
       summary.json                the accounting summary
       recipe.yaml                 the recipe as given (secrets stay ${ENV} references)
 
 With ``output.dir`` a URL (``s3://bucket/runs``), the run is built in a local mirror of that URL
-(:func:`local_mirror`; work files stay there too) and each committed run folder is uploaded to
-``URL/NAME/RUN_ID/`` with ``summary.json`` last; ``URL/NAME/latest`` is then a small object holding
-the run id (object stores have no symlinks).
+(:func:`local_mirror`; work files stay there too unless ``output.work_dir`` is set) and each
+committed run folder is uploaded to ``URL/NAME/RUN_ID/`` with ``summary.json`` last;
+``URL/NAME/latest`` is then a small object holding the run id (object stores have no symlinks).
 """
 
 from __future__ import annotations

@@ -102,6 +102,11 @@ class ShardRef:
     def rejected(self) -> Path:
         return Path(self.dir) / "rejected.jsonl"
 
+    @property
+    def multiline(self) -> Path:
+        """Kept rows read from several physical lines (absent when there are none)."""
+        return Path(self.dir) / "multiline.jsonl"
+
     def complete(self) -> bool:
         """All of the shard's files are still on disk (a cached reference may outlive them)."""
         return all(Path(p).exists() for p in self.parts) and self.quarantine.exists()
@@ -174,7 +179,7 @@ def _write_shard(
     parts: list[str] = []
     writer: pq.ParquetWriter | None = None
     in_file = 0
-    tally: dict[str, Any] = {"input_rows": 0, "kept": 0, "output_records": 0}
+    tally: dict[str, Any] = {"input_rows": 0, "kept": 0, "output_records": 0, "multiline_rows": 0}
     quarantined: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     batches = read_batches(
@@ -208,6 +213,10 @@ def _write_shard(
                 offset += take
             qf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.quarantine))
             rf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.rejected))
+            if out.multiline:  # rare (quoted newlines in CSV): the file exists only when needed
+                with (tmp / "multiline.jsonl").open("ab") as mf:
+                    mf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.multiline))
+                tally["multiline_rows"] += len(out.multiline)
             tally["input_rows"] += out.input_rows
             tally["kept"] += out.kept_rows
             tally["output_records"] += out.records.height

@@ -135,16 +135,15 @@ def prepare(doc: LoadedRecipe, out_dir: str | Path | None = None, report: bool =
 
     A URL ``out_dir``/``output.dir`` (``s3://bucket/runs``) keeps its run folders there: the run is
     built in a local mirror (:func:`curate.engine.run_folder.local_mirror`) and each finished run
-    folder is uploaded (see :func:`curate.engine.run_folder.upload_run`).
+    folder is uploaded (see :func:`curate.engine.run_folder.upload_run`). Work files go to
+    ``output.work_dir/NAME`` when set (a folder all Dask workers share), else ``ROOT/.work/NAME``.
     """
     p = plan(doc)
     target = out_dir if out_dir is not None else p.recipe.output.dir
-    if is_url(target):
-        remote = str(target).rstrip("/")
-        root = local_mirror(remote)
-        return Prepared(doc, p, root, root / ".work" / p.recipe.name, report, remote=remote)
-    root = Path(target)
-    return Prepared(doc, p, root, root / ".work" / p.recipe.name, report)
+    remote = str(target).rstrip("/") if is_url(target) else None
+    root = local_mirror(remote) if remote is not None else Path(target)
+    work = Path(p.recipe.output.work_dir) if p.recipe.output.work_dir else root / ".work"
+    return Prepared(doc, p, root, work / p.recipe.name, report, remote=remote)
 
 
 _STREAMED = ("jsonl", "json", "text", "csv")
@@ -176,8 +175,10 @@ def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
     """Ingest one input file into its shard (reused when its content key is already done).
 
     A local streamed file is read up to the size it had when hashed, so lineage (``sha256``) and
-    the rows ingested describe the same bytes. If the file changed during the run it is hashed
-    again over those bytes: unchanged (it only grew) gives a warning, changed raises
+    the rows ingested describe the same bytes (``bytes`` in the returned tally: the first ``bytes``
+    bytes of the file were read). If the file changed during the run it is hashed again over those
+    bytes: unchanged (it only grew) gives a warning and ``changed_while_read`` (sizes when hashed
+    and after reading) in the tally, which the run summary and the version's manifest carry; changed raises
     :class:`~curate.ingest.InputError` (exit 2), since its rows could not be traced to one content.
     """
     sp = prep.plan.sources[job.source_index]
@@ -187,6 +188,9 @@ def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
         f = replace(f, limit=job.size)
     ref = ingest_file(sp, f, job.sha256, r.record_kind, r.limits, prep.work, r.output.rows_per_file, on_batch)
     st = _local_stat(f) if job.mtime_ns else None
+    # what was read of the file, for the run's accounting and the version's lineage (not the shard's
+    # cache: a later run may read the same bytes from a file that did not change)
+    lineage: dict[str, Any] = {"bytes": job.size}
     if st is not None and (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
         if st.st_size < job.size or sha256_of(f) != job.sha256:
             shutil.rmtree(ref.dir, ignore_errors=True)  # its rows are not of the content it is keyed by
@@ -202,7 +206,8 @@ def ingest(prep: Prepared, job: FileJob, on_batch: Any = None) -> ShardRef:
             f"{job.size:,}",
             job.sha256[:12],
         )
-    return ref
+        lineage["changed_while_read"] = {"size_when_hashed": job.size, "size_after_read": st.st_size}
+    return replace(ref, tally={**ref.tally, **lineage})
 
 
 def sketch(prep: Prepared, ref: ShardRef, stage_index: int) -> str:
@@ -380,7 +385,7 @@ def feedback_cache(prep: Prepared) -> Path:
     spec = prep.plan.recipe.feedback
     if spec is not None and spec.cache:
         return prep.plan.base_dir / spec.cache
-    return prep.root / ".work" / "feedback-cache.sqlite"
+    return prep.work.parent / "feedback-cache.sqlite"
 
 
 def calibrate_judge(prep: Prepared) -> dict[str, Any]:
@@ -466,12 +471,17 @@ def _concat_files(paths: list[Path], dst: Path) -> None:
                     shutil.copyfileobj(f, out)
 
 
+LINEAGE = ("bytes", "multiline_rows", "changed_while_read")
+"""Keys of a shard's tally that describe what was read of its file (see ``FileAccount``)."""
+
+
 def ledger_of(refs: list[ShardRef]) -> Ledger:
     """A ledger holding each shard's ingest tally (stages then move rows out of ``kept``)."""
     led = Ledger()
     for r in refs:
-        led.add_file(r.source, r.uri, r.sha256, r.format, r.compression)
         t = r.tally
+        lineage = {k: t[k] for k in LINEAGE if t.get(k) is not None}
+        led.add_file(r.source, r.uri, r.sha256, r.format, r.compression, lineage)
         led.record(
             r.source,
             r.uri,
@@ -519,6 +529,9 @@ def assemble(
         writer.close_audit()
         _concat_files([r.quarantine for r in refs], writer.staging / "quarantine.jsonl")
         _concat_files([r.rejected for r in refs], writer.staging / "rejected_records.jsonl")
+        multiline = any(r.tally.get("multiline_rows") for r in refs)
+        if multiline:
+            _concat_files([r.multiline for r in refs], writer.staging / "multiline_rows.jsonl")
         ledger = ledger_of(refs)
         new_parts = [Path(p) for p in decision.new_parts()]
         alive: np.ndarray | None = None
@@ -558,6 +571,7 @@ def assemble(
                 "rejected_records": "rejected_records.jsonl",
                 **({"report": "report.md"} if prep.report else {}),
                 **({"dropped": "dropped.parquet", "duplicates": "duplicates.parquet"} if staged else {}),
+                **({"multiline_rows": "multiline_rows.jsonl"} if multiline else {}),
             },
             **(extra or {}),
         )

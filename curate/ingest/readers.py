@@ -60,6 +60,9 @@ class RawBatch:
     bytes_read: int = 0
     table: pa.Table | None = None
     raw: bytes | None = None
+    spans: dict[int, int] = field(default_factory=dict)
+    """Rows read from several physical lines (a CSV field with quoted newlines): row -> the line after
+    its last, as :attr:`ReadError.line_end` (lines ``row + 1`` to ``spans[row]`` hold it, 1-based)."""
     _lines: list[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -75,7 +78,7 @@ class RawBatch:
         """This batch with its records parsed one by one (itself when it already is)."""
         if self.table is None or self.raw is None:
             return self
-        out = RawBatch(bytes_read=self.bytes_read)
+        out = RawBatch(bytes_read=self.bytes_read, spans=self.spans)
         _parse_lines(self._raw_lines(), self.rows[0] if self.rows else 0, set(), True, 0, out)
         out.errors.extend(self.errors)
         return out
@@ -708,6 +711,8 @@ def _csv_batches(
                     else:
                         batch.rows.append(first)
                         batch.records.append(dict(zip(names, values, strict=True)))
+                        if span is not None:
+                            batch.spans[first] = span
                 if batch.size >= batch_rows:
                     batch.bytes_read, last = counter.bytes_read - last, counter.bytes_read
                     yield batch

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import takewhile
@@ -40,6 +42,7 @@ import pyarrow as pa
 
 from curate.convert.render import IM_END, load_tokenizer, render_chatml
 from curate.store.load import trl_columns
+from curate.store.location import Location, is_url
 from curate.store.store import Store
 from schemas.fields import field_expr
 from schemas.kinds import MESSAGES, Kind
@@ -397,7 +400,9 @@ def export(
         store: the store.
         ref: ``NAME@N`` (``NAME`` / ``NAME@latest`` resolve to the newest version).
         fmt: an :class:`ExportFormat` value.
-        out: output folder (created; for LLaMA-Factory formats, its ``dataset_info.json`` is merged into).
+        out: output folder (created; for LLaMA-Factory formats, its ``dataset_info.json`` is merged into),
+            or a folder URL (``s3://bucket/exports/chat``, credentials from the environment): the export is
+            written to a local temporary folder, then uploaded with ``export_manifest.json`` last.
         split: one split only (default: every split of the version).
         template: ``chatml`` or ``tokenizer`` (text formats only).
         tokenizer: local tokenizer folder for ``template="tokenizer"`` (nothing is downloaded).
@@ -442,10 +447,59 @@ def export(
         )
     parts = {s: df.filter(pl.col("split") == s) for s in present}
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} is an existing file; exports write a folder: choose a folder name")
-    out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        remote = Location(out) if is_url(out) else None
+        if remote is None:
+            folder = Path(out)
+            if folder.exists() and not folder.is_dir():
+                raise ExportError(f"--out {out} is an existing file; exports write a folder: choose a folder name")
+        else:
+            if remote.is_file():
+                raise ExportError(f"--out {out} is an existing object; exports write a folder: choose a folder name")
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="curate-export-")))
+            if remote.exists(DATASET_INFO):  # LLaMA-Factory's list of datasets is merged into, as locally
+                (folder / DATASET_INFO).write_text(remote.read_text(DATASET_INFO), encoding="utf-8")
+        folder.mkdir(parents=True, exist_ok=True)
+        result = _write(folder, fmt, kind, parts, present, ds_name, name, template, tokenizer, repo_id, token, private)
+        result = {
+            "dataset": ds_name,
+            "version": version,
+            "ref": resolved,
+            "kind": kind.value,
+            "content_hash": manifest["content_hash"],
+            "format": fmt.value,
+            **result,
+            "out": str(out) if remote is not None else str(folder),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (folder / MANIFEST_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if remote is not None:
+            try:
+                remote.put_dir(folder, "", last=(MANIFEST_FILE,))
+            except OSError as e:  # a missing bucket, no permission: s3fs raises these as OSError subclasses
+                raise ExportError(
+                    f"cannot write the export to {out} ({type(e).__name__}: {e}); check the bucket exists and the "
+                    "credentials in the environment may write to it"
+                ) from None
+    return result
+
+
+def _write(
+    out: Path,
+    fmt: ExportFormat,
+    kind: Kind,
+    parts: dict[str, pl.DataFrame],
+    present: list[str],
+    ds_name: str,
+    name: str | None,
+    template: str,
+    tokenizer: str | Path | None,
+    repo_id: str | None,
+    token: str | None,
+    private: bool,
+) -> dict[str, Any]:
+    """Write the splits ``parts`` into local folder ``out``; returns splits, rows, skipped, files and extras."""
+    text_fmt = fmt in (ExportFormat.TRL_TEXT_JSONL, ExportFormat.TRL_TEXT_PARQUET)
     files: list[str] = []
     skipped: dict[str, dict[str, int]] = {}
     rows: dict[str, int] = {}
@@ -503,20 +557,4 @@ def export(
         files.append(DATASET_INFO)
         extra = {"llamafactory_datasets": list(entries)}
 
-    result = {
-        "dataset": ds_name,
-        "version": version,
-        "ref": resolved,
-        "kind": kind.value,
-        "content_hash": manifest["content_hash"],
-        "format": fmt.value,
-        "splits": rows,
-        "rows": sum(rows.values()),
-        "skipped": skipped,
-        **extra,
-        "out": str(out),
-        "files": files,
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (out / MANIFEST_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return result
+    return {"splits": rows, "rows": sum(rows.values()), "skipped": skipped, **extra, "files": files}

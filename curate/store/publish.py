@@ -158,6 +158,8 @@ def build_manifest(
     recipe = doc.recipe
     inputs = [
         {"source": name, "uri": f["uri"], "sha256": f["sha256"], "format": f["format"], "rows": f["input_rows"]}
+        # what was read: the bytes sha256 covers, rows spanning lines, a file that grew while read
+        | {k: f[k] for k in ("bytes", "multiline_rows", "changed_while_read") if f.get(k)}
         for name, src in summary["sources"].items()
         for f in src["files"]
     ]
