@@ -95,21 +95,7 @@ publish: {store: ../store, splits: {eval: 0.0}}
 """,
         encoding="utf-8",
     )
-    (root / "recipes" / "label.yaml").write_text(
-        f"""name: pairs
-output: {{kind: preference, dir: ../runs}}
-sources:
-  - {{name: prompts, dataset: prompts, store: ../store, convert: text}}
-feedback:
-  input_kind: text
-  generators:
-    - {{name: tiny, model: {model}, n: 2, max_new_tokens: 6, temperature: 1.0}}
-  judge: {{kind: rating, model: {model}, max_new_tokens: 2, aspects: {{helpfulness: "fully helpful"}}}}
-  pairs: {{strategy: best_worst, min_margin: 0.0, ties: drop}}
-publish: {{store: ../store, splits: {{eval: 0.3}}}}
-""",
-        encoding="utf-8",
-    )
+    write_label(root, model)
     write_train(root, model, train)
     recipe = root / "recipes" / "loop.yaml"
     recipe.write_text(
@@ -134,6 +120,27 @@ schedule: {interval: 3600}
     return recipe
 
 
+LABEL = """name: pairs
+output: {{kind: preference, dir: ../runs}}
+sources:
+  - {{name: prompts, dataset: prompts, store: ../store, convert: text}}
+feedback:
+  input_kind: text
+  generators:
+    - {{name: tiny, model: {model}, n: 2, max_new_tokens: 6, temperature: 1.0}}
+  judge: {{kind: rating, model: {model}, max_new_tokens: 2, aspects: {{helpfulness: "fully helpful"}}}}
+  {route}
+{annotation}publish: {{store: ../store, splits: {{eval: {eval}}}}}
+"""
+
+
+def write_label(root: Path, model: Path, route: str = "", annotation: str = "", eval_fraction: float = 0.3) -> None:
+    """The AI labelling recipe (``route``/``annotation``: lines that send prompts to Argilla)."""
+    pairs = route or "pairs: {strategy: best_worst, min_margin: 0.0, ties: drop}"
+    text = LABEL.format(model=model, route=pairs, annotation=annotation, eval=eval_fraction)
+    (root / "recipes" / "label.yaml").write_text(text, encoding="utf-8")
+
+
 def write_train(root: Path, model: Path, train: str) -> None:
     (root / "recipes" / "train" / "dpo.yaml").write_text(
         f"name: loop-dpo\nmodel: {{base: {model}}}\ndataset: {{ref: pairs@latest, split: train}}\nmethod: dpo\n{train}",
@@ -156,6 +163,9 @@ class LifecycleProject:
 
     def train(self, text: str) -> None:
         write_train(self.root, self.model, text)
+
+    def label(self, route: str = "", annotation: str = "", eval_fraction: float = 0.3) -> None:
+        write_label(self.root, self.model, route, annotation, eval_fraction)
 
 
 @pytest.fixture

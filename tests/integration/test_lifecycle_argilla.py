@@ -19,22 +19,12 @@ from curate.store import Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("argilla")]
 
-LABEL = """name: pairs
-output: {{kind: preference, dir: ../runs}}
-sources:
-  - {{name: prompts, dataset: prompts, store: ../store, convert: text}}
-feedback:
-  input_kind: text
-  generators:
-    - {{name: tiny, model: {model}, n: 2, max_new_tokens: 6, temperature: 1.0}}
-  judge: {{kind: rating, model: {model}, max_new_tokens: 2, aspects: {{helpfulness: "fully helpful"}}}}
-  route: {{to_annotators: all}}
-annotation:
+ROUTE_ALL = "route: {to_annotators: all}"
+ANNOTATION = """annotation:
   dataset: loop-prefs
   questions: [ranking]
-  wait: {{min_completed: 6, timeout_s: 300, poll_s: 1}}
-  output: {{store: ../store, dataset: pairs-human}}
-publish: {{store: ../store, splits: {{eval: 0.0}}}}
+  wait: {min_completed: 6, timeout_s: 300, poll_s: 1}
+  output: {store: ../store, dataset: pairs-human}
 """
 
 
@@ -44,7 +34,7 @@ def test_both_mode_waits_for_annotators_then_trains_on_their_labels(
     root = lifecycle_project.root
     (root / "raw" / "a.jsonl").unlink()
     lifecycle_project.prompts("a.jsonl", "rain", 6)
-    (root / "recipes" / "label.yaml").write_text(LABEL.format(model=lifecycle_project.model), encoding="utf-8")
+    lifecycle_project.label(ROUTE_ALL, ANNOTATION, eval_fraction=0.0)
     loop = lifecycle_project.recipe
     text = loop.read_text().replace("label: {mode: ai, recipe: label.yaml}", "label: {mode: both, recipe: label.yaml}")
     # six pulled pairs get no eval split (pulls publish with the default 5%): score the training rows
