@@ -365,6 +365,7 @@ def _check_lengths(report: PreflightReport, tok: Any, texts: list[tuple[str, str
         "over_max_length": over,
         "max_length": max_length,
         "sequences": len(lengths),
+        "distinct": len({min(n, max_length) for n in lengths}),  # bounds the padded batch shapes a run sees
     }
     longest = f"longest {max(lengths)}, median {statistics.median(lengths):g} tokens"
     if over == len(lengths):
