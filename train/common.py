@@ -139,7 +139,7 @@ def memory_check(setup: Setup, seq: int | None = None, distinct_lengths: int | N
     """The memory estimate for this recipe on this device (reads model configs only, no weights).
 
     ``seq``: tokens per padded row (default ``training.max_length``; pre-flight passes the longest
-    example); online RL adds ``max_completion_length`` to it. ``distinct_lengths``: distinct example
+    example); online RL: the longest prompt plus ``max_completion_length``. ``distinct_lengths``: distinct example
     lengths (pre-flight's), which bound the batch shapes QLoRA builds kernels for on CPU.
     """
     from transformers import AutoConfig
@@ -151,8 +151,10 @@ def memory_check(setup: Setup, seq: int | None = None, distinct_lengths: int | N
     shape = shape_from_config(config)
     seq = seq or r.training.max_length
     online = r.method in ("rloo", "grpo")
-    if online:  # the policy trains on prompt + completion (the longest row bounds the prompt)
-        seq += r.method_spec().max_completion_length
+    if online:  # the policy trains on prompt + completion
+        from train.online import longest_prompt
+
+        seq = longest_prompt(setup.train_dataset, setup.kind, setup.tokenizer) + r.method_spec().max_completion_length
     # weights load in fp32 except 16-bit LoRA on GPU (see build_model); QLoRA computes in the run's dtype
     lora_gpu = r.adapter.type in ("lora", "dora") and setup.defaults.device == "cuda"
     dtype_bytes = 2 if setup.defaults.precision in ("bf16", "fp16") and lora_gpu else 4

@@ -57,6 +57,10 @@ CPU_RUNTIME_BYTES = 20 * 2**20
 # padded length, from 12-130 lengths through LoRA-shaped bf16 layers of the tiny model and of SmolLM2's
 # dimensions alike (fp32 builds ~1 MiB); they are kept for the rest of the process.
 CPU_BF16_SHAPE_BYTES = 10 * 2**20
+# What online RL (RLOO/GRPO) adds on CPU over an SFT run with the same terms, measured on the tiny model
+# where the terms are ~1 MiB: generation, sampling and reward scoring (code pages, caches, the reward
+# model's loading path); +15 MiB (GRPO with a rule reward), +21 MiB (RLOO with a reward model).
+CPU_ONLINE_RUNTIME_BYTES = 16 * 2**20
 QLORA_ADAPTER_BYTES = 2  # TRL casts the trainable adapter weights of a quantized model to bf16
 
 
@@ -175,7 +179,8 @@ def estimate(
     Args:
         dtype_bytes: bytes per loaded weight (4 fp32, 2 bf16/fp16).
         act_bytes: bytes per activation value (default ``dtype_bytes``; 2 under bf16 autocast).
-        optimizer: adamw, galore_* (Adam states of projected matrices at rank ``galore_rank``) or
+        optimizer: adamw, galore_* (Adam states of projected matrices at rank ``galore_rank``, plus the
+            projections) or
             badam (one decoder layer trainable at a time, with an fp32 copy).
         virtual_tokens: prefix / prompt tuning: virtual tokens added to every row.
         runtime_bytes: fixed framework overhead added after the margin (``CPU_RUNTIME_BYTES`` on CPU).
@@ -220,9 +225,12 @@ def estimate(
     master = trainable * 4 if dtype_bytes < 4 and full else 0
     if full and optimizer.startswith("galore"):
         projected = sum(i * o for i, o in shape.linear_dims)
-        # Adam moments of the rank-r projection plus the projection matrix, per projected matrix
-        low_rank = sum(galore_rank * (2 * max(i, o) + min(i, o)) for i, o in shape.linear_dims)
-        optimizer_bytes = (trainable - projected + low_rank) * 4 * 2 + master
+        # two Adam moments of each rank-r projected gradient (rank x the longer side); the projection is a
+        # slice of the SVD's square factor, which for fp32 weights keeps the whole factor (min side squared)
+        # alive (galore_torch returns a view); a 16-bit weight's slice is a cast copy (rank x min side)
+        moments = sum(galore_rank * max(i, o) for i, o in shape.linear_dims) * 2 * 4
+        factors = sum(min(i, o) * (min(i, o) if dtype_bytes == 4 else galore_rank) for i, o in shape.linear_dims)
+        optimizer_bytes = (trainable - projected) * 8 + moments + factors * dtype_bytes + master
     elif full and optimizer == "badam":
         optimizer_bytes = trainable * (8 + 4)  # Adam moments and the fp32 copy of the active block
     else:
@@ -233,8 +241,10 @@ def estimate(
     if checkpointing:
         per_token = 2.0 * shape.layers
     elif full and optimizer == "badam":
-        # the active layer keeps its linears' inputs; the layers above it only what backward passes through
-        per_token = (shape.layers - badam_block) * (ACT_FROZEN + scores) + ACT_TRAINED
+        # the active layer keeps its linears' inputs, the layers above it only what backward passes through;
+        # the layers below run without autograd, one layer's working set at a time (measured: 0.79 -> 1.0)
+        kept = min(shape.layers - badam_block + (1 if badam_block else 0), shape.layers)
+        per_token = kept * (ACT_FROZEN + scores) + ACT_TRAINED
     else:
         trained_inputs = ACT_TRAINED if full else (ACT_LORA if adapter in ("lora", "dora", "qlora") else 0)
         per_token = shape.layers * (ACT_FROZEN + trained_inputs + scores)
@@ -261,7 +271,8 @@ def estimate_for_recipe(
     checkpoint_bytes: int = 4,
 ) -> Estimate:
     """:func:`estimate` with a train recipe's adapter, optimizer, batch and method (``device``: cpu adds
-    :data:`CPU_RUNTIME_BYTES` and, for QLoRA, the mapped checkpoint and the bf16 kernels).
+    :data:`CPU_RUNTIME_BYTES`, for online RL :data:`CPU_ONLINE_RUNTIME_BYTES`, and for QLoRA the mapped
+    checkpoint and the bf16 kernels).
 
     Args:
         seq: tokens per padded row (online RL: the longest prompt plus ``max_completion_length``).
@@ -291,7 +302,7 @@ def estimate_for_recipe(
         optimizer=o.type,
         galore_rank=o.rank,
         virtual_tokens=a.num_virtual_tokens,
-        runtime_bytes=CPU_RUNTIME_BYTES if device == "cpu" else 0,
+        runtime_bytes=(CPU_RUNTIME_BYTES + (CPU_ONLINE_RUNTIME_BYTES if online else 0)) if device == "cpu" else 0,
         badam_block=badam_lowest_block(shape.layers, o.switch_mode, o.switch_block_every, steps) if badam else 0,
         frozen_bytes=frozen_bytes,
         logit_tokens=completion,
