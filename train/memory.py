@@ -285,8 +285,9 @@ def estimate_for_recipe(
     online = recipe.method in ("rloo", "grpo")
     completion = recipe.method_spec().max_completion_length if online else None
     qlora_cpu = a.type == "qlora" and device == "cpu"
-    passes = steps * recipe.training.grad_accum if steps else None
-    shapes = min(x for x in (passes, distinct_lengths) if x) if qlora_cpu and (passes or distinct_lengths) else 0
+    # each forward pass pads to a length; a run sees at most as many lengths as passes or distinct examples
+    bounds = [n for n in (steps * recipe.training.grad_accum if steps else None, distinct_lengths) if n]
+    shapes = min(bounds) if qlora_cpu and bounds else 0
     badam = o.type == "badam" and a.type == "none"
     return estimate(
         shape,
