@@ -215,6 +215,16 @@ def prompt_dataset(dataset: Any, kind: str) -> Any:
     return datasets.Dataset(out.unique(subset="prompt", maintain_order=True).to_arrow())
 
 
+def longest_prompt(dataset: Any, kind: str, tokenizer: Any) -> int:
+    """Tokens of the longest prompt the policy will see (rendered with the generation prompt), for the
+    memory estimate: the policy trains on prompt + completion, each batch padded to its longest row."""
+    prompts = prompt_dataset(dataset, kind)["prompt"]
+    if not prompts:
+        return 0
+    texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
+    return max(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+
 def reward_functions(recipe: TrainRecipe, device: str) -> tuple[list[Any], list[Any], dict[str, Any] | None]:
     """The reward callables/models in ``reward_weights`` order, their tokenizers (``None`` for rules),
     and the reward model's lineage (``None`` without one)."""

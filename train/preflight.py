@@ -160,6 +160,12 @@ def run_checks(
     return report
 
 
+def _extra(est: dict[str, Any]) -> str:
+    """The estimate's frozen-model and runtime terms, when it has them."""
+    parts = [f", {k} {_size(est[k])}" for k in ("frozen", "runtime") if est.get(k)]
+    return "".join(parts)
+
+
 def add_memory_check(report: PreflightReport, memory: dict[str, Any]) -> None:
     """Add the ``memory`` check: the estimate (see :func:`train.common.memory_check`) against the device."""
     report.memory = memory
@@ -168,7 +174,7 @@ def add_memory_check(report: PreflightReport, memory: dict[str, Any]) -> None:
     msg = (
         f"~{_size(est['total'])} needed{seq} (weights {_size(est['weights'])}, gradients "
         f"{_size(est['gradients'])}, optimizer {_size(est['optimizer'])}, activations "
-        f"{_size(est['activations'])}; {est['trainable']:,} trainable parameters) of "
+        f"{_size(est['activations'])}{_extra(est)}; {est['trainable']:,} trainable parameters) of "
         f"{memory['device_bytes'] / 2**30:.1f} GiB on {memory['device']}"
     )
     if memory["fits"]:
@@ -365,6 +371,7 @@ def _check_lengths(report: PreflightReport, tok: Any, texts: list[tuple[str, str
         "over_max_length": over,
         "max_length": max_length,
         "sequences": len(lengths),
+        "distinct": len({min(n, max_length) for n in lengths}),  # bounds the padded batch shapes a run sees
     }
     longest = f"longest {max(lengths)}, median {statistics.median(lengths):g} tokens"
     if over == len(lengths):

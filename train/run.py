@@ -88,7 +88,7 @@ def preflight(setup: Setup) -> PreflightReport:
         # batches are padded to their longest row, so the longest example (not max_length) sets activations
         longest = report.lengths.get("max")
         seq = r.training.max_length if r.training.packing or not longest else min(longest, r.training.max_length)
-        add_memory_check(report, memory_check(setup, seq))
+        add_memory_check(report, memory_check(setup, seq, report.lengths.get("distinct")))
     return report
 
 

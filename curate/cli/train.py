@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated
@@ -102,7 +104,9 @@ def train_command(
             require_compatible(load_train_recipe_file(recipe))
             print(json.dumps({"ok": True}) if as_json else f"{recipe}: recipe ok (nothing loaded)")
             return
-        outcome = train_recipe(recipe, dry_run=dry_run)
+        # --json: stdout carries only the JSON document; libraries that print (BAdam's block switches) go to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            outcome = train_recipe(recipe, dry_run=dry_run)
     except RecipeError as e:
         if as_json:
             print(json.dumps({"ok": False, "problems": [p.__dict__ for p in e.problems]}, indent=2))
