@@ -108,8 +108,10 @@ def _label(state: LifecycleRun) -> list[str]:
                 f"{fb.get('cache_hits', 0)} answered from the request cache (prompts labelled in earlier runs)"
             )
         judge = fb.get("judge")
-        if judge:
-            lines.append(f"- judge: `{json.dumps(judge, sort_keys=True)[:300]}`")
+        if isinstance(judge, dict):
+            spec = judge.get("spec") or {}
+            model = str(judge.get("model") or spec.get("model") or "?").split(" prompt:")[0]
+            lines.append(f"- judge: {judge.get('kind') or spec.get('kind')} by `{model}`")
         cal = fb.get("calibration")
         if cal:
             lines.append(f"- judge agreement with humans: `{json.dumps(cal, sort_keys=True)[:300]}`")
