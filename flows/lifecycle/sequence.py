@@ -134,6 +134,11 @@ def execute(chain: Chain, executor: Callable[[Any], Executor], orchestrator: dic
             lc.log(
                 f"resuming run {state.run} (attempt {state.attempts}): finished steps {', '.join(state.steps) or '-'}"
             )
+            if state.recipe.get("sha256") != digest:
+                lc.log(
+                    f"warning: {chain.file} changed since run {state.run} started; its finished steps are kept "
+                    "and the rest runs with the recipe as it is now"
+                )
         return run_lifecycle(lc, executor(lc))
 
 
