@@ -79,7 +79,9 @@ test: $(STAMP) argilla-server chromium llama-server-if-possible
 	$(BIN)/ruff format --check schemas curate train flows tests benchmarks
 	CURATE_ARGILLA_VENV=$(CURDIR)/$(ARGILLA_VENV) \
 	  CURATE_LLAMA_PYTHON=$$(test -f $(LLAMA_STAMP) && echo $(CURDIR)/$(LLAMA_VENV)/bin/python) \
-	  $(BIN)/python -m pytest -n 2 --dist loadgroup -q schemas curate train flows tests
+	  $(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not serial" schemas curate train flows tests
+	# memory figures measured in fresh processes: alone, so the other worker's runs do not skew them
+	$(BIN)/python -m pytest -q -m serial tests/train
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas curate train flows tests benchmarks

@@ -277,7 +277,7 @@ def estimate_for_recipe(
     Args:
         seq: tokens per padded row (online RL: the longest prompt plus ``max_completion_length``).
         steps: optimizer steps the run takes (BAdam's lowest block; QLoRA's batch lengths on CPU).
-        frozen_bytes: other models held during the run (see :func:`train.common.memory_check`).
+        frozen_bytes: other models held during the run (see :func:`train.memory_check.memory_check`).
         distinct_lengths: distinct example lengths in the data (bounds QLoRA's batch lengths on CPU).
         checkpoint_bytes: bytes per weight in the checkpoint file (QLoRA on CPU keeps it mapped).
     """

@@ -167,7 +167,7 @@ def _extra(est: dict[str, Any]) -> str:
 
 
 def add_memory_check(report: PreflightReport, memory: dict[str, Any]) -> None:
-    """Add the ``memory`` check: the estimate (see :func:`train.common.memory_check`) against the device."""
+    """Add the ``memory`` check: the estimate (see :func:`train.memory_check.memory_check`) against the device."""
     report.memory = memory
     est = memory["estimate"]
     seq = f" at {memory['seq']} tokens" if memory.get("seq") else ""

@@ -28,12 +28,12 @@ from train.common import (
     WORKER_ENV,
     Setup,
     TrainResult,
-    memory_check,
     prepare,
     recipe_digest,
     write_recipe_copy,
 )
 from train.compat import require_compatible
+from train.memory_check import memory_check
 from train.preflight import PreflightReport, run_checks
 
 

@@ -88,6 +88,7 @@ def within_25_percent(manifest: dict) -> dict:
 
 
 @pytest.mark.integration
+@pytest.mark.serial
 def test_badam_descending_is_estimated_at_the_blocks_the_run_trains(small, tmp_path):
     # BAdam's default order starts at the top layer: a 2-step run trains only it, so the layers below keep
     # no activations; the estimate used to assume layer 0 (every layer backpropagating) and read 1.3x
@@ -100,6 +101,7 @@ def test_badam_descending_is_estimated_at_the_blocks_the_run_trains(small, tmp_p
 
 
 @pytest.mark.integration
+@pytest.mark.serial
 def test_qlora_on_cpu_counts_the_mapped_checkpoint_and_bf16_kernels(small, tmp_path):
     manifest = fresh_run(recipe(small, tmp_path, "sft", "qlora"), tmp_path)
     within_25_percent(manifest)
@@ -109,6 +111,7 @@ def test_qlora_on_cpu_counts_the_mapped_checkpoint_and_bf16_kernels(small, tmp_p
 
 
 @pytest.mark.integration
+@pytest.mark.serial
 def test_grpo_with_an_adapter_estimates_prompt_plus_completion(small, tmp_path):
     extra = f"grpo: {{num_generations: 4, max_completion_length: 48, reward_functions: [{LETTER_E}]}}\n"
     manifest = fresh_run(recipe(small, tmp_path, "grpo", "lora", extra), tmp_path)
@@ -117,6 +120,7 @@ def test_grpo_with_an_adapter_estimates_prompt_plus_completion(small, tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.serial
 def test_rloo_without_an_adapter_holds_a_reference_copy(small, tmp_path):
     extra = f"rloo: {{num_generations: 4, max_completion_length: 48, reward_functions: [{LETTER_E}]}}\n"
     manifest = fresh_run(recipe(small, tmp_path, "rloo", "none", extra), tmp_path)
