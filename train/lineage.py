@@ -63,13 +63,22 @@ def hardware(device: str) -> dict[str, Any]:
     return info
 
 
-def write_lineage(run_dir: Path, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` and the model card ``README.md`` into ``run_dir``; point ``latest`` at it."""
+def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` (checked, atomically: a crash never leaves half of it) and the model card
+    ``README.md`` into ``run_dir``; used by training and by every later addition (evaluations)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / MANIFEST).write_text(
+    tmp = run_dir / f".{MANIFEST}.tmp"
+    tmp.write_text(
         json.dumps(checked(ModelManifest, manifest), indent=2, sort_keys=True, default=str), encoding="utf-8"
     )
+    tmp.replace(run_dir / MANIFEST)
     (run_dir / "README.md").write_text(model_card(manifest), encoding="utf-8")
+    return run_dir / MANIFEST
+
+
+def write_lineage(run_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` and the model card (:func:`write_manifest`); point ``latest`` at ``run_dir``."""
+    write_manifest(run_dir, manifest)
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest.{os.getpid()}"
     tmp.unlink(missing_ok=True)

@@ -42,7 +42,8 @@ from typing import Any
 from curate.feedback.cache import RequestCache
 from curate.feedback.rating import Rating
 from curate.models.backend import Completion, Messages, Request
-from curate.models.reward_model import RewardSource, find_run, load_reward_model, locate
+from curate.models.reward_model import RewardSource, load_reward_model, locate
+from curate.models.trained import find_run
 
 __all__ = ["RewardModelJudge", "RewardSource", "find_run", "locate", "parse_score"]
 _LOADED: dict[tuple[str, str, str], tuple[Any, Any, dict[str, Any], threading.Lock]] = {}

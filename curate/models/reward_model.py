@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.models.source import ModelError, ModelSource, folder_digest, load_model, load_tokenizer, resolve_source
-from curate.models.trained import MANIFEST, find_run, run_output
-from schemas.manifests import ModelManifest, checked
+from curate.models.trained import MANIFEST, locate_trained
 
 
 @dataclass(frozen=True)
@@ -47,36 +46,25 @@ class RewardSource:
 def locate(ref: str, runs_root: str | Path = "runs/train", field: str = "judge.model") -> RewardSource:
     """Classify ``ref`` without loading weights; :class:`ModelError` (prefixed with the recipe ``field``)
     says what it is and what to give instead."""
-    run_dir = find_run(ref, runs_root)
-    if run_dir is not None:
-        m = checked(ModelManifest, json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")))
-        run = {"name": m["name"], "run_id": m["run_id"], "dir": str(run_dir)}
+    src = locate_trained(ref, runs_root)  # run folders and adapters resolve as for any trained model
+    if src.manifest is not None:
+        m = src.manifest
         if m["method"] != "reward":
             raise ModelError(
-                f"{field}: {run_dir} is a `curate train` run of method {m['method']}, not a reward model; "
+                f"{field}: {src.run_dir} is a `curate train` run of method {m['method']}, not a reward model; "
                 f"train one with `method: reward` and point {field} at that run"
             )
-        out = m["output"]
-        if out.get("merged") and run_output(run_dir, out["merged"]).is_dir():
-            merged = run_output(run_dir, out["merged"])
-            return RewardSource(merged, None, merged, run, m)
-        path = run_output(run_dir, out["path"])
-        if out.get("kind") == "adapter":
-            base = m["base_model"]
-            # the folder it trained from (a GGUF's conversion too) when still there, else its spec again
-            folder = base.get("folder")
-            return RewardSource(folder if folder and Path(folder).is_dir() else base["spec"], path, path, run, m)
-        return RewardSource(path, None, path, run, m)
-    path = Path(ref).expanduser()
-    if (path / "adapter_config.json").is_file():
-        cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-        if cfg.get("task_type") != "SEQ_CLS":
+        run = {"name": m["name"], "run_id": m["run_id"], "dir": str(src.run_dir)}
+        tok = src.tokenizer if src.tokenizer is not None else src.weights
+        return RewardSource(src.weights, src.adapter, tok, run, m)
+    if src.adapter is not None:
+        if src.adapter_task != "SEQ_CLS":
             raise ModelError(
-                f"{field}: {path} is a {cfg.get('task_type')} adapter, not a reward model (SEQ_CLS); "
+                f"{field}: {src.adapter} is a {src.adapter_task} adapter, not a reward model (SEQ_CLS); "
                 "train one with `curate train` method reward"
             )
-        base = cfg["base_model_name_or_path"]
-        return RewardSource(base, path, path)
+        return RewardSource(src.weights, src.adapter, src.adapter)
+    path = Path(ref).expanduser()
     if (path / "config.json").is_file():
         archs = json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or []
         if not any(a.endswith("ForSequenceClassification") for a in archs):

@@ -70,16 +70,6 @@ class Chain:
         """The dataset name the data recipe publishes."""
         return _published_name(self.data)
 
-    def label_dataset(self) -> str | None:
-        """The dataset name holding the labels (the label recipe's, or the annotation pull's)."""
-        if self.recipe.label is None:
-            return None
-        if self.label is not None:
-            return _published_name(self.label)
-        ann = self.data.recipe.annotation
-        assert ann is not None
-        return ann.output.dataset or f"{_published_name(self.data)}-annotated"
-
     def kinds(self) -> dict[str, str]:
         """Record kind of each version this chain publishes: data, and label when there is one."""
         out = {"data": self.data.recipe.output.kind.value}
@@ -113,12 +103,11 @@ def _published_name(doc: LoadedRecipe) -> str:
 
 def load_chain(path: str | Path, check_files: bool = True) -> Chain:
     """Load and check the lifecycle recipe at ``path`` (see the module docstring)."""
-    from schemas.lifecycle import load_lifecycle_text
     from schemas.recipe_loader import read_recipe_text
 
     file = Path(path)
     text = read_recipe_text(file)
-    load_lifecycle_text(text, str(file))  # raises with the lifecycle's own problems first
+    # the lifecycle's own problems first (raised), then those of every recipe it names (collected)
     recipe, root = parse_validated(text, str(file), LifecycleRecipe, "a lifecycle recipe", "name:, data:")
     problems: list[Problem] = []
     chain = Chain(file.resolve(), text, recipe, root, None, None)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ With nothing new (the refresh is a no-op and the latest version was already trai
 is a logged no-op: no label, train, evaluate or gate step runs.
 
 Example:
-    >>> [s.name for s in fixed_steps()]
+    >>> [s.name for s in (CURATE, LABEL, EVALUATE, GATE)]
     ['curate', 'label', 'evaluate', 'gate']
 """
 
@@ -54,11 +54,6 @@ LABEL = _step("label", steps.label)
 EVALUATE = _step("evaluate", steps.evaluate)
 GATE = _step("gate", steps.gate)
 REPORT = Hook("lifecycle_report", steps.report)  # type: ignore[arg-type]  # runs on the Lifecycle, not an Outcome
-
-
-def fixed_steps() -> list[Step]:
-    """The steps every lifecycle has (train steps are one per recipe: :func:`train_step`)."""
-    return [CURATE, LABEL, EVALUATE, GATE]
 
 
 def train_step(chain: Chain, index: int) -> Step:

@@ -83,29 +83,27 @@ def step(lc: Lifecycle, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str
         return lc.state.output(name)
     started, t0 = now(), time.perf_counter()
     lc.log(f"{name}: started")
+
+    def record(status: str, output: dict[str, Any], error: str | None = None) -> StepRecord:
+        rec = StepRecord(
+            name=name,
+            status=status,  # type: ignore[arg-type]
+            started=started,
+            finished=now(),
+            seconds=round(time.perf_counter() - t0, 3),
+            output=output,
+            error=error,
+        )
+        lc.folder.record(lc.state, rec)
+        return rec
+
     try:
         output = fn()
     except BaseException as e:
         tail = "".join(traceback.format_exception(e)[-3:])
-        rec = StepRecord(
-            name=name,
-            status="failed",
-            started=started,
-            finished=now(),
-            seconds=round(time.perf_counter() - t0, 3),
-            error=f"{type(e).__name__}: {e}\n{tail}"[:4000],
-        )
-        lc.folder.record(lc.state, rec)
+        record("failed", {}, f"{type(e).__name__}: {e}\n{tail}"[:4000])
         raise
-    rec = StepRecord(
-        name=name,
-        status="done",
-        started=started,
-        finished=now(),
-        seconds=round(time.perf_counter() - t0, 3),
-        output=output,
-    )
-    lc.folder.record(lc.state, rec)
+    rec = record("done", output)
     lc.log(f"{name}: done in {rec.seconds:.1f} s")
     return output
 

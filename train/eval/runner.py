@@ -259,7 +259,7 @@ def record(run_dir: Path, report: EvalReport) -> EvalReport:
     """Save ``report`` beside the run, plot it, and add it to the run's manifest and model card."""
     from train.eval.plots import plot_loss_curve, plot_metrics
     from train.eval.results import save_report
-    from train.lineage import MANIFEST, model_card, read_manifest
+    from train.lineage import MANIFEST, read_manifest, write_manifest
 
     path = save_report(run_dir, report)
     manifest = read_manifest(run_dir / MANIFEST)
@@ -270,14 +270,7 @@ def record(run_dir: Path, report: EvalReport) -> EvalReport:
     report = report.model_copy(update={"plots": [str(p) for p in plots if p is not None]})
     save_report_over(path, report)
     manifest["evaluations"] = [*manifest.get("evaluations", []), json.loads(report.model_dump_json())]
-    from schemas.manifests import ModelManifest, checked
-
-    tmp = run_dir / f".{MANIFEST}.tmp"
-    tmp.write_text(
-        json.dumps(checked(ModelManifest, manifest), indent=2, sort_keys=True, default=str), encoding="utf-8"
-    )
-    tmp.replace(run_dir / MANIFEST)
-    (run_dir / "README.md").write_text(model_card(manifest), encoding="utf-8")
+    write_manifest(run_dir, manifest)
     return report
 
 
