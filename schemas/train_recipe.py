@@ -47,6 +47,12 @@ class ModelSpec(StrictModel):
     )
     pad_token: str | None = Field(None, description="Set the tokenizer's pad token (must differ from EOS).")
     offline: bool = Field(True, description="Never contact a model hub (HF_HUB_OFFLINE=1); false allows downloads.")
+    attn_implementation: Literal["auto", "sdpa", "eager"] = Field(
+        "auto",
+        description="Attention kernel: `auto` is transformers' choice (SDPA where the architecture supports it); "
+        "`sdpa` (PyTorch's scaled_dot_product_attention) fails at load on an architecture without it; "
+        "`eager` is the plain matmul-softmax reference.",
+    )
 
 
 class DatasetSpec(StrictModel):

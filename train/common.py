@@ -118,13 +118,20 @@ def load_data(recipe: TrainRecipe, split: str) -> tuple[Any, dict[str, Any]]:
     return ds, manifest
 
 
-def prepare(doc: LoadedTrainRecipe, run_dir: Path | None = None) -> Setup:
-    """Resolve the model, load the tokenizer (no weights) and the dataset; choose device defaults."""
+def prepare(
+    doc: LoadedTrainRecipe, run_dir: Path | None = None, data: tuple[Any, dict[str, Any]] | None = None
+) -> Setup:
+    """Resolve the model, load the tokenizer (no weights) and the dataset; choose device defaults.
+
+    ``data``: the train split and its version's manifest, already read from the store (what
+    :func:`load_data` returns); the GPU benchmark passes an exported copy, since the store's Delta
+    tables need ``deltalake``, which its machine lacks.
+    """
     r = doc.recipe
     set_offline(r.model.offline)
     source = policy_source(r.model.base, r.model.gguf_file, r.output.dir)  # a model source or an earlier run
     tok = load_tokenizer(source, template_for(r.model.chat_template), r.model.pad_token)
-    train_ds, manifest = load_data(r, r.dataset.split)
+    train_ds, manifest = data if data is not None else load_data(r, r.dataset.split)
     eval_ds = load_data(r, r.dataset.eval_split)[0] if r.dataset.eval_split else None
     if eval_ds is not None and len(eval_ds) == 0:
         eval_ds = None
@@ -179,8 +186,14 @@ def build_model(setup: Setup, task: str = "causal", lr: float = 1e-4) -> tuple[A
     if quant is not None:
         dtype = getattr(torch, d.torch_dtype)
     torch.manual_seed(r.training.seed)
+    attn = None if r.model.attn_implementation == "auto" else r.model.attn_implementation
     model = load_model(
-        setup.source, task=task, dtype=dtype, quantization=quant, pad_token_id=setup.tokenizer.pad_token_id
+        setup.source,
+        task=task,
+        dtype=dtype,
+        quantization=quant,
+        pad_token_id=setup.tokenizer.pad_token_id,
+        attn_implementation=attn,
     )
     init_dir = setup.run_dir / "pissa_init" if a.init == "pissa" else None
     model = apply_adapter(model, a, task, d.gradient_checkpointing, init_dir, str(setup.source.folder))

@@ -221,13 +221,19 @@ def load_model(
     quantization: Any = None,
     num_labels: int = 1,
     pad_token_id: int | None = None,
+    attn_implementation: str | None = None,
 ) -> Any:
-    """Load the weights of ``src``: a causal LM, or (``task='seq_cls'``) a sequence classifier for rewards."""
+    """Load the weights of ``src``: a causal LM, or (``task='seq_cls'``) a sequence classifier for rewards.
+
+    ``attn_implementation``: ``sdpa``, ``eager``, ...; ``None`` leaves transformers' choice.
+    """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     if quantization is not None:
         kwargs["quantization_config"] = quantization
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
     try:
         if task == "seq_cls":
             model = AutoModelForSequenceClassification.from_pretrained(src.folder, num_labels=num_labels, **kwargs)
