@@ -308,7 +308,8 @@ def unpack_site(prepared: Path) -> Path | None:
     if not (site / ".complete").exists():
         shutil.rmtree(site, ignore_errors=True)
         with tarfile.open(archive, "r:xz") as tar:
-            tar.extractall(site, filter="data")
+            # the "data" filter refuses links out of the folder (Python >= 3.11.4 / 3.12)
+            tar.extractall(site, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         (site / ".complete").write_text("", encoding="utf-8")
     return site
 
@@ -336,12 +337,13 @@ def benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         if not cuda and not args.allow_cpu:
             reason = "no CUDA device (torch.cuda.is_available() is False); --allow-cpu runs the CPU smoke version"
             return {**out, "skipped": True, "reason": reason}, 0
-        model = args.model if cuda else "tiny"
+        model = args.model or ("smollm2" if cuda else "tiny")
         steps = args.steps or (40 if cuda else 2)
         batch = args.batch_size or (8 if cuda else 2)
         max_length = args.max_length or (1024 if cuda else 256)
         where = str(prepared) if prepared is not None else None
-        setup = run_child("setup", workdir, env, {"model": model, "prepared": where, "random_weights": args.random_weights})
+        payload = {"model": model, "prepared": where, "random_weights": args.random_weights}
+        setup = run_child("setup", workdir, env, payload)
         if "error" in setup:
             return {**out, "skipped": False, "error": "setup failed: " + setup["error"]}, 1
         out.update(
@@ -386,7 +388,7 @@ def benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
 # ---------------------------------------------------------------- preparing the device carry
 
 
-def prepare_carry(folder: Path, python_version: str, cuda_libs: list[str]) -> dict[str, Any]:
+def prepare_carry(folder: Path, python_version: str, cuda_libs: list[str], xz_preset: int = 9) -> dict[str, Any]:
     """Write what the device machine needs and lacks into ``folder`` (see the module docstring)."""
     t0 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -413,7 +415,7 @@ def prepare_carry(folder: Path, python_version: str, cuda_libs: list[str]) -> di
         dropped = _slim_bitsandbytes(site / "bitsandbytes", cuda_libs)
         import tarfile
 
-        with tarfile.open(folder / "site.tar.xz", "w:xz", preset=9) as tar:
+        with tarfile.open(folder / "site.tar.xz", "w:xz", preset=xz_preset) as tar:
             for path in sorted(site.iterdir()):
                 tar.add(path, arcname=path.name, filter=lambda t: None if "__pycache__" in t.name else t)
     sizes = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
@@ -475,8 +477,9 @@ def main() -> None:
     ap.add_argument("--prepare", metavar="DIR", help="Write the device carry folder DIR and exit (needs PyPI).")
     ap.add_argument("--python-version", default="3.12", help="--prepare: the device's Python (default 3.12).")
     ap.add_argument("--cuda-libs", default="130,132", help="--prepare: bitsandbytes CUDA libraries to keep.")
+    ap.add_argument("--xz-preset", type=int, default=9, help="--prepare: xz level of the bundle (9: smallest).")
     ap.add_argument("--allow-cpu", action="store_true", help="Without CUDA, run the CPU smoke version.")
-    ap.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2", help="On CPU always tiny.")
+    ap.add_argument("--model", choices=["smollm2", "tiny"], help="Default: smollm2 on GPU, tiny on CPU.")
     ap.add_argument("--random-weights", action="store_true", help="SmolLM2's shapes, seeded random weights.")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     ap.add_argument("--adapters", nargs="+", choices=ADAPTERS, default=list(ADAPTERS))
@@ -502,7 +505,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     if args.prepare:
-        print(json.dumps(prepare_carry(Path(args.prepare).resolve(), args.python_version, args.cuda_libs.split(","))))
+        libs = args.cuda_libs.split(",")
+        print(json.dumps(prepare_carry(Path(args.prepare).resolve(), args.python_version, libs, args.xz_preset)))
         return
     out, code = benchmark(args)
     emit(out, args.out)
