@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench lock clean argilla-server chromium llama-server llama-server-if-possible
+.PHONY: install demo test lint bench bench-gpu lock clean argilla-server chromium llama-server llama-server-if-possible
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
@@ -100,6 +100,10 @@ bench: $(STAMP) argilla-server
 	$(BIN)/python benchmarks/bench_eval_loss.py
 	CURATE_LLAMA_PYTHON=$(wildcard $(CURDIR)/$(LLAMA_VENV)/bin/python) $(BIN)/python benchmarks/bench_feedback.py
 
+# GPU training benchmark (not in `bench`): without CUDA it prints that it skipped; the device run: see its docstring.
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/bench_train_gpu.py
+
 # Re-resolve the lock from pyproject's ranges (run after changing dependencies).
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
@@ -109,4 +113,4 @@ lock:
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) runs data/store .pytest_cache .ruff_cache .bench $(ARGILLA_VENV) $(LLAMA_VENV) .artifacts
+	rm -rf $(VENV) runs data/store .pytest_cache .ruff_cache .bench .gpu-bench $(ARGILLA_VENV) $(LLAMA_VENV) .artifacts

@@ -297,12 +297,17 @@ def child_env(site: Path | None) -> dict[str, str]:
 
 
 def unpack_site(prepared: Path) -> Path | None:
-    """Unpack ``prepared/site.tar.xz`` once under the temp folder; ``None`` when there is no bundle."""
+    """Unpack ``prepared/site.tar.xz`` once under the temp folder; ``None`` when there is no bundle or it
+    was built for another Python version."""
     import tarfile
 
     archive = prepared / "site.tar.xz"
     if not archive.exists():
         return None
+    info = json.loads((prepared / "prepared.json").read_text(encoding="utf-8"))
+    if info["python_version"] != "{}.{}".format(*sys.version_info[:2]):
+        print(f"[bench_train_gpu] the bundle is for Python {info['python_version']}: not used", file=sys.stderr)
+        return None  # its compiled modules (pydantic_core, ...) would not import; the local packages serve
     stat = archive.stat()
     site = Path(tempfile.gettempdir()) / f"curate-gpu-bench-site-{stat.st_size}"
     if not (site / ".complete").exists():
@@ -373,6 +378,8 @@ def benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
                         spec.update(base=setup["base"], data=setup["data"], batch_size=batch, max_length=max_length)
                         cell[side] = run_child("run", workdir, env, spec)
                         failed += "error" in cell[side]
+                        out["results"][f"{method}_{adapter}"] = cell
+                        _progress(out, f"{method}_{adapter}", side, cell[side], args.out)
                 ours, trl = cell["ours"], cell["trl_defaults"]
                 cell["ratios"] = {
                     "tokens_per_s": ratio(ours, trl, "tokens_per_s"),
@@ -462,13 +469,32 @@ def _slim_bitsandbytes(folder: Path, keep: list[str]) -> list[str]:
 # ---------------------------------------------------------------- entry point
 
 
-def emit(out: dict[str, Any], path: str | None) -> None:
+def _target(path: str | None) -> Path | None:
+    """Where the JSON is written: ``--out``, else ``$OUT/bench_train_gpu.json`` when ``OUT`` is set."""
+    if path:
+        return Path(path)
+    return Path(os.environ["OUT"]) / "bench_train_gpu.json" if os.environ.get("OUT") else None
+
+
+def _write(out: dict[str, Any], path: str | None) -> str:
     text = json.dumps(out, indent=2)
-    print(text, flush=True)
-    target = path or (str(Path(os.environ["OUT"]) / "bench_train_gpu.json") if os.environ.get("OUT") else None)
-    if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(text + "\n", encoding="utf-8")
+    target = _target(path)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def _progress(out: dict[str, Any], cell: str, side: str, run: dict[str, Any], path: str | None) -> None:
+    """After each run: a line on stderr, and the results so far written out (a run cut off by the
+    device's time limit still leaves the finished runs' figures in $OUT)."""
+    shown = run.get("error", "")[-300:] or f"{run['tokens_per_s']:.0f} tokens/s, {run['peak_memory_mib']} MiB"
+    print(f"[bench_train_gpu] {cell} {side}: {shown}", file=sys.stderr, flush=True)
+    _write({**out, "partial": True}, path)
+
+
+def emit(out: dict[str, Any], path: str | None) -> None:
+    print(_write(out, path), flush=True)
 
 
 def main() -> None:
