@@ -243,6 +243,13 @@ def load_model(
         return AutoModelForCausalLM.from_pretrained(src.folder, **kwargs)
     except OSError as e:
         raise ModelError(_not_found(src, e)) from None
+    except ValueError as e:
+        if attn_implementation is None or "attention implementation" not in str(e):
+            raise
+        raise ModelError(
+            f"model.attn_implementation: {str(e).split(' yet.')[0]}; use auto (transformers picks one that works) "
+            "or eager"
+        ) from None
 
 
 def _not_found(src: ModelSource, e: Exception) -> str:

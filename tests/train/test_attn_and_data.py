@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from curate.models.source import ModelError, load_model, resolve_source
 from schemas.recipe_loader import RecipeError
 from schemas.train_recipe_loader import load_train_recipe_doc
 from train.common import build_model, load_data, prepare
@@ -39,6 +40,28 @@ def test_unknown_attn_implementation_names_the_field(tiny_model: Path, tmp_path:
         load_train_recipe_doc(_text(tiny_model, "data/store", tmp_path, "flash"), "t.yaml")
     (problem,) = [str(p) for p in e.value.problems]
     assert problem.startswith("t.yaml:2: model.attn_implementation: Input should be 'auto', 'sdpa' or 'eager'")
+
+
+def test_architecture_without_sdpa_gets_a_clear_error(tmp_path: Path) -> None:
+    """GraniteSWA has no SDPA kernel: asking for it names the field and the fix; auto falls back to eager."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(
+        "granite_swa",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=100,
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "m")
+    src = resolve_source(str(tmp_path / "m"))
+    with pytest.raises(
+        ModelError, match=r"^model\.attn_implementation: GraniteSWAForCausalLM does not support .* or eager$"
+    ):
+        load_model(src, attn_implementation="sdpa")
+    assert load_model(src).config._attn_implementation == "eager"
 
 
 def test_prepare_takes_an_already_loaded_dataset(tiny_model: Path, tiny_store: Path, tmp_path: Path) -> None:
