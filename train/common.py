@@ -239,6 +239,8 @@ def ref_cache(setup: Setup, split: str = "train") -> Any:
         "precision": setup.defaults.precision,
         "kto_kl": r.method == "kto" and (r.kto is None or r.kto.loss_type == "kto"),
     }
+    if r.model.attn_implementation != "auto":  # kernels round differently (keys of earlier runs stay valid)
+        tokenization["attn_implementation"] = r.model.attn_implementation
     parts = {"reference": reference, "data": data, "tokenization": tokenization}
     root = r.reference.cache_dir or cache_dir() / "refcache"
     return RefCache(root, cache_key(reference, data, tokenization), parts)

@@ -9,16 +9,16 @@ import pytest
 from curate.models.source import ModelError, load_model, resolve_source
 from schemas.recipe_loader import RecipeError
 from schemas.train_recipe_loader import load_train_recipe_doc
-from train.common import build_model, load_data, prepare
+from train.common import build_model, load_data, prepare, ref_cache
 
 
-def _text(model: Path, store: Path | str, tmp_path: Path, attn: str | None) -> str:
+def _text(model: Path, store: Path | str, tmp_path: Path, attn: str | None, method: str = "sft") -> str:
     extra = f", attn_implementation: {attn}" if attn else ""
     return (
         "name: attn\n"
         f"model: {{base: {model}{extra}}}\n"
-        f"dataset: {{ref: chat@latest, store: {store}}}\n"
-        "method: sft\n"
+        f"dataset: {{ref: {'chat' if method == 'sft' else 'pairs'}@latest, store: {store}}}\n"
+        f"method: {method}\n"
         "adapter: {type: lora, r: 4, alpha: 8}\n"
         "training: {max_steps: 1, batch_size: 2, max_length: 64}\n"
         f"output: {{dir: {tmp_path / 'runs'}}}\n"
@@ -33,6 +33,18 @@ def test_attn_implementation_reaches_the_model(
     setup = prepare(load_train_recipe_doc(_text(tiny_model, tiny_store, tmp_path, attn), "t.yaml"), tmp_path / "run")
     model, _ = build_model(setup)
     assert model.get_base_model().config._attn_implementation == expected
+
+
+def test_reference_cache_key_tells_attention_kernels_apart(tiny_model: Path, tiny_store: Path, tmp_path: Path) -> None:
+    """DPO reference log-probs computed with another kernel round differently: a different cache entry
+    (``auto`` keeps the key it had before the option existed: no attention entry)."""
+    caches = {}
+    for attn in (None, "sdpa", "eager"):
+        doc = load_train_recipe_doc(_text(tiny_model, tiny_store, tmp_path, attn, method="dpo"), "t.yaml")
+        caches[attn] = ref_cache(prepare(doc, tmp_path / f"run-{attn}"))
+    assert len({c.key for c in caches.values()}) == 3
+    assert "attn_implementation" not in caches[None].parts["tokenization"]
+    assert caches["eager"].parts["tokenization"]["attn_implementation"] == "eager"
 
 
 def test_unknown_attn_implementation_names_the_field(tiny_model: Path, tmp_path: Path) -> None:
