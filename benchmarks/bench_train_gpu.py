@@ -72,6 +72,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_bench_data import (
+    DATASETS,
     REPO,
     SMOLLM2,
     export_datasets,
@@ -129,6 +130,7 @@ def child_probe() -> dict[str, Any]:
     import train.sft  # noqa: F401
 
     names = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "pydantic", "polars")
+    names += ("pyarrow", "numpy", "huggingface_hub", "tokenizers", "safetensors")
     out["versions"] = {n: _version(md, n) for n in names}
     return out
 
@@ -145,6 +147,8 @@ def child_setup(workdir: Path, model: str, prepared: Path | None, random_weights
     out: dict[str, Any] = {}
     if prepared is not None:
         out["data"] = str(prepared / "data")
+        # read once here, so a datasets/pyarrow mismatch fails this child, not every run
+        out["rows"] = {DATASETS[m]: len(load_exported(prepared / "data", m)[0]) for m in METHODS}
     else:
         publish_demo_data(workdir)
         out["rows"] = export_datasets(workdir / "data" / "store", workdir / "export")
@@ -361,6 +365,7 @@ def benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
             device="cuda" if cuda else "cpu",
             model=model,
             weights=setup["weights"],
+            rows=setup["rows"],
             steps=steps,
             batch_size=batch,
             max_length=max_length,

@@ -88,6 +88,7 @@ def test_cpu_smoke_runs_ours_and_trl_defaults(prepared: Path, tmp_path: Path) ->
     _, out = _run(["--allow-cpu", "--data", str(prepared), "--budget-s", "3000"], tmp_path, 600)
     assert out["skipped"] is False and out["failed_runs"] == 0
     assert (out["device"], out["model"], out["steps"]) == ("cpu", "tiny", 2)
+    assert out["rows"] == {"quickstart": 8, "preferences": 8}
     assert (out["precision"], out["attn_implementation"]) == ("bf16", "sdpa")
     assert set(out["results"]) == {"sft_lora", "sft_qlora", "dpo_lora", "dpo_qlora"}
     for method in ("sft", "dpo"):
