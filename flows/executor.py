@@ -18,7 +18,11 @@ Example:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import os
+import resource
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +63,39 @@ class StepCache(CachePolicy):
         return key
 
 
+PROGRESS_EVERY_S = 2.0
+"""Shortest interval between two updates of the ingest progress artifact."""
+
+
+def run_batch(fn: Callable[..., Any], prep: Prepared, calls: list[tuple[Any, ...]]) -> list[Any]:
+    """``[fn(prep, *args) for args in calls]``, on a few threads (hashing and reading release the GIL)."""
+    with ThreadPoolExecutor(min(len(calls), os.cpu_count() or 2, 8)) as pool:
+        return list(pool.map(lambda args: fn(prep, *args), calls))
+
+
+def _batched(fn: Callable[..., Any]) -> Callable[[Prepared, list[tuple[Any, ...]]], list[Any]]:
+    def run_all(prep: Prepared, calls: list[tuple[Any, ...]]) -> list[Any]:
+        return run_batch(fn, prep, calls)
+
+    run_all.__name__ = run_all.__qualname__ = f"{fn.__name__}_all"  # Prefect keys a task on its name
+    run_all.__doc__ = f"{fn.__name__} for every argument tuple in ``calls``."
+    return run_all
+
+
 class PrefectExecutor:
     """Runs sequence steps as Prefect tasks inside the current flow run."""
 
     def __init__(self, prep: Prepared):
         self.records = (prep.work / "prefect-results").resolve()
         self._tasks: dict[str, Any] = {}
+        self.timings: dict[str, dict[str, float]] = {}
+        """Per step: wall seconds of its calls (a mapped step: the whole map, orchestration included)
+        and this process's peak RSS (MB) when it last finished; the same shape as the local executor's."""
+
+    def _timed(self, name: str, started: float) -> None:
+        t = self.timings.setdefault(name, {"seconds": 0.0, "peak_rss_mb": 0.0})
+        t["seconds"] = round(t["seconds"] + time.perf_counter() - started, 3)
+        t["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     def _task(self, step: Step) -> Any:
         t = self._tasks.get(step.name)
@@ -83,6 +114,17 @@ class PrefectExecutor:
             t = self._tasks[step.name] = task(step.fn, **options)
         return t
 
+    def _batch_task(self, step: Step) -> Any:
+        """One task running all of a map's calls of a ``batch`` step, on threads (see :class:`Step`)."""
+        assert step.key is None and step.batch is not None, "a batched step is not cached"
+        t = self._tasks.get(step.batch)
+        if t is None:
+            options: dict[str, Any] = {"name": step.batch, "retries": step.retries, "cache_policy": NO_CACHE}
+            if step.retry_delay_seconds:
+                options["retry_delay_seconds"] = list(step.retry_delay_seconds)
+            t = self._tasks[step.batch] = task(_batched(step.fn), persist_result=False, **options)
+        return t
+
     def orchestrator(self) -> dict[str, Any]:
         # the flow run also inside a task (the lifecycle runs the curation sequence within its steps)
         from prefect.runtime import flow_run
@@ -90,26 +132,45 @@ class PrefectExecutor:
         return {"name": "prefect", "flow_run_id": flow_run.id, "flow_run_name": flow_run.name}
 
     def call(self, step: Step, prep: Prepared, *args: Any) -> Any:
-        return self._task(step)(prep, *args)
+        started = time.perf_counter()
+        value = self._task(step)(prep, *args)
+        self._timed(step.name, started)
+        return value
 
     def map(self, step: Step, prep: Prepared, calls: Sequence[tuple[Any, ...]], label: str = "") -> list[Any]:
+        started = time.perf_counter()
+        if step.batch is not None and len(calls) > 1:
+            values = self._batch_task(step)(prep, list(calls))
+            self._timed(step.name, started)
+            return values
         t = self._task(step)
         futures = [t.submit(prep, *args) for args in calls]
-        if not step.progress:
-            return [f.result() for f in futures]
-        # long per-file work: a progress artifact in the UI and a log line per finished file
+        if step.progress:
+            self._follow(futures, calls, prep, label)
+        values = [f.result() for f in futures]
+        self._timed(step.name, started)
+        return values
+
+    def _follow(self, futures: list[Any], calls: Sequence[tuple[Any, ...]], prep: Prepared, label: str) -> None:
+        """Long per-file work: one progress artifact in the UI and a log line per finished file.
+
+        The artifact is updated at most every :data:`PROGRESS_EVERY_S` seconds and at the end: each
+        update is a request the flow waits for, and the server's work.
+        """
         logger = get_run_logger()
         progress = create_progress_artifact(0.0, description=f"{prep.name}: input files {label}ed")
         index = {f: i for i, f in enumerate(futures)}
+        last = time.perf_counter()
         for done, fut in enumerate(as_completed(futures), start=1):
             ref = fut.result()
-            update_progress_artifact(progress, 100.0 * done / len(futures))
             job = calls[index[fut]][0]
             logger.info("%s %s: %s rows -> %s records", label, job.uri, ref.tally["input_rows"], ref.records)
-        update_progress_artifact(progress, 100.0)
-        return [f.result() for f in futures]
+            if done == len(futures) or time.perf_counter() - last >= PROGRESS_EVERY_S:
+                update_progress_artifact(progress, 100.0 * done / len(futures))
+                last = time.perf_counter()
 
     def hook(self, hook: Hook, outcome: Outcome) -> Any:
+        started = time.perf_counter()
         name = hook.name.replace("_", "-")
         t = task(
             hook.run,
@@ -119,7 +180,9 @@ class PrefectExecutor:
             cache_policy=NO_CACHE,
             persist_result=False,
         )
-        return t(outcome, self)
+        value = t(outcome, self)
+        self._timed(name, started)
+        return value
 
     def table(self, key: str, rows: list[dict[str, Any]], description: str) -> None:
         create_table_artifact(rows, key=key, description=description)
