@@ -36,6 +36,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
 from prefect.futures import as_completed
+from prefect.utilities.annotations import opaque
 
 from curate.engine.sequence import Hook, Outcome, Step
 from curate.engine.steps import Prepared
@@ -65,6 +66,22 @@ class StepCache(CachePolicy):
 
 PROGRESS_EVERY_S = 2.0
 """Shortest interval between two updates of the ingest progress artifact."""
+
+
+def shallow(arg: Any) -> Any:
+    """``arg`` wrapped so that Prefect looks at it, not into it (for a list or dict: at each item).
+
+    Before a task runs, Prefect walks every parameter recursively to resolve futures and to find
+    the upstream task runs it came from (the UI's dependency arrows). Our arguments never hold
+    futures, and the run's :class:`Prepared` alone has hundreds of nodes: walking it costs a few
+    milliseconds per task and parameter. ``opaque`` keeps the top-level look-up (so an ingested
+    shard still points at its ingest task run) and skips the walk.
+    """
+    if isinstance(arg, list | tuple):
+        return type(arg)(opaque(a) for a in arg)
+    if isinstance(arg, dict):
+        return {k: opaque(v) for k, v in arg.items()}
+    return opaque(arg)
 
 
 def run_batch(fn: Callable[..., Any], prep: Prepared, calls: list[tuple[Any, ...]]) -> list[Any]:
@@ -133,18 +150,18 @@ class PrefectExecutor:
 
     def call(self, step: Step, prep: Prepared, *args: Any) -> Any:
         started = time.perf_counter()
-        value = self._task(step)(prep, *args)
+        value = self._task(step)(opaque(prep), *map(shallow, args))
         self._timed(step.name, started)
         return value
 
     def map(self, step: Step, prep: Prepared, calls: Sequence[tuple[Any, ...]], label: str = "") -> list[Any]:
         started = time.perf_counter()
         if step.batch is not None and len(calls) > 1:
-            values = self._batch_task(step)(prep, list(calls))
+            values = self._batch_task(step)(opaque(prep), opaque(list(calls)))
             self._timed(step.name, started)
             return values
         t = self._task(step)
-        futures = [t.submit(prep, *args) for args in calls]
+        futures = [t.submit(opaque(prep), *map(shallow, args)) for args in calls]
         if step.progress:
             self._follow(futures, calls, prep, label)
         values = [f.result() for f in futures]
@@ -180,7 +197,7 @@ class PrefectExecutor:
             cache_policy=NO_CACHE,
             persist_result=False,
         )
-        value = t(outcome, self)
+        value = t(opaque(outcome), opaque(self))
         self._timed(name, started)
         return value
 
