@@ -156,7 +156,7 @@ class PrefectExecutor:
 
     def map(self, step: Step, prep: Prepared, calls: Sequence[tuple[Any, ...]], label: str = "") -> list[Any]:
         started = time.perf_counter()
-        if step.batch is not None and len(calls) > 1:
+        if step.batch is not None:
             values = self._batch_task(step)(opaque(prep), opaque(list(calls)))
             self._timed(step.name, started)
             return values
