@@ -11,6 +11,14 @@ hand) the stale cache record is deleted, so Prefect recomputes instead of return
 missing files. A rerun after a failure therefore shows ``Cached`` for every finished step and runs
 the rest.
 
+What a task costs, and how it is kept down (measured in ``benchmarks/bench_flow.py``): a task
+run costs the flow milliseconds and the server tens of milliseconds of CPU, so a ``batch`` step
+(hashing the inputs) runs all its calls as one task; arguments are handed to Prefect
+``opaque`` (:func:`shallow`), so it does not walk the run's plan before every task, while the
+UI's dependency arrows stay; the ingest progress artifact is updated every
+:data:`PROGRESS_EVERY_S` seconds at most. :attr:`PrefectExecutor.timings` has the seconds per
+step (orchestration included), in the shape of the local executor's.
+
 Example:
     >>> # with a flow: run_sequence(prep, PrefectExecutor(prep), refresh=False, hooks=default_hooks())
 """
@@ -34,8 +42,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE, CachePolicy
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
 from curate.engine.sequence import Hook, Outcome, Step
@@ -84,9 +93,13 @@ def shallow(arg: Any) -> Any:
     return opaque(arg)
 
 
+def _same(arg: Any) -> Any:
+    return arg
+
+
 def run_batch(fn: Callable[..., Any], prep: Prepared, calls: list[tuple[Any, ...]]) -> list[Any]:
     """``[fn(prep, *args) for args in calls]``, on a few threads (hashing and reading release the GIL)."""
-    with ThreadPoolExecutor(min(len(calls), os.cpu_count() or 2, 8)) as pool:
+    with ThreadPoolExecutor(max(1, min(len(calls), os.cpu_count() or 2, 8))) as pool:
         return list(pool.map(lambda args: fn(prep, *args), calls))
 
 
@@ -105,6 +118,10 @@ class PrefectExecutor:
     def __init__(self, prep: Prepared):
         self.records = (prep.work / "prefect-results").resolve()
         self._tasks: dict[str, Any] = {}
+        # a submitted task's arguments go opaque only on threads: Dask pickles them, and an
+        # unpickled ``opaque`` wraps a tuple of its value (a task direct call is always in-process)
+        ctx = FlowRunContext.get()
+        self._submitted = shallow if ctx is not None and isinstance(ctx.task_runner, ThreadPoolTaskRunner) else _same
         self.timings: dict[str, dict[str, float]] = {}
         """Per step: wall seconds of its calls (a mapped step: the whole map, orchestration included)
         and this process's peak RSS (MB) when it last finished; the same shape as the local executor's."""
@@ -161,7 +178,8 @@ class PrefectExecutor:
             self._timed(step.name, started)
             return values
         t = self._task(step)
-        futures = [t.submit(opaque(prep), *map(shallow, args)) for args in calls]
+        wrap = self._submitted
+        futures = [t.submit(wrap(prep), *map(wrap, args)) for args in calls]
         if step.progress:
             self._follow(futures, calls, prep, label)
         values = [f.result() for f in futures]
