@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import resource
@@ -77,6 +78,28 @@ PROGRESS_EVERY_S = 2.0
 """Shortest interval between two updates of the ingest progress artifact."""
 
 
+class BatchCache(CachePolicy):
+    """Prefect's cache key for a batch of a step's calls: made of the calls' content keys, honoured
+    only while every call's output exists."""
+
+    def __init__(self, step: Step, records: Path):
+        super().__init__()
+        assert step.key is not None and step.done is not None
+        self.step = step
+        self.records = records
+        self.nargs = len(inspect.signature(step.key).parameters) - 1  # after prep
+
+    def compute_key(
+        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        prep: Prepared = inputs["prep"]
+        keys = [self.step.key(prep, *args[: self.nargs]) for args in inputs["calls"]]  # type: ignore[misc]
+        key = hashlib.sha256("\n".join([self.step.name, *keys]).encode()).hexdigest()
+        if not all(self.step.done(prep, k) for k in keys):  # type: ignore[misc]
+            (self.records / key).unlink(missing_ok=True)
+        return key
+
+
 def shallow(arg: Any) -> Any:
     """``arg`` wrapped so that Prefect looks at it, not into it (for a list or dict: at each item).
 
@@ -97,15 +120,17 @@ def _same(arg: Any) -> Any:
     return arg
 
 
-def run_batch(fn: Callable[..., Any], prep: Prepared, calls: list[tuple[Any, ...]]) -> list[Any]:
-    """``[fn(prep, *args) for args in calls]``, on a few threads (hashing and reading release the GIL)."""
-    with ThreadPoolExecutor(max(1, min(len(calls), os.cpu_count() or 2, 8))) as pool:
+def run_batch(fn: Callable[..., Any], prep: Prepared, calls: list[tuple[Any, ...]], width: int = 1) -> list[Any]:
+    """``[fn(prep, *args) for args in calls]``, on up to ``width`` threads; values in call order."""
+    if width <= 1 or len(calls) <= 1:
+        return [fn(prep, *args) for args in calls]
+    with ThreadPoolExecutor(min(width, len(calls))) as pool:
         return list(pool.map(lambda args: fn(prep, *args), calls))
 
 
-def _batched(fn: Callable[..., Any]) -> Callable[[Prepared, list[tuple[Any, ...]]], list[Any]]:
+def _batched(fn: Callable[..., Any], width: int) -> Callable[[Prepared, list[tuple[Any, ...]]], list[Any]]:
     def run_all(prep: Prepared, calls: list[tuple[Any, ...]]) -> list[Any]:
-        return run_batch(fn, prep, calls)
+        return run_batch(fn, prep, calls, width)
 
     run_all.__name__ = run_all.__qualname__ = f"{fn.__name__}_all"  # Prefect keys a task on its name
     run_all.__doc__ = f"{fn.__name__} for every argument tuple in ``calls``."
@@ -121,7 +146,14 @@ class PrefectExecutor:
         # a submitted task's arguments go opaque only on threads: Dask pickles them, and an
         # unpickled ``opaque`` wraps a tuple of its value (a task direct call is always in-process)
         ctx = FlowRunContext.get()
-        self._submitted = shallow if ctx is not None and isinstance(ctx.task_runner, ThreadPoolTaskRunner) else _same
+        threads = ctx is not None and isinstance(ctx.task_runner, ThreadPoolTaskRunner)
+        self._submitted = shallow if threads else _same
+        # on threads a batch step's calls run as one task, as many at once as the runner runs tasks;
+        # on Dask each call stays a task, so the cluster's workers share them
+        self._width: int | None = None
+        if threads:
+            # the runner's width is private in Prefect: fall back to the cores when it moves
+            self._width = getattr(ctx.task_runner, "_max_workers", None) or os.cpu_count() or 1  # type: ignore[union-attr]
         self.timings: dict[str, dict[str, float]] = {}
         """Per step: wall seconds of its calls (a mapped step: the whole map, orchestration included)
         and this process's peak RSS (MB) when it last finished; the same shape as the local executor's."""
@@ -148,15 +180,20 @@ class PrefectExecutor:
             t = self._tasks[step.name] = task(step.fn, **options)
         return t
 
-    def _batch_task(self, step: Step) -> Any:
-        """One task running all of a map's calls of a ``batch`` step, on threads (see :class:`Step`)."""
-        assert step.key is None and step.batch is not None, "a batched step is not cached"
+    def _batch_task(self, step: Step, width: int) -> Any:
+        """One task running all of a map's calls of a ``batch`` step on ``width`` threads (see :class:`Step`)."""
+        assert step.batch is not None
         t = self._tasks.get(step.batch)
         if t is None:
-            options: dict[str, Any] = {"name": step.batch, "retries": step.retries, "cache_policy": NO_CACHE}
+            options: dict[str, Any] = {"name": step.batch, "retries": step.retries}
             if step.retry_delay_seconds:
                 options["retry_delay_seconds"] = list(step.retry_delay_seconds)
-            t = self._tasks[step.batch] = task(_batched(step.fn), persist_result=False, **options)
+            if step.key is not None:
+                cache = BatchCache(step, self.records)
+                options |= {"cache_policy": cache, "persist_result": True, "result_storage": self.records}
+            else:
+                options |= {"cache_policy": NO_CACHE, "persist_result": False}
+            t = self._tasks[step.batch] = task(_batched(step.fn, width), **options)
         return t
 
     def orchestrator(self) -> dict[str, Any]:
@@ -173,8 +210,8 @@ class PrefectExecutor:
 
     def map(self, step: Step, prep: Prepared, calls: Sequence[tuple[Any, ...]], label: str = "") -> list[Any]:
         started = time.perf_counter()
-        if step.batch is not None:
-            values = self._batch_task(step)(opaque(prep), opaque(list(calls)))
+        if step.batch is not None and self._width is not None:
+            values = self._batch_task(step, self._width)(opaque(prep), opaque(list(calls)))
             self._timed(step.name, started)
             return values
         t = self._task(step)

@@ -43,10 +43,10 @@ class Step:
     ``key(prep, *args)`` is the content key of the output (None: not cached); ``done(prep, key)``
     says whether the output stored under that key is complete on disk. ``progress``: the step
     accepts an ``on_batch(bytes, rows)`` callback (ingest), which an executor may pass. ``batch``:
-    the calls are short and independent, so an executor that pays per call (a Prefect task run
-    costs tens of milliseconds of client and server time, more than hashing a small file) may run
-    all of a map's calls as one unit named ``batch``, concurrently inside it (an uncached step
-    only; its retries then cover the whole map).
+    each call is short (milliseconds to a second), so an executor that pays per call (a Prefect
+    task run costs milliseconds in the flow and tens of milliseconds of server CPU) may run all of
+    a map's calls as one unit named ``batch``, with the concurrency it would give the calls, and
+    cache it on a key made of the calls' keys.
     """
 
     name: str
@@ -120,9 +120,9 @@ RETRY_READS = {"retries": 2, "retry_delay_seconds": (1.0, 5.0)}
 HASH = Step("hash-file", steps.hash_file, batch="hash-files", **RETRY_READS)
 BASE = Step("base-version", _base, _base_key, _shard_done)
 INGEST = Step("ingest", steps.ingest, _ingest_key, _shard_done, progress=True, **RETRY_READS)
-SKETCH = Step("sketch", steps.sketch, _sketch_key, _sketch_done)
+SKETCH = Step("sketch", steps.sketch, _sketch_key, _sketch_done, batch="sketch-shards")
 DECIDE = Step("decide", steps.decide, _decide_key, _decide_done)
-FINISH = Step("finish-part", steps.finish, _finish_key, _finish_done)
+FINISH = Step("finish-part", steps.finish, _finish_key, _finish_done, batch="finish-parts")
 CALIBRATE = Step("calibrate-judge", steps.calibrate_judge)
 FEEDBACK = Step("feedback", steps.feedback, _feedback_key, _feedback_done, retries=1, retry_delay_seconds=(5.0,))
 ASSEMBLE = Step("assemble", steps.assemble)

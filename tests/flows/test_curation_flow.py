@@ -109,7 +109,7 @@ def test_rerun_after_a_late_failure_reuses_cached_steps(
     res = run_flow(recipe)
     assert res["published"]["created"]
     states = task_states(res["orchestrator"]["flow_run_id"], expect=10)
-    for step in ("ingest", "sketch", "decide", "finish-part"):
+    for step in ("ingest", "sketch-shards", "decide", "finish-parts"):
         assert set(states[step]) == {"Cached"}, (step, states)
     assert states["publish"] == ["Completed"] and states["assemble"] == ["Completed"]
 

@@ -14,7 +14,7 @@ import pytest
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from prefect.utilities.annotations import opaque
 
-from curate.engine.sequence import HASH, SEQUENCE
+from curate.engine.sequence import HASH, INGEST, SEQUENCE
 from flows.curation import foreground_settings, run_flow
 from flows.executor import run_batch, shallow
 
@@ -41,13 +41,19 @@ def test_run_batch_returns_values_in_call_order() -> None:
             time.sleep(0.05)  # finishes last: the order must still be the calls' order
         return f"{prep}{i}"
 
-    assert run_batch(slow_first, "p", [(i,) for i in range(5)]) == ["p0", "p1", "p2", "p3", "p4"]
+    calls = [(i,) for i in range(5)]
+    expected = [f"p{i}" for i in range(5)]
+    assert run_batch(slow_first, "p", calls, width=3) == run_batch(slow_first, "p", calls) == expected
 
 
-def test_only_quick_uncached_steps_are_batched() -> None:
-    assert HASH.batch == "hash-files"
-    for step in SEQUENCE:
-        assert step.batch is None or step.key is None, step.name
+def test_batched_steps() -> None:
+    # ingest stays a task per file (long, with a progress artifact); the quick steps may batch
+    assert {s.name: s.batch for s in SEQUENCE if s.batch} == {
+        "hash-file": "hash-files",
+        "sketch": "sketch-shards",
+        "finish-part": "finish-parts",
+    }
+    assert INGEST.batch is None and HASH.key is None
 
 
 def test_heartbeats_off_in_the_foreground_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,9 +77,11 @@ def test_flow_tasks_keep_their_dependencies_and_report_progress_and_timers(
     res = run_flow(project(), runner="thread:2")
     flow_run = res["orchestrator"]["flow_run_id"]
     states = task_states(flow_run, expect=9)
-    # two input files, one hashing task; every other step still a task per file, shard and part
-    assert states["hash-files"] == ["Completed"]
-    assert len(states["ingest"]) == len(states["sketch"]) == len(states["finish-part"]) == 2
+    # on threads: one task per file for ingest (the long step, with progress); the quick per-file,
+    # per-shard and per-part steps one task each
+    assert len(states["ingest"]) == 2
+    for batch in ("hash-files", "sketch-shards", "finish-parts"):
+        assert states[batch] == ["Completed"], (batch, states)
     # the flow's own per-step timers, named as --local names them (orchestration included)
     for name in ("hash-file", "ingest", "sketch", "decide", "finish-part", "assemble", "publish", "artifacts"):
         assert res["steps"][name]["seconds"] > 0, name
@@ -89,10 +97,10 @@ def test_flow_tasks_keep_their_dependencies_and_report_progress_and_timers(
         return {i["id"] for i in run["task_inputs"].get(param, []) if i.get("input_type") == "task_run"}
 
     # arguments go in opaque (Prefect does not walk the plan) yet the UI's arrows stay: decide
-    # and assemble come from both ingest tasks, assemble from decide and both finished parts
+    # comes from both ingest tasks, assemble from decide and from the finished parts
     assert upstream("decide", "refs") == ids["ingest"]
     assert upstream("assemble", "decision") == ids["decide"]
-    assert upstream("assemble", "finished") == ids["finish-part"]
+    assert upstream("assemble", "finished") == ids["finish-parts"]
 
     # one progress artifact for the ingest, left at 100%
     progress = _post(prefect_api, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run]}}})
