@@ -12,12 +12,15 @@ missing files. A rerun after a failure therefore shows ``Cached`` for every fini
 the rest.
 
 What a task costs, and how it is kept down (measured in ``benchmarks/bench_flow.py``): a task
-run costs the flow milliseconds and the server tens of milliseconds of CPU, so a ``batch`` step
-(hashing the inputs) runs all its calls as one task; arguments are handed to Prefect
-``opaque`` (:func:`shallow`), so it does not walk the run's plan before every task, while the
-UI's dependency arrows stay; the ingest progress artifact is updated every
-:data:`PROGRESS_EVERY_S` seconds at most. :attr:`PrefectExecutor.timings` has the seconds per
-step (orchestration included), in the shape of the local executor's.
+run costs the flow milliseconds and the server tens of milliseconds of CPU (its state events).
+On the thread runner a ``batch`` step (hash, sketch, finish: short calls) runs all of a map's
+calls as one task, on as many threads as the runner has, cached on a key made of the calls'
+content keys (:class:`BatchCache`); ingest stays a task per file, and on Dask every call stays a
+task so the workers share them. Arguments are handed to Prefect ``opaque`` (:func:`shallow`), so
+it does not walk the run's plan before every task, while the UI's dependency arrows stay; the
+ingest progress artifact is updated every :data:`PROGRESS_EVERY_S` seconds at most.
+:attr:`PrefectExecutor.timings` has the seconds per step (orchestration included), in the shape
+of the local executor's.
 
 Example:
     >>> # with a flow: run_sequence(prep, PrefectExecutor(prep), refresh=False, hooks=default_hooks())
@@ -211,7 +214,7 @@ class PrefectExecutor:
     def map(self, step: Step, prep: Prepared, calls: Sequence[tuple[Any, ...]], label: str = "") -> list[Any]:
         started = time.perf_counter()
         if step.batch is not None and self._width is not None:
-            values = self._batch_task(step, self._width)(opaque(prep), opaque(list(calls)))
+            values = self._batch_task(step, self._width)(opaque(prep), opaque(list(calls))) if calls else []
             self._timed(step.name, started)
             return values
         t = self._task(step)
