@@ -17,7 +17,10 @@ children find by themselves as ``curate run`` does (``flows.environment.choose_a
 ``PREFECT_API_URL``), plus one ``flow_cold`` run with no server anywhere (Prefect starts its temporary
 server). Prints JSON: medians per variant, ``overhead_ratio`` = flow / local - 1 (the flow as
 ``curate run`` runs it; goal: under 0.05), ``fixed_overhead_s`` = flow_1thread - local (orchestration
-alone at equal parallelism; goal: under 3 s), the cold-start cost, and peak RSS.
+alone at equal parallelism; goal: under 3 s), the cold-start cost, peak RSS, CPU seconds of each run
+and of the server while it ran (steadier than wall time on a shared machine), and each executor's
+per-step timers (``steps`` in the run's result) with the time outside the steps (imports, planning,
+flow-run start and finish).
 
 Usage:
     .venv/bin/python benchmarks/bench_flow.py                    # 200,000 rows, 3 rounds
@@ -104,6 +107,7 @@ def child(recipe: str, variant: str) -> None:
         json.dumps(
             {
                 "seconds": seconds,
+                "steps": {k: v["seconds"] for k, v in s.get("steps", {}).items()},
                 "input_rows": s["input_rows"],
                 "output_records": s["output_records"],
                 "balanced": s["balanced"],
@@ -111,6 +115,21 @@ def child(recipe: str, variant: str) -> None:
             }
         )
     )
+
+
+def step_medians(runs: list[dict]) -> dict[str, float]:
+    """Median seconds per step over ``runs`` (each run's ``steps``: step -> seconds)."""
+    names = {k for r in runs for k in r["steps"]}
+    return {k: round(statistics.median(r["steps"].get(k, 0.0) for r in runs), 3) for k in sorted(names)}
+
+
+def server_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) the server process has used so far (Linux; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_env["CURATE_PREFECT_HOME"] = str(tmp / "no-server")
                 run_env["PREFECT_HOME"] = str(tmp / f"prefect-cold{n}")
             stdout = str(tmp / f"out{n}.txt")
+            cpu0 = server_cpu_s(server.get("pid"))
             r = launcher.run(
                 [sys.executable, str(Path(__file__).resolve()), "--child", str(recipe), variant], run_env, stdout
             )
@@ -157,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             if r["code"] != 0:
                 raise SystemExit(f"{variant} failed:\n{text[-3000:]}")
             res = json.loads(text.strip().splitlines()[-1])
+            cpu1 = server_cpu_s(server.get("pid"))
             res.update(peak_rss_mb=round(r["maxrss"] / 1024, 1), process_wall_s=round(r["wall"], 2))
+            res.update(cpu_s=round(r["cpu"], 2), server_cpu_s=round(cpu1 - cpu0, 2) if cpu0 and cpu1 else None)
+            res["outside_steps_s"] = round(res["seconds"] - sum(res["steps"].values()), 3)
             results[variant].append(res)
             shutil.rmtree(out, ignore_errors=True)
             print(f"{variant}: {res['seconds']:.1f} s, {res['peak_rss_mb']} MB", file=sys.stderr)
@@ -184,6 +207,17 @@ def main(argv: list[str] | None = None) -> int:
             "overhead_share_one_thread": round(1 - med("local") / med("flow_1thread"), 4),
             "speedup_flow_threads_vs_local": round(med("local") / med("flow"), 3),
             "peak_rss_mb_median": {v: med(v, "peak_rss_mb") for v in results},
+            # CPU seconds of the run's process, and of the server while it ran: steadier than wall
+            # time on a shared machine, and what orchestration costs when cores are busy
+            "cpu_s_median": {v: med(v, "cpu_s") for v in ("local", "flow_1thread", "flow")},
+            "server_cpu_s_median": {
+                v: med(v, "server_cpu_s") if all(r["server_cpu_s"] is not None for r in results[v]) else None
+                for v in ("local", "flow_1thread", "flow")
+            },
+            # per step (each executor's own timers; the flow's include orchestration), and the rest:
+            # imports, planning, flow-run start and finish
+            "step_seconds_median": {v: step_medians(results[v]) for v in ("local", "flow_1thread")},
+            "outside_steps_s_median": {v: med(v, "outside_steps_s") for v in ("local", "flow_1thread", "flow")},
             "same_dataset_everywhere": len(hashes) == 1,
             "goal_overhead_ratio": GOAL_OVERHEAD,
             "goal_fixed_overhead_s": GOAL_FIXED_S,

@@ -42,7 +42,11 @@ class Step:
 
     ``key(prep, *args)`` is the content key of the output (None: not cached); ``done(prep, key)``
     says whether the output stored under that key is complete on disk. ``progress``: the step
-    accepts an ``on_batch(bytes, rows)`` callback (ingest), which an executor may pass.
+    accepts an ``on_batch(bytes, rows)`` callback (ingest), which an executor may pass. ``batch``:
+    each call is short (milliseconds to a second), so an executor that pays per call (a Prefect
+    task run costs milliseconds in the flow and tens of milliseconds of server CPU) may run all of
+    a map's calls as one unit named ``batch``, with the concurrency it would give the calls, and
+    cache it on a key made of the calls' keys.
     """
 
     name: str
@@ -52,6 +56,7 @@ class Step:
     retries: int = 0
     retry_delay_seconds: tuple[float, ...] = ()
     progress: bool = False
+    batch: str | None = None
 
 
 def _ingest_key(prep: Prepared, job: FileJob) -> str:
@@ -112,12 +117,12 @@ def _base_key(prep: Prepared, drop_uris: list[str]) -> str:
 RETRY_READS = {"retries": 2, "retry_delay_seconds": (1.0, 5.0)}
 """Reading inputs retries: remote storage fails transiently."""
 
-HASH = Step("hash-file", steps.hash_file, **RETRY_READS)
+HASH = Step("hash-file", steps.hash_file, batch="hash-files", **RETRY_READS)
 BASE = Step("base-version", _base, _base_key, _shard_done)
 INGEST = Step("ingest", steps.ingest, _ingest_key, _shard_done, progress=True, **RETRY_READS)
-SKETCH = Step("sketch", steps.sketch, _sketch_key, _sketch_done)
+SKETCH = Step("sketch", steps.sketch, _sketch_key, _sketch_done, batch="sketch-shards")
 DECIDE = Step("decide", steps.decide, _decide_key, _decide_done)
-FINISH = Step("finish-part", steps.finish, _finish_key, _finish_done)
+FINISH = Step("finish-part", steps.finish, _finish_key, _finish_done, batch="finish-parts")
 CALIBRATE = Step("calibrate-judge", steps.calibrate_judge)
 FEEDBACK = Step("feedback", steps.feedback, _feedback_key, _feedback_done, retries=1, retry_delay_seconds=(5.0,))
 ASSEMBLE = Step("assemble", steps.assemble)

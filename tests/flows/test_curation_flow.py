@@ -56,7 +56,7 @@ def test_flow_curates_like_the_local_run(project: Callable[..., Path], prefect_a
 
 class FlakyMemory(MemoryFileSystem):
     """In-memory files whose second read fails, as a remote store sometimes does (the first read is
-    the planner sniffing the file's compression; the second is the hash-file task)."""
+    the planner sniffing the file's compression; the second is the hash-files task)."""
 
     protocol = ("flakymem",)
     failures: dict[str, int] = {}  # noqa: RUF012  (shared on purpose: every instance is the same remote)
@@ -87,7 +87,7 @@ def test_transient_read_failure_is_retried(
     res = run_flow(recipe)
     assert res["input_rows"] == 1 and res["kept"] == 1
     states = task_states(res["orchestrator"]["flow_run_id"], expect=5)
-    assert states["hash-file"] == ["Completed"] and states["hash-file#run_count"] == ["2"]  # failed, retried
+    assert states["hash-files"] == ["Completed"] and states["hash-files#run_count"] == ["2"]  # failed, retried
     assert states["ingest"] == ["Completed"] and states["ingest#run_count"] == ["1"]
 
 
@@ -109,7 +109,7 @@ def test_rerun_after_a_late_failure_reuses_cached_steps(
     res = run_flow(recipe)
     assert res["published"]["created"]
     states = task_states(res["orchestrator"]["flow_run_id"], expect=10)
-    for step in ("ingest", "sketch", "decide", "finish-part"):
+    for step in ("ingest", "sketch-shards", "decide", "finish-parts"):
         assert set(states[step]) == {"Cached"}, (step, states)
     assert states["publish"] == ["Completed"] and states["assemble"] == ["Completed"]
 

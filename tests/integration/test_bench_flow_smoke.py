@@ -32,3 +32,9 @@ def test_bench_flow_smoke() -> None:
     )
     fixed = out["seconds_median"]["flow_1thread"] - out["seconds_median"]["local"]
     assert out["fixed_overhead_s"] == pytest.approx(fixed, abs=1e-3)
+    # where the time goes: CPU of each run and of the server, each executor's own per-step timers
+    assert set(out["cpu_s_median"]) == {"local", "flow_1thread", "flow"}
+    assert all(v > 0 for v in out["cpu_s_median"].values())
+    steps = out["step_seconds_median"]
+    assert set(steps["local"]) <= set(steps["flow_1thread"]) and "ingest" in steps["local"]
+    assert all(v >= 0 for v in out["outside_steps_s_median"].values())
