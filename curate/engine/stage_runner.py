@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 from curate.dedup.contamination import find_leaks
 from curate.dedup.decisions import DedupDecision, priority_for
 from curate.dedup.exact import exact_from_hashes, key_hashes
-from curate.dedup.lsh import band_keys
+from curate.dedup.lsh import band_keys, candidate_pairs
 from curate.dedup.minhash import sketch
-from curate.dedup.near import lsh_shape, near_from_bands
+from curate.dedup.near import lsh_shape, near_from_candidates
 from curate.dedup.references import load_reference
 from curate.engine.fates import REMOVED_SCHEMA, SLICE_ROWS
 from curate.engine.report import record_lengths
@@ -182,8 +182,10 @@ class StageRunner:
             for lo, df in self._slices(i, [expr]):
                 want = local[(local >= lo) & (local < lo + df.height)] - lo
                 if want.size:
-                    pieces.append(df.to_series().gather(want))
-        values = pl.concat(pieces).to_numpy()
+                    # to numpy at once: a gathered string Series keeps the whole slice's text buffers
+                    # alive (views), which over every slice of a run is every text of the run
+                    pieces.append(df.to_series().gather(want).to_numpy())
+        values = np.concatenate(pieces)
         out = np.empty(rows.size, dtype=values.dtype)
         out[order] = values
         return out
@@ -376,11 +378,17 @@ class StageRunner:
                     empty[at : at + m] = sk.empty
                     at += m
         seconds = time.perf_counter() - started
+        t1 = time.perf_counter()
+        a, b = candidate_pairs(keys_b, ~empty, workers=stage.workers)
+        del keys_b, empty  # bands x 8 bytes a row: gone before verification holds texts and shingles
+        band_seconds = time.perf_counter() - t1
 
         def texts_of(local: np.ndarray) -> pl.Series:
             return pl.Series(self._at(rows[local], expr), dtype=pl.String)
 
-        return near_from_bands(keys_b, empty, stage, priority, texts_of, seconds, always_kept=self.pinned[rows])
+        return near_from_candidates(
+            rows.size, a, b, stage, priority, texts_of, seconds, band_seconds, always_kept=self.pinned[rows]
+        )
 
     def _decontaminate(self, index: int, stage: DecontaminateStage) -> StageResult:
         rows, keys, names = self._keys(stage)

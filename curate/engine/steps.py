@@ -282,12 +282,13 @@ def decide(
     meta = folder / "decision.json"
     if meta.exists():
         return Decision(**orjson.loads(meta.read_bytes()))
-    from curate.engine.stage_runner import StageRunner, stage_label
-
     pinned_parts = sum(len(r.parts) for r in pinned)
-    names = [stage_label(s) for s in recipe.stages]
+    names: list[str] = []
     leaks: list[dict[str, Any]] = []
     if recipe.stages:
+        from curate.engine.stage_runner import StageRunner, stage_label  # numba and scipy: only when stages run
+
+        names = [stage_label(s) for s in recipe.stages]
         runner = StageRunner(
             [Path(p) for p in parts],
             recipe.record_kind,
