@@ -17,8 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .chash namespace)
+import pyarrow as pa
 
 from schemas.kinds import IDENTITY_COLUMNS, MESSAGES, Kind, content_schema
 
@@ -53,18 +55,40 @@ def canonical_expr(kind: Kind) -> pl.Expr:
     return pl.concat_str(parts, separator=_FIELD_SEP).alias("__canonical")
 
 
-def nfc(texts: pl.Series) -> pl.Series:
-    """NFC-normalize a string Series, touching only non-ASCII values (ASCII is already NFC).
+def _below_u0300(texts: pl.Series) -> np.ndarray:
+    """Per value: True when every code point is below U+0300 (no UTF-8 byte is 0xCC or above)."""
+    arr = texts.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    ok = np.ones(len(arr), bool)
+    if data_buf is not None:
+        high = np.flatnonzero(np.frombuffer(data_buf, np.uint8) >= 0xCC)
+        ok[np.searchsorted(offsets, high, side="right") - 1] = False
+    return ok
 
-    Normalization is the costliest step of hashing; most training text is ASCII, so this keeps
-    ids cheap. Separators are control characters, which never compose, so normalizing the joined
-    string equals joining the normalized parts.
+
+def nfc(texts: pl.Series) -> pl.Series:
+    """NFC-normalize a string Series, touching only values NFC can change.
+
+    Normalization is the costliest step of hashing, so only values with a code point at or above
+    U+0300 are normalized: below it (ASCII, Latin-1, Latin Extended) every character is a starter
+    that is its own normal form, so NFC leaves such text as it is. Separators are control
+    characters, which never compose, so normalizing the joined string equals joining the
+    normalized parts.
     """
     non_ascii = texts.str.len_bytes() != texts.str.len_chars()
     if not non_ascii.any():
         return texts
     idx = non_ascii.arg_true()
-    return texts.scatter(idx, texts.gather(idx).str.normalize("NFC"))
+    sub = texts.gather(idx)
+    may_change = ~_below_u0300(sub)
+    if not may_change.any():
+        return texts
+    idx, sub = idx.filter(may_change), sub.filter(may_change)
+    return texts.scatter(idx, sub.str.normalize("NFC"))
 
 
 def id_series(df: pl.DataFrame, kind: Kind) -> pl.Series:

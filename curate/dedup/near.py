@@ -163,10 +163,39 @@ def near_from_bands(
         [-1, 0, -1]
     """
     t1 = time.perf_counter()
-    n, p = keys_b.shape[0], stage.minhash
-    bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
     a, b = candidate_pairs(keys_b, ~empty, workers=stage.workers)
+    band_seconds = time.perf_counter() - t1
+    return near_from_candidates(
+        keys_b.shape[0], a, b, stage, priority, texts_of, signature_seconds, band_seconds, sk, always_kept
+    )
+
+
+def near_from_candidates(
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    stage: NearDedupStage,
+    priority: np.ndarray,
+    texts_of: Callable[[np.ndarray], pl.Series],
+    signature_seconds: float = 0.0,
+    band_seconds: float = 0.0,
+    sk: Sketch | None = None,
+    always_kept: np.ndarray | None = None,
+) -> DedupDecision:
+    """:func:`near_from_bands` from its candidate pairs ``(a, b)`` over ``n`` rows
+    (:func:`curate.dedup.lsh.candidate_pairs`), so a caller can free the band keys before verifying.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> base = " ".join(f"word{i}" for i in range(60))
+        >>> keys = pl.Series([base, base + " extra", "something else entirely " * 5])
+        >>> st = NearDedupStage(type="near_dedup")
+        >>> near_from_candidates(3, np.array([0]), np.array([1]), st, np.arange(3.0), keys.gather).dup_of.tolist()
+        [-1, 0, -1]
+    """
     t2 = time.perf_counter()
+    p = stage.minhash
+    bands, rows = lsh_shape(stage.threshold, p, stage.bands, stage.rows, stage.verify)
     if sk is not None and stage.verify != "exact":
         pairs = verify_pairs(sk, a, b, stage.threshold, stage.verify)
     else:
@@ -189,10 +218,10 @@ def near_from_bands(
         "clusters_with_duplicates": int(np.unique(representative[dup_of >= 0]).size),
         "duplicates": int((dup_of >= 0).sum()),
         "state_bytes_per_doc": int(p.num_perm * 4 + bands * 8),
-        "phase2_bytes_per_doc": int(keys_b.itemsize * keys_b.shape[1]),
+        "phase2_bytes_per_doc": int(bands * 8),
         "seconds": {
             "signatures": round(signature_seconds, 4),
-            "bands": round(t2 - t1, 4),
+            "bands": round(band_seconds, 4),
             "verify": round(t3 - t2, 4),
             "clusters": round(time.perf_counter() - t3, 4),
         },

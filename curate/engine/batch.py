@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,8 +123,12 @@ def process_batch(
     if chain[-1].output != kind:
         raise ValueError(f"the chain ends in {chain[-1].output} records, not {kind}")
 
-    kept = set(frame[ROW].unique().to_list())
     rejected_all = pl.concat([f.cast({ROW: pl.Int64, "reason": pl.String}) for f in rejected_frames])
+    if not reasons and rejected_all.is_empty() and frame[ROW].n_unique() == len(batch.rows):
+        # the common clean batch: every row kept, nothing to say; skips per-row sets of row numbers
+        multiline = _multiline(src, batch.spans.keys(), batch.spans)
+        return BatchOutcome(finalize(frame, kind, src), batch.size, len(batch.rows), [], [], multiline)
+    kept = set(frame[ROW].unique().to_list())
     partial: list[dict[str, Any]] = []
     for row, reason in rejected_all.iter_rows():
         if row in kept:
@@ -150,8 +154,10 @@ def process_batch(
         if row in spans:  # a row read from several physical lines names them all
             entry["line_end"] = spans[row]
         quarantine.append(entry)
-    multiline = [
-        {"source": src.name, "uri": src.uri, "row": row, "lines": [row + 1, spans[row]]}
-        for row in sorted(kept & batch.spans.keys())
-    ]
+    multiline = _multiline(src, kept & batch.spans.keys(), spans)
     return BatchOutcome(finalize(frame, kind, src), batch.size, len(kept), quarantine, partial, multiline)
+
+
+def _multiline(src: SourceInfo, rows: Iterable[int], spans: Mapping[int, int]) -> list[dict[str, Any]]:
+    """The multi-line entries of kept ``rows`` (``spans``: row -> last physical line, 1-based)."""
+    return [{"source": src.name, "uri": src.uri, "row": row, "lines": [row + 1, spans[row]]} for row in sorted(rows)]

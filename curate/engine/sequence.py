@@ -83,7 +83,7 @@ def _decide_key(prep: Prepared, refs: list[ShardRef], sketches: dict[int, list[s
 
 def _decide_done(prep: Prepared, key: str) -> bool:
     folder = prep.work / "decisions" / key
-    return (folder / "decision.json").exists() and (folder / "state.parquet").exists()
+    return all((folder / f).exists() for f in ("decision.json", "state.parquet", "removed.parquet"))
 
 
 def _finish_key(prep: Prepared, decision: Decision, index: int) -> str:

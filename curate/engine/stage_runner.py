@@ -5,12 +5,11 @@ and reads from the ingested Parquet files only the columns a stage needs, for th
 alive. Filters work file by file; dedup reads the key text of every alive row (signatures are the
 only per-row state it keeps). At the end, survivors are written once to the dataset and removed
 records to ``dropped.parquet`` / ``duplicates.parquet`` with their reasons, and every input row's
-outcome is settled for the accounting: an input row is kept while any of its records survives;
-otherwise the earliest stage that removed one of its records names its outcome.
+outcome is settled for the accounting (:mod:`curate.engine.fates`).
 
 Example:
-    >>> # runner = StageRunner(parts, Kind.SFT, base_dir); runner.run(recipe.stages); state = runner.state()
-    >>> # finish_part(parts[0], state[:n0], names, outcomes, out, "part-00000"); settle(parts, state, outcomes, ledger)
+    >>> # runner = StageRunner(parts, Kind.SFT, base_dir); runner.run(recipe.stages)
+    >>> # write_fates(folder, runner.alive, runner.stage_of, runner.similarity, runner.removed_frame())
 """
 
 from __future__ import annotations
@@ -24,17 +23,16 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.dedup.contamination import find_leaks
 from curate.dedup.decisions import DedupDecision, priority_for
 from curate.dedup.exact import exact_from_hashes, key_hashes
-from curate.dedup.lsh import band_keys
+from curate.dedup.lsh import band_keys, candidate_pairs
 from curate.dedup.minhash import sketch
-from curate.dedup.near import lsh_shape, near_from_bands
+from curate.dedup.near import lsh_shape, near_from_candidates
 from curate.dedup.references import load_reference
-from curate.engine.accounting import Ledger
+from curate.engine.fates import REMOVED_SCHEMA, SLICE_ROWS
 from curate.engine.report import record_lengths
 from curate.filters import get_filter
 from schemas.fields import key_expr
@@ -42,8 +40,6 @@ from schemas.kinds import Kind, content_schema
 from schemas.stages import DecontaminateStage, ExactDedupStage, FilterStage, NearDedupStage
 
 EXAMPLES_PER_REASON = 3
-SLICE_ROWS = 65_536
-"""Records decoded at a time when a stage reads a part (bounds a stage's transient memory)."""
 SNIPPET = 240
 
 DEFAULT_KEYS: dict[Kind, list[str]] = {
@@ -53,17 +49,6 @@ DEFAULT_KEYS: dict[Kind, list[str]] = {
     Kind.PREFERENCE: ["prompt", "chosen"],
     Kind.KTO: ["conversation"],
 }
-
-AUDIT_COLUMNS = pa.schema(
-    [
-        ("stage", pa.large_string()),
-        ("reason", pa.large_string()),
-        ("detail", pa.large_string()),
-        ("duplicate_of", pa.large_string()),
-        ("similarity", pa.float64()),
-        ("representative", pa.large_string()),
-    ]
-)
 
 
 def stage_label(stage: Any) -> str:
@@ -197,8 +182,10 @@ class StageRunner:
             for lo, df in self._slices(i, [expr]):
                 want = local[(local >= lo) & (local < lo + df.height)] - lo
                 if want.size:
-                    pieces.append(df.to_series().gather(want))
-        values = pl.concat(pieces).to_numpy()
+                    # to numpy at once: a gathered string Series keeps the whole slice's text buffers
+                    # alive (views), which over every slice of a run is every text of the run
+                    pieces.append(df.to_series().gather(want).to_numpy())
+        values = np.concatenate(pieces)
         out = np.empty(rows.size, dtype=values.dtype)
         out[order] = values
         return out
@@ -391,11 +378,17 @@ class StageRunner:
                     empty[at : at + m] = sk.empty
                     at += m
         seconds = time.perf_counter() - started
+        t1 = time.perf_counter()
+        a, b = candidate_pairs(keys_b, ~empty, workers=stage.workers)
+        del keys_b, empty  # bands x 8 bytes a row: gone before verification holds texts and shingles
+        band_seconds = time.perf_counter() - t1
 
         def texts_of(local: np.ndarray) -> pl.Series:
             return pl.Series(self._at(rows[local], expr), dtype=pl.String)
 
-        return near_from_bands(keys_b, empty, stage, priority, texts_of, seconds, always_kept=self.pinned[rows])
+        return near_from_candidates(
+            rows.size, a, b, stage, priority, texts_of, seconds, band_seconds, always_kept=self.pinned[rows]
+        )
 
     def _decontaminate(self, index: int, stage: DecontaminateStage) -> StageResult:
         rows, keys, names = self._keys(stage)
@@ -447,147 +440,26 @@ class StageRunner:
         res.stats["leaks"] = int(local.size)
         return res
 
-    # -- output and accounting -----------------------------------------------------------------
-    def state(self) -> pl.DataFrame:
-        """Per record: alive, the stage index that removed it, reason, detail, kept twin, similarity.
+    # -- output ---------------------------------------------------------------------------------
+    def removed_frame(self) -> pl.DataFrame:
+        """The strings of removed records (:data:`curate.engine.fates.REMOVED_SCHEMA`), by global row.
 
-        Strings exist only for removed records; the frame is built from them by one scatter per column.
+        Records that stay have none: with :attr:`alive`, :attr:`stage_of` and :attr:`similarity`
+        this is what :func:`curate.engine.fates.write_fates` stores.
         """
-        n = self.n
-        if self._removed:
-            rows = np.concatenate([r for r, *_ in self._removed])
-            reasons = [x for _, rs, _, _, _ in self._removed for x in rs]
-            details = [x for _, _, ds, _, _ in self._removed for x in ds]
-            twins = [x for r, _, _, ts, _ in self._removed for x in (ts if ts is not None else [None] * r.size)]
-            reps = [x for r, _, _, _, rp in self._removed for x in (rp if rp is not None else [None] * r.size)]
-        else:
-            rows, reasons, details, twins, reps = np.empty(0, np.int64), [], [], [], []
+        if not self._removed:
+            return pl.DataFrame(schema=REMOVED_SCHEMA)
 
-        def column(values: list[str | None]) -> pl.Series:
-            base = pl.repeat(None, n, dtype=pl.String, eager=True)
-            return base.scatter(rows, pl.Series(values, dtype=pl.String)) if rows.size else base
+        def column(values: list[str] | None, size: int) -> list[str] | list[None]:
+            return values if values is not None else [None] * size
 
         return pl.DataFrame(
             {
-                "alive": self.alive,
-                "stage": self.stage_of,
-                "reason": column(reasons),
-                "detail": column(details),
-                "duplicate_of": column(twins),
-                "similarity": self.similarity,
-                "representative": column(reps),
+                "row": np.concatenate([r for r, *_ in self._removed]),
+                "reason": [x for _, rs, _, _, _ in self._removed for x in rs],
+                "detail": [x for _, _, ds, _, _ in self._removed for x in ds],
+                "duplicate_of": [x for r, _, _, ts, _ in self._removed for x in column(ts, r.size)],
+                "representative": [x for r, _, _, _, rp in self._removed for x in column(rp, r.size)],
             },
-            schema=STATE_SCHEMA,
+            schema=REMOVED_SCHEMA,
         )
-
-
-STATE_SCHEMA = {
-    "alive": pl.Boolean,
-    "stage": pl.Int32,
-    "reason": pl.String,
-    "detail": pl.String,
-    "duplicate_of": pl.String,
-    "similarity": pl.Float64,
-    "representative": pl.String,
-}
-
-
-@dataclass
-class PartOutput:
-    """What :func:`finish_part` wrote for one part: survivors and the audit rows of removed records."""
-
-    kept: int
-    data: str | None = None
-    dropped: str | None = None
-    duplicates: str | None = None
-
-
-def finish_part(
-    part: Path, state: pl.DataFrame, names: list[str], outcomes: list[str], out: Path, label: str
-) -> PartOutput:
-    """Phase 3 (per part): write the survivors of ``part`` and its removed records with their reasons.
-
-    ``state`` is the part's slice of :meth:`StageRunner.state`; ``names``/``outcomes`` name each stage
-    index. Writes ``out/LABEL.parquet`` (survivors, same schema as ``part``), ``out/LABEL.dropped.parquet``
-    and ``out/LABEL.duplicates.parquet`` (records plus stage, reason, detail, duplicate_of, similarity,
-    representative: the id of the row the removed one was verified against, their Jaccard, and the id of
-    the row that stays for it).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    table = pq.read_table(part)
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    alive = state["alive"].to_numpy()
-    result = PartOutput(int(alive.sum()))
-    if alive.any():
-        result.data = str(out / f"{label}.parquet")
-        pq.write_table(table.filter(pa.array(alive)), result.data, compression="zstd", use_dictionary=False)
-    gone = state.with_row_index("__i").filter(~pl.col("alive"))
-    if gone.height == 0:
-        return result
-    index = list(range(len(names)))
-    gone = gone.with_columns(
-        pl.col("stage").replace_strict(index, names, return_dtype=pl.String).alias("stage_name"),
-        pl.col("stage").replace_strict(index, outcomes, return_dtype=pl.String).alias("outcome"),
-    )
-    audit_schema = pa.schema(list(table.schema) + list(AUDIT_COLUMNS))
-    for outcome in ("dropped", "duplicates"):
-        sel = gone.filter(pl.col("outcome") == outcome)
-        if sel.height == 0:
-            continue
-        extra = sel.select(
-            pl.col("stage_name").alias("stage"), "reason", "detail", "duplicate_of", "similarity", "representative"
-        )
-        rows = df[sel["__i"].to_list()]
-        path = out / f"{label}.{outcome}.parquet"
-        pq.write_table(
-            pl.concat([rows, extra], how="horizontal").to_arrow().cast(audit_schema),
-            path,
-            compression="zstd",
-            use_dictionary=False,
-        )
-        setattr(result, outcome, str(path))
-    return result
-
-
-def settle(parts: list[Path], state: pl.DataFrame, outcomes: list[str], ledger: Ledger) -> None:
-    """Settle every input row's outcome in ``ledger`` from the records' fates.
-
-    An input row is kept while any of its records survives; otherwise the earliest stage that removed
-    one of its records names its outcome and reason. Also sets each file's output record count.
-
-    Reads one part's provenance at a time: per part, only input rows with a removed record (and the
-    first and last row, whose records may continue in the neighbouring part) are carried on.
-    """
-    if not parts:
-        return
-    per_file: dict[tuple[str, str], int] = {}
-    partial = []
-    lo = 0
-    for path in parts:
-        src = pl.read_parquet(path, columns=["source"]).select(pl.col("source").struct.field("name", "uri", "row"))
-        fate = state.slice(lo, src.height).select("alive", "stage", "reason")
-        lo += src.height
-        df = pl.concat([src, fate], how="horizontal").with_row_index("__i")
-        for name, uri, n in df.group_by("name", "uri").agg(pl.col("alive").sum()).iter_rows():
-            per_file[(name, uri)] = per_file.get((name, uri), 0) + int(n)
-        edge = (pl.col("__i") == 0) | (pl.col("__i") == df.height - 1)
-        keys = df.filter(~pl.col("alive") | edge).select("name", "uri", "row").unique()
-        rows = df.join(keys, on=["name", "uri", "row"], how="semi", maintain_order="left").drop("__i")
-        partial.append(rows)
-    for (name, uri), n in per_file.items():
-        ledger.set_output_records(name, uri, n)
-    df = pl.concat(partial)
-    per_row = (
-        df.sort("stage", maintain_order=True)
-        .group_by("name", "uri", "row")
-        .agg(
-            pl.col("alive").any().alias("kept"),
-            pl.col("stage").filter(~pl.col("alive")).first(),
-            pl.col("reason").filter(~pl.col("alive")).first(),
-        )
-        .filter(~pl.col("kept"))
-    )
-    counts = per_row.group_by("name", "uri", "stage", "reason").len()
-    for name, uri, stage, reason, n in counts.iter_rows():
-        ledger.move(name, uri, outcomes[stage], reason, n)

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.engine.accounting import Ledger
+from curate.engine.fates import AUDIT_COLUMNS, REMOVED_SCHEMA, finish_part, read_fates, settle, write_fates
 from curate.engine.plan import Plan, plan
 from curate.engine.report import length_field, record_lengths, write_report
 from curate.engine.run_folder import RunWriter, local_mirror, new_run_id, remote_run_dir, upload_run
@@ -230,17 +231,12 @@ class Decision:
     results: list[dict[str, Any]]
     leaks: int
 
-    def state(self) -> pl.DataFrame:
-        return pl.read_parquet(Path(self.dir) / "state.parquet")
-
     def new_parts(self) -> list[str]:
         return self.parts[self.pinned_parts :]
 
     def part_state(self, index: int) -> pl.DataFrame:
-        """State rows of part ``index`` (an index into :attr:`parts`)."""
-        lo = sum(self.sizes[:index])
-        # a lazy slice reads only the rows of this part, not the whole run's state per part
-        return pl.scan_parquet(Path(self.dir) / "state.parquet").slice(lo, self.sizes[index]).collect()
+        """Fates of the records of part ``index`` (an index into :attr:`parts`), as :func:`read_fates` gives them."""
+        return read_fates(Path(self.dir), sum(self.sizes[:index]), self.sizes[index])
 
 
 def _reference_fingerprints(prep: Prepared) -> list[Any]:
@@ -286,12 +282,13 @@ def decide(
     meta = folder / "decision.json"
     if meta.exists():
         return Decision(**orjson.loads(meta.read_bytes()))
-    from curate.engine.stage_runner import STATE_SCHEMA, StageRunner, stage_label
-
     pinned_parts = sum(len(r.parts) for r in pinned)
-    names = [stage_label(s) for s in recipe.stages]
+    names: list[str] = []
     leaks: list[dict[str, Any]] = []
     if recipe.stages:
+        from curate.engine.stage_runner import StageRunner, stage_label  # numba and scipy: only when stages run
+
+        names = [stage_label(s) for s in recipe.stages]
         runner = StageRunner(
             [Path(p) for p in parts],
             recipe.record_kind,
@@ -301,24 +298,18 @@ def decide(
             pinned_parts,
         )
         runner.run(recipe.stages)
-        state = runner.state()
+        fates = (runner.alive, runner.stage_of, runner.similarity, runner.removed_frame())
         results = [r.as_dict() for r in runner.results]
         outcomes = [r.outcome for r in runner.results]
         leaks = runner.leaks
     else:
         n = sum(sizes)
-        state = (
-            pl.DataFrame({"alive": np.ones(n, bool), "stage": np.full(n, -1, np.int32)})
-            .with_columns(
-                *[pl.lit(None, dtype=t).alias(c) for c, t in STATE_SCHEMA.items() if c not in ("alive", "stage")]
-            )
-            .select(list(STATE_SCHEMA))
-        )
+        fates = (np.ones(n, bool), np.full(n, -1, np.int32), np.full(n, np.nan), pl.DataFrame(schema=REMOVED_SCHEMA))
         results, outcomes = [], []
     tmp = folder.with_name(f".{key}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state.write_parquet(tmp / "state.parquet")
+    write_fates(tmp, *fates)
     (tmp / "leaks.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in leaks))
     decision = Decision(key, str(folder), parts, pinned_parts, sizes, names, outcomes, results, len(leaks))
     (tmp / "decision.json").write_bytes(orjson.dumps(decision.__dict__))
@@ -357,8 +348,6 @@ def finish(prep: Prepared, decision: Decision, index: int) -> dict[str, Any]:
     cached = finished_part(prep, key)
     if cached is not None:
         return cached
-    from curate.engine.stage_runner import finish_part
-
     out = prep.work / "finished" / decision.key
     label = f"part-{index:05d}"
     state = decision.part_state(at)
@@ -536,8 +525,6 @@ def assemble(
         new_parts = [Path(p) for p in decision.new_parts()]
         alive: np.ndarray | None = None
         if staged:
-            from curate.engine.stage_runner import AUDIT_COLUMNS, settle  # numba/scipy load only when stages run
-
             audit_schema = pa.schema(list(arrow_schema(kind)) + list(AUDIT_COLUMNS))
             for outcome in ("dropped", "duplicates"):
                 paths = [Path(f[outcome]) for f in finished if f[outcome]]
@@ -545,10 +532,12 @@ def assemble(
             leaks = Path(decision.dir) / "leaks.jsonl"
             if leaks.stat().st_size:
                 _link(leaks, writer.staging / "contamination.jsonl")
-            state = decision.state()
-            new_state = state.slice(sum(decision.sizes[: decision.pinned_parts]))
-            settle(new_parts, new_state, decision.outcomes, ledger)
-            alive = new_state["alive"].to_numpy()
+            first = decision.pinned_parts
+            states = (decision.part_state(first + k) for k in range(len(new_parts)))
+            settle(new_parts, states, decision.outcomes, ledger)
+            lo = sum(decision.sizes[:first])
+            fates = pl.scan_parquet(Path(decision.dir) / "state.parquet").select("alive").slice(lo)
+            alive = fates.collect().to_series().to_numpy()
         # Without stages the shard tallies are already final: every record is kept, each file's
         # output records are its ingested records, and no input row changes outcome.
         summary = ledger.summary()

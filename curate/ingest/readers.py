@@ -133,6 +133,8 @@ class _Run:
     lines: list[bytes] | None = None
     too_long: set[int] = field(default_factory=set)
     tail: bool = False
+    longest: int | None = None
+    """Bytes of the longest raw line, an upper bound (None: not measured)."""
 
     def split(self) -> list[bytes]:
         if self.lines is not None:
@@ -151,8 +153,8 @@ class _Run:
             return head, rest
         assert self.data is not None and self.nl is not None
         at = int(self.nl[k - 1])
-        head = _Run(k, data=self.data[:at], nl=self.nl[: k - 1])
-        return head, _Run(self.n - k, data=self.data[at + 1 :], nl=self.nl[k:] - (at + 1))
+        head = _Run(k, data=self.data[:at], nl=self.nl[: k - 1], longest=self.longest)
+        return head, _Run(self.n - k, data=self.data[at + 1 :], nl=self.nl[k:] - (at + 1), longest=self.longest)
 
 
 def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23, split: bool = False) -> Iterator[_Run]:
@@ -180,7 +182,8 @@ def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23, spl
         n = len(nl)
         data = memoryview(buf)[: int(nl[-1])] if n else memoryview(b"")
         pending = buf[int(nl[-1]) + 1 :] if n else buf
-        long_line = n > 0 and int((np.diff(nl, prepend=-1) - 1).max()) > max_line_bytes
+        longest = int((np.diff(nl, prepend=-1) - 1).max()) if n else 0
+        long_line = longest > max_line_bytes
         if long_line or len(pending) > max_line_bytes or (split and n):
             lines = bytes(data).split(b"\n") if n else []
             too_long: set[int] = set()
@@ -195,7 +198,7 @@ def _line_runs(stream: IO[bytes], max_line_bytes: int, chunk: int = 1 << 23, spl
             if lines:
                 yield _Run(len(lines), lines=lines, too_long=too_long)
         elif n:
-            yield _Run(n, data=data, nl=nl[:-1])
+            yield _Run(n, data=data, nl=nl[:-1], longest=longest)
     if pending and not skipping:
         yield _Run(
             1, lines=[pending[:max_line_bytes]], too_long={0} if len(pending) > max_line_bytes else set(), tail=True
@@ -302,14 +305,17 @@ def _has_non_finite(arr: np.ndarray) -> bool:
     return False
 
 
-def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -> pa.Table | None:
+def columnar_json(
+    block: bytes, n_lines: int, columns: dict[str, pa.DataType], longest: int | None = None
+) -> pa.Table | None:
     """The ``columns`` of ``n_lines`` JSON Lines (``block``, no over-long line) as one table, or None.
 
     Vectorized (Arrow's JSON reader, on one thread), and only where it provably reads what
     :func:`orjson.loads` line by line would: every line one JSON object, valid UTF-8, no ``NaN`` or
     infinity, no nesting orjson refuses, each requested key of the exact JSON type (a string is not
     coerced from a number; a key given twice is refused). Anything else returns None and the lines
-    take the per-line path, which classifies every defect.
+    take the per-line path, which classifies every defect. ``longest``: the longest line's bytes
+    when the caller knows it (lines too short to nest too deep skip that scan).
     """
     if not n_lines or block.startswith(_BOM) or len(block) >= _MAX_BLOCK:  # Arrow skips a leading BOM, orjson not
         return None
@@ -317,7 +323,8 @@ def columnar_json(block: bytes, n_lines: int, columns: dict[str, pa.DataType]) -
     # the per-line way. Keys not asked for are only parsed (`ignore`): inferring their types is
     # quadratic in their depth (3,000 levels took 2 s, 30,000 levels gigabytes).
     arr = np.frombuffer(block, np.uint8)
-    if _has_non_finite(arr) or _may_be_too_deep(block, arr):
+    deep_possible = longest is None or longest > 2 * MAX_JSON_DEPTH
+    if _has_non_finite(arr) or (deep_possible and _may_be_too_deep(block, arr)):
         return None
     try:
         pa.array([block], pa.binary()).cast(pa.string())  # UTF-8 check of the whole block (also unused keys)
@@ -354,7 +361,9 @@ def _line_batches(
             nonlocal held
             if columns is not None and pending and all(r.data is not None for r, _ in pending):
                 block = b"\n".join(r.data for r, _ in pending if r.data is not None)
-                table = columnar_json(block, held, columns)
+                longest = max((r.longest for r, _ in pending if r.longest is not None), default=None)
+                known = all(r.longest is not None for r, _ in pending)
+                table = columnar_json(block, held, columns, longest if known else None)
                 if table is not None:
                     first = pending[0][1]
                     batch.rows.extend(range(first, first + held))

@@ -44,3 +44,20 @@ def test_scores_do_not_change_preference_identity() -> None:
     one = pl.DataFrame({**base, "margin": [0.1]}, schema=schema)
     two = pl.DataFrame({**base, "margin": [0.9]}, schema=schema)
     assert with_ids(one, Kind.PREFERENCE)["id"][0] == with_ids(two, Kind.PREFERENCE)["id"][0]
+
+
+def test_nfc_normalizes_exactly_what_full_normalization_would() -> None:
+    import random
+    import unicodedata
+
+    from schemas.ids import nfc
+
+    # Latin-1 and Latin Extended (left alone), decomposed accents, Hangul jamo, CJK, Greek tonos and
+    # singletons (U+212B ANGSTROM SIGN, U+0340): all must come out as unicodedata's NFC
+    alphabet = ["a", "Z", " ", "\u00e9", "\u00c5", "\u0101", "e\u0301", "A\u030a", "\u212b", "\u1100\u1161", "\u65e5"]
+    alphabet += ["\u0340", "\u03ac", "\u00bd", "\u02c6", "\x1e", "\u0300"]
+    rng = random.Random(3)
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(2000)]
+    texts += ["plain ascii", "caf\u00e9 na\u00efve", None]  # type: ignore[list-item]
+    got = nfc(pl.Series(texts, dtype=pl.String)).to_list()
+    assert got == [None if t is None else unicodedata.normalize("NFC", t) for t in texts]

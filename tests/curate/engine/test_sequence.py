@@ -168,3 +168,18 @@ def test_cleanup_removes_stale_prefect_cache_records_with_the_work_files(tmp_pat
         os.utime(f, (0, 0))  # older than the garbage collector's minimum age
     run_sequence(prepare(load_recipe_file(_recipe(tmp_path, STAGES))), LocalExecutor(show_progress=False))
     assert not stale.exists() and used.exists()
+
+
+def test_a_run_without_stages_loads_no_stage_machinery(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    recipe = _recipe(tmp_path)
+    code = (
+        "import sys; from curate.engine.local import run_recipe; from schemas.recipe_loader import load_recipe_file; "
+        f"r = run_recipe(load_recipe_file({str(recipe)!r}), show_progress=False, report=False); "
+        "print(r.summary['output_records'], 'curate.engine.stage_runner' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    # the stage runner (and its dedup and filter imports) is not loaded to decide nothing
+    assert out.stdout.split() == ["22", "False"], out.stderr[-2000:]

@@ -101,6 +101,10 @@ def test_line_runs_give_the_lines_of_iter_line_blocks(chunk: int, max_line_bytes
     want = flat(list(iter_line_blocks(io.BytesIO(data), max_line_bytes, chunk)))
     got = flat([(r.split(), r.too_long) for r in _line_runs(io.BytesIO(data), max_line_bytes, chunk)])
     assert got == want
+    # a raw run's ``longest`` bounds its lines (columnar_json skips the nesting scan under it)
+    for r in _line_runs(io.BytesIO(data), max_line_bytes, chunk):
+        if r.data is not None:
+            assert r.longest is not None and r.longest >= max(map(len, r.split()))
     # cutting runs anywhere keeps every line once, in order
     cut = []
     for r in _line_runs(io.BytesIO(data), max_line_bytes, chunk):
