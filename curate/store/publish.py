@@ -10,11 +10,12 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.dedup.contamination import LeakIndex
@@ -23,7 +24,7 @@ from curate.store import Store
 from curate.store.card import CardStats, repair_cards, write_card
 from curate.store.location import is_url
 from curate.store.splits import assign_splits, split_key_fields
-from curate.store.store import ContentHasher
+from curate.store.store import ContentHasher, Published, Staged, frames_reader
 from schemas.fields import key_expr
 from schemas.kinds import Kind
 from schemas.recipe import PublishSpec, SplitSpec
@@ -47,11 +48,27 @@ BATCH_ROWS = 16_384
 """Rows per batch read while publishing: what bounds publish memory, whatever the version's size."""
 
 Batches = Callable[[list[str] | None], Iterator[pl.DataFrame]]
-"""A re-readable record source: called with the columns wanted (None: all), yields frames in order."""
+"""A re-readable record source: called with the columns wanted (None: all), yields frames; every
+call yields the same rows in the same order (a pass over some columns lines up with a pass over all)."""
 
 
-def file_batches(files: list[Path], batch_rows: int = BATCH_ROWS) -> Batches:
-    """The records of Parquet ``files`` (in order) as a :data:`Batches` source.
+@dataclass(frozen=True)
+class RecordSource:
+    """A :data:`Batches` source that also knows its row count (``rows``; None: unknown).
+
+    Knowing it lets a publish tell, before reading anything, that the records cannot equal the
+    latest version (another row count), and write them in the pass that hashes them.
+    """
+
+    read: Batches
+    rows: int | None = None
+
+    def __call__(self, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        return self.read(columns)
+
+
+def file_batches(files: list[Path], batch_rows: int = BATCH_ROWS) -> RecordSource:
+    """The records of Parquet ``files`` (in order) as a :data:`Batches` source (rows from the footers).
 
     Example:
         >>> # next(file_batches([Path("runs/x/data/part-00000.parquet")])(["id"])).columns  -> ['id']
@@ -74,18 +91,19 @@ def file_batches(files: list[Path], batch_rows: int = BATCH_ROWS) -> Batches:
                 assert isinstance(df, pl.DataFrame)
                 yield df
 
-    return read
+    return RecordSource(read, sum(pq.read_metadata(f).num_rows for f in files))
 
 
-def frame_batches(df: pl.DataFrame, batch_rows: int = BATCH_ROWS) -> Batches:
-    """An in-memory frame as a :data:`Batches` source (zero-copy slices)."""
+def frame_batches(df: pl.DataFrame, batch_rows: int = BATCH_ROWS) -> RecordSource:
+    """An in-memory frame as a :data:`Batches` source (zero-copy slices; a frame without rows gives one
+    empty frame, so its columns are known)."""
 
     def read(columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
         sel = df if columns is None else df.select(columns)
-        for lo in range(0, df.height, batch_rows):
+        for lo in range(0, max(df.height, 1), batch_rows):
             yield sel.slice(lo, batch_rows)
 
-    return read
+    return RecordSource(read, df.height)
 
 
 def _leak_stage(spec: SplitSpec) -> DecontaminateStage:
@@ -121,18 +139,36 @@ def _key_columns(kind: Kind, spec: SplitSpec) -> list[str]:
 
 
 def stream_split_leaks(
-    held: pl.DataFrame, batches: Batches, kind: Kind, spec: SplitSpec, train_rows: int
+    held: pl.DataFrame,
+    batches: Batches,
+    kind: Kind,
+    spec: SplitSpec,
+    train_rows: int,
+    is_train: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The split-leak report from ``held`` (``__key``, ``id``, ``split`` of the eval/test rows) with
-    the train rows of ``batches`` streamed against it (only their key columns are read)."""
+    the train rows of ``batches`` streamed against it (only their key columns are read).
+
+    ``is_train``: per row of ``batches`` in order, whether it is a train row (known from an earlier
+    pass); without it each batch's splits are assigned again.
+    """
     if held.height == 0 or train_rows == 0:
         return _leak_report(held, None, train_rows, spec.leak_threshold)
     index = LeakIndex(held["__key"], _leak_stage(spec))
     expr = key_expr(kind, split_key_fields(kind, spec))
+    seen = 0
     for df in batches(_key_columns(kind, spec)):
-        train = df.filter(assign_splits(df, kind, spec) == "train")
+        if is_train is None:
+            train = df.filter(assign_splits(df, kind, spec) == "train")
+        else:
+            if seen + df.height > is_train.size:
+                raise RuntimeError("the records changed between two passes of one publish (more rows)")
+            train = df.filter(pl.Series(is_train[seen : seen + df.height]))
+        seen += df.height
         if train.height:
             index.add(train.select(expr).to_series(), train["id"].to_numpy())
+    if is_train is not None and seen != is_train.size:
+        raise RuntimeError("the records changed between two passes of one publish (fewer rows)")
     return _leak_report(held, index.result(), train_rows, spec.leak_threshold)
 
 
@@ -205,6 +241,42 @@ def _copy_report(run_dir: Path, folder: Path) -> None:
     tmp.replace(folder / "run-report.md")
 
 
+class _Scan:
+    """What one pass over the records gathers, batch by batch: splits, the content hash, the card's
+    statistics, the eval/test keys (for the leak check) and which rows are train (1 byte per row)."""
+
+    def __init__(self, kind: Kind, splits: SplitSpec):
+        self.kind, self.splits = kind, splits
+        self.hasher, self.stats = ContentHasher(), CardStats(kind)
+        self.expr = key_expr(kind, split_key_fields(kind, splits))
+        self._held: list[pl.DataFrame] = []
+        self._train: list[np.ndarray] = []
+
+    def add(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Take one batch of records; returns it with ``split``."""
+        df = df.with_columns(assign_splits(df, self.kind, self.splits))
+        self.hasher.update(df)
+        self.stats.update(df)
+        is_train = df["split"] == "train"
+        self._train.append(is_train.to_numpy())
+        self._held.append(df.filter(~is_train).select(self.expr, "id", "split"))
+        return df
+
+    def over(self, frames: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """``frames`` with ``split``, each taken in as it passes."""
+        for df in frames:
+            yield self.add(df)
+
+    def held(self) -> pl.DataFrame:
+        """The eval/test rows' split keys, ids and splits (released here)."""
+        parts, self._held = self._held, []
+        return pl.concat(parts) if parts else pl.DataFrame(schema={"__key": pl.String, "id": pl.String})
+
+    def is_train(self) -> np.ndarray:
+        """Per row in order: whether it is a train row."""
+        return np.concatenate(self._train) if self._train else np.zeros(0, bool)
+
+
 def publish_records(
     batches: Batches,
     kind: Kind,
@@ -217,18 +289,22 @@ def publish_records(
 ) -> dict[str, Any]:
     """Publish records as the next version of ``name``: the one publish path of runs and annotation pulls.
 
-    Inputs: ``batches`` (the records, without ``split``; read three times, one batch at a time),
-    the record ``kind``, the target ``store``/``name``, the ``splits`` spec, and ``manifest``, which
-    gets the split-leak report and returns the version's manifest. With ``run_dir``, its report is
-    copied next to the card. Output: ``{store, dataset, version, ref, created, content_hash,
-    rows_per_split, split_leaks, rows[, card]}``.
+    Inputs: ``batches`` (the records, without ``split``, one batch at a time; a :class:`RecordSource`
+    also gives their row count), the record ``kind``, the target ``store``/``name``, the ``splits``
+    spec, and ``manifest``, which gets the split-leak report and returns the version's manifest.
+    With ``run_dir``, its report is copied next to the card. Output: ``{store, dataset, version, ref,
+    created, content_hash, rows_per_split, split_leaks, rows[, card]}``.
 
     Steps, all at bounded memory: repair what an earlier crash left (manifest copies, cards);
-    pass 1 assigns splits per batch (a row's split depends only on its key) and gathers the
-    content hash (32 bytes per row), the card's statistics and the eval/test keys; an unchanged
-    version stops there (``skip_unchanged``); pass 2 streams the train keys against the held-out
-    ones (split leaks); pass 3 streams the batches into one Delta commit on top of the parent
-    version read at the start (a concurrent publish makes it fail, never stack), then the card.
+    pass 1 assigns splits per batch (a row's split depends only on its key), gathers the content
+    hash (32 bytes per row), the card's statistics and the eval/test keys, and writes the data
+    files (staged, uncommitted: :meth:`Store.stage`) as it goes; pass 2 streams the train rows' key
+    columns against the held-out keys (split leaks); then one Delta commit of the staged files on
+    top of the parent version read at the start (a concurrent publish makes it fail, never
+    stack), with the manifest and hash, and the card.
+
+    When the records may equal the latest version (``skip_unchanged``, same row count or unknown),
+    pass 1 only hashes: an unchanged version stops there, a changed one is written in a third pass.
 
     Example:
         >>> # publish_records(file_batches(files), Kind.SFT, Store("data/store"), "chat", SplitSpec(),
@@ -236,30 +312,38 @@ def publish_records(
     """
     repair_cards(store, name)  # a crash after an earlier commit may have left its card unwritten
     parent = store.latest(name)
-    hasher, stats = ContentHasher(), CardStats(kind)
-    expr = key_expr(kind, split_key_fields(kind, splits))
-    held_parts: list[pl.DataFrame] = []
-    for df in batches(None):
-        df = df.with_columns(assign_splits(df, kind, splits))
-        hasher.update(df)
-        stats.update(df)
-        held_parts.append(df.filter(pl.col("split") != "train").select(expr, "id", "split"))
-    digest = hasher.hexdigest()
-    hasher = None
-    held = pl.concat(held_parts) if held_parts else pl.DataFrame(schema={"__key": pl.String, "id": pl.String})
-    held_parts.clear()
+    scan = _Scan(kind, splits)
+    staged: Staged | None = None
+    same: Published | None = None
+    committing = False
+    if skip_unchanged and store.may_be_unchanged(name, parent, getattr(batches, "rows", None)):
+        for _ in scan.over(batches(None)):
+            pass
+        same = store.unchanged(name, parent, scan.hasher.hexdigest())
+    else:  # not the latest version's content: written while it is hashed
+        staged = store.stage(name, frames_reader(scan.over(batches(None))))
+    digest, stats = scan.hasher.hexdigest(), scan.stats
     train_rows = stats.counts.get("train", 0)
-    same = store.unchanged(name, parent, digest) if skip_unchanged else None
-    if same is not None and (same.manifest.get("split_leaks") or {}).get("threshold") == splits.leak_threshold:
-        leaks = same.manifest["split_leaks"]  # equal content and threshold: equal leaks
-    else:
-        leaks = stream_split_leaks(held, batches, kind, splits, train_rows)
-    del held
-    if same is not None:
-        result = same
-    else:
-        reader = lambda: _record_reader(batches, kind, splits, stats)  # noqa: E731  (re-read on a lost race)
-        result = store.commit(name, reader, manifest(leaks), digest, parent, stats.rows, dict(stats.counts))
+    try:
+        if same is not None and (same.manifest.get("split_leaks") or {}).get("threshold") == splits.leak_threshold:
+            leaks = same.manifest["split_leaks"]  # equal content and threshold: equal leaks
+        else:
+            leaks = stream_split_leaks(scan.held(), batches, kind, splits, train_rows, scan.is_train())
+        if same is not None:
+            result = same
+        else:
+            if staged is None:  # same row count as the latest version, other content
+                assert stats.schema is not None
+                schema = stats.empty().to_arrow().schema
+                staged = store.stage(name, frames_reader(_with_splits(batches, kind, splits), schema))
+            text = manifest(leaks)
+            committing = True
+            result = store.commit_staged(staged, text, digest, parent, stats.rows, dict(stats.counts))
+    except BaseException:
+        if staged is not None and not committing:  # files no commit can reference; a failed commit's
+            store.discard(staged)  # files stay (it may have landed), invisible unless it did
+        raise
+    del scan
     card = None
     if result.created:
         extra = (lambda folder: _copy_report(run_dir, folder)) if run_dir is not None else None
@@ -278,17 +362,9 @@ def publish_records(
     }
 
 
-def _record_reader(batches: Batches, kind: Kind, splits: SplitSpec, stats: CardStats) -> pa.RecordBatchReader:
-    """The records with ``split`` as an Arrow stream (what the Delta writer consumes batch by batch)."""
-    assert stats.schema is not None
-    schema = stats.empty().to_arrow().schema
-
-    def gen() -> Iterator[pa.RecordBatch]:
-        for df in batches(None):
-            table = df.with_columns(assign_splits(df, kind, splits)).to_arrow()
-            yield from table.cast(schema).to_batches()
-
-    return pa.RecordBatchReader.from_batches(schema, gen())
+def _with_splits(batches: Batches, kind: Kind, splits: SplitSpec) -> Iterator[pl.DataFrame]:
+    for df in batches(None):
+        yield df.with_columns(assign_splits(df, kind, splits))
 
 
 def publish_run(
