@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.dedup.contamination import LeakIndex
@@ -23,7 +24,7 @@ from curate.engine.report import link_audit_files
 from curate.store import Store
 from curate.store.card import CardStats, repair_cards, write_card
 from curate.store.location import is_url
-from curate.store.splits import assign_splits, split_key_fields
+from curate.store.splits import assign_splits, split_key_fields, splits_of_keys
 from curate.store.store import ContentHasher, Published, Staged, frames_reader
 from schemas.fields import key_expr
 from schemas.kinds import Kind
@@ -138,38 +139,32 @@ def _key_columns(kind: Kind, spec: SplitSpec) -> list[str]:
     return list(dict.fromkeys(["id", *key_expr(kind, split_key_fields(kind, spec)).meta.root_names()]))
 
 
-def stream_split_leaks(
-    held: pl.DataFrame,
-    batches: Batches,
-    kind: Kind,
-    spec: SplitSpec,
-    train_rows: int,
-    is_train: np.ndarray | None = None,
+def leaks_against(
+    held: pl.DataFrame, train: Iterable[pl.DataFrame], spec: SplitSpec, train_rows: int
 ) -> dict[str, Any]:
     """The split-leak report from ``held`` (``__key``, ``id``, ``split`` of the eval/test rows) with
-    the train rows of ``batches`` streamed against it (only their key columns are read).
-
-    ``is_train``: per row of ``batches`` in order, whether it is a train row (known from an earlier
-    pass); without it each batch's splits are assigned again.
-    """
+    ``train`` (frames of ``__key`` and ``id`` of the train rows, in order) streamed against it."""
     if held.height == 0 or train_rows == 0:
         return _leak_report(held, None, train_rows, spec.leak_threshold)
     index = LeakIndex(held["__key"], _leak_stage(spec))
-    expr = key_expr(kind, split_key_fields(kind, spec))
-    seen = 0
-    for df in batches(_key_columns(kind, spec)):
-        if is_train is None:
-            train = df.filter(assign_splits(df, kind, spec) == "train")
-        else:
-            if seen + df.height > is_train.size:
-                raise RuntimeError("the records changed between two passes of one publish (more rows)")
-            train = df.filter(pl.Series(is_train[seen : seen + df.height]))
-        seen += df.height
-        if train.height:
-            index.add(train.select(expr).to_series(), train["id"].to_numpy())
-    if is_train is not None and seen != is_train.size:
-        raise RuntimeError("the records changed between two passes of one publish (fewer rows)")
+    for df in train:
+        if df.height:
+            index.add(df["__key"], df["id"].to_numpy())
     return _leak_report(held, index.result(), train_rows, spec.leak_threshold)
+
+
+def stream_split_leaks(
+    held: pl.DataFrame, batches: Batches, kind: Kind, spec: SplitSpec, train_rows: int
+) -> dict[str, Any]:
+    """:func:`leaks_against` the train rows of ``batches`` (only their key columns are read, and their
+    splits assigned again)."""
+    expr = key_expr(kind, split_key_fields(kind, spec))
+
+    def train() -> Iterator[pl.DataFrame]:
+        for df in batches(_key_columns(kind, spec)):
+            yield df.filter(assign_splits(df, kind, spec) == "train").select(expr, "id")
+
+    return leaks_against(held, train(), spec, train_rows)
 
 
 def split_leaks(df: pl.DataFrame, kind: Kind, spec: PublishSpec) -> dict[str, Any]:
@@ -243,24 +238,41 @@ def _copy_report(run_dir: Path, folder: Path) -> None:
 
 class _Scan:
     """What one pass over the records gathers, batch by batch: splits, the content hash, the card's
-    statistics, the eval/test keys (for the leak check) and which rows are train (1 byte per row)."""
+    statistics, the eval/test rows' split keys (in memory: the small side) and the train rows' keys
+    (spilled to an Arrow stream in ``spill_dir``, LZ4-compressed), so the leak check reads them
+    back instead of the records."""
 
-    def __init__(self, kind: Kind, splits: SplitSpec):
+    def __init__(self, kind: Kind, splits: SplitSpec, spill_dir: Path):
         self.kind, self.splits = kind, splits
         self.hasher, self.stats = ContentHasher(), CardStats(kind)
         self.expr = key_expr(kind, split_key_fields(kind, splits))
         self._held: list[pl.DataFrame] = []
-        self._train: list[np.ndarray] = []
+        self._spill_path = spill_dir / "train-keys.arrows"
+        self._spill: tuple[Any, Any] | None = None  # (file, stream writer), opened at the first train row
+        self._spill_schema: pa.Schema | None = None
 
     def add(self, df: pl.DataFrame) -> pl.DataFrame:
         """Take one batch of records; returns it with ``split``."""
-        df = df.with_columns(assign_splits(df, self.kind, self.splits))
+        keys = df.select(self.expr).to_series()
+        split = splits_of_keys(keys, self.splits)
+        df = df.with_columns(split)
         self.hasher.update(df)
         self.stats.update(df)
-        is_train = df["split"] == "train"
-        self._train.append(is_train.to_numpy())
-        self._held.append(df.filter(~is_train).select(self.expr, "id", "split"))
+        is_train = split == "train"
+        both = pl.DataFrame([keys, df["id"], split])
+        self._held.append(both.filter(~is_train))
+        self._write_train(both.filter(is_train).drop("split").to_arrow())
         return df
+
+    def _write_train(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self._spill is None:
+            codec = "lz4" if pa.Codec.is_available("lz4") else None
+            f = pa.OSFile(str(self._spill_path), "wb")
+            self._spill = f, pa.ipc.new_stream(f, table.schema, options=pa.ipc.IpcWriteOptions(compression=codec))
+            self._spill_schema = table.schema
+        self._spill[1].write_table(table.cast(self._spill_schema))
 
     def over(self, frames: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         """``frames`` with ``split``, each taken in as it passes."""
@@ -272,9 +284,24 @@ class _Scan:
         parts, self._held = self._held, []
         return pl.concat(parts) if parts else pl.DataFrame(schema={"__key": pl.String, "id": pl.String})
 
-    def is_train(self) -> np.ndarray:
-        """Per row in order: whether it is a train row."""
-        return np.concatenate(self._train) if self._train else np.zeros(0, bool)
+    def close(self) -> None:
+        """Finish the spill file (it is complete once closed)."""
+        if self._spill is not None:
+            f, writer = self._spill
+            self._spill = None
+            writer.close()
+            f.close()
+
+    def train(self) -> Iterator[pl.DataFrame]:
+        """The train rows' split keys and ids (``__key``, ``id``), read back from the spill in order."""
+        self.close()
+        if self._spill_schema is None:
+            return
+        with pa.OSFile(str(self._spill_path), "rb") as src:
+            for batch in pa.ipc.open_stream(src):
+                df = pl.from_arrow(batch)
+                assert isinstance(df, pl.DataFrame)
+                yield df
 
 
 def publish_records(
@@ -295,16 +322,17 @@ def publish_records(
     With ``run_dir``, its report is copied next to the card. Output: ``{store, dataset, version, ref,
     created, content_hash, rows_per_split, split_leaks, rows[, card]}``.
 
-    Steps, all at bounded memory: repair what an earlier crash left (manifest copies, cards);
-    pass 1 assigns splits per batch (a row's split depends only on its key), gathers the content
-    hash (32 bytes per row), the card's statistics and the eval/test keys, and writes the data
-    files (staged, uncommitted: :meth:`Store.stage`) as it goes; pass 2 streams the train rows' key
-    columns against the held-out keys (split leaks); then one Delta commit of the staged files on
-    top of the parent version read at the start (a concurrent publish makes it fail, never
-    stack), with the manifest and hash, and the card.
+    Steps, all at bounded memory, reading the records once: repair what an earlier crash left
+    (manifest copies, cards); one pass assigns splits per batch (a row's split depends only on
+    its key), gathers the content hash (32 bytes per row), the card's statistics and the eval/test
+    keys, spills the train rows' keys to a temporary file (LZ4 Arrow, about a third of their
+    text) and writes the data files (staged, uncommitted: :meth:`Store.stage`) as it goes; the
+    spilled train keys then stream against the held-out keys (split leaks); then one Delta commit
+    of the staged files on top of the parent version read at the start (a concurrent publish makes
+    it fail, never stack), with the manifest and hash, and the card.
 
     When the records may equal the latest version (``skip_unchanged``, same row count or unknown),
-    pass 1 only hashes: an unchanged version stops there, a changed one is written in a third pass.
+    the pass only hashes: an unchanged version stops there, a changed one is read again to be written.
 
     Example:
         >>> # publish_records(file_batches(files), Kind.SFT, Store("data/store"), "chat", SplitSpec(),
@@ -312,38 +340,40 @@ def publish_records(
     """
     repair_cards(store, name)  # a crash after an earlier commit may have left its card unwritten
     parent = store.latest(name)
-    scan = _Scan(kind, splits)
-    staged: Staged | None = None
-    same: Published | None = None
-    committing = False
-    if skip_unchanged and store.may_be_unchanged(name, parent, getattr(batches, "rows", None)):
-        for _ in scan.over(batches(None)):
-            pass
-        same = store.unchanged(name, parent, scan.hasher.hexdigest())
-    else:  # not the latest version's content: written while it is hashed
-        staged = store.stage(name, frames_reader(scan.over(batches(None))))
-    digest, stats = scan.hasher.hexdigest(), scan.stats
-    train_rows = stats.counts.get("train", 0)
-    try:
-        if same is not None and (same.manifest.get("split_leaks") or {}).get("threshold") == splits.leak_threshold:
-            leaks = same.manifest["split_leaks"]  # equal content and threshold: equal leaks
-        else:
-            leaks = stream_split_leaks(scan.held(), batches, kind, splits, train_rows, scan.is_train())
-        if same is not None:
-            result = same
-        else:
-            if staged is None:  # same row count as the latest version, other content
-                assert stats.schema is not None
-                schema = stats.empty().to_arrow().schema
-                staged = store.stage(name, frames_reader(_with_splits(batches, kind, splits), schema))
-            text = manifest(leaks)
-            committing = True
-            result = store.commit_staged(staged, text, digest, parent, stats.rows, dict(stats.counts))
-    except BaseException:
-        if staged is not None and not committing:  # files no commit can reference; a failed commit's
-            store.discard(staged)  # files stay (it may have landed), invisible unless it did
-        raise
-    del scan
+    with tempfile.TemporaryDirectory(prefix="curate-publish-") as spill:
+        scan = _Scan(kind, splits, Path(spill))
+        staged: Staged | None = None
+        same: Published | None = None
+        committing = False
+        if skip_unchanged and store.may_be_unchanged(name, parent, getattr(batches, "rows", None)):
+            for _ in scan.over(batches(None)):
+                pass
+            same = store.unchanged(name, parent, scan.hasher.hexdigest())
+        else:  # not the latest version's content: written while it is hashed
+            staged = store.stage(name, frames_reader(scan.over(batches(None))))
+        digest, stats = scan.hasher.hexdigest(), scan.stats
+        train_rows = stats.counts.get("train", 0)
+        try:
+            if same is not None and (same.manifest.get("split_leaks") or {}).get("threshold") == splits.leak_threshold:
+                leaks = same.manifest["split_leaks"]  # equal content and threshold: equal leaks
+            else:
+                leaks = leaks_against(scan.held(), scan.train(), splits, train_rows)
+            if same is not None:
+                result = same
+            else:
+                if staged is None:  # same row count as the latest version, other content
+                    assert stats.schema is not None
+                    schema = stats.empty().to_arrow().schema
+                    staged = store.stage(name, frames_reader(_with_splits(batches, kind, splits), schema))
+                text = manifest(leaks)
+                committing = True
+                result = store.commit_staged(staged, text, digest, parent, stats.rows, dict(stats.counts))
+        except BaseException:
+            if staged is not None and not committing:  # files no commit can reference; a failed commit's
+                store.discard(staged)  # files stay (it may have landed), invisible unless it did
+            raise
+        finally:
+            scan.close()
     card = None
     if result.created:
         extra = (lambda folder: _copy_report(run_dir, folder)) if run_dir is not None else None
