@@ -68,6 +68,25 @@ STAGE_PREFIX = "write-"
 _STAGE_LOG = "_delta_log/00000000000000000000.json"
 
 
+def dataset_of_data_file(path: Path) -> tuple[Path, str] | None:
+    """``(store root, dataset name)`` when local ``path`` is a data file of a store's table
+    (``ROOT/NAME/table/write-*/part-*.parquet``, or ``ROOT/NAME/table/part-*.parquet`` as versions
+    written before staging are), else None. Which version holds it: :meth:`Store.version_files`.
+
+    Example:
+        >>> dataset_of_data_file(Path("data/store/chat/table/write-0a1b/part-00000-x.snappy.parquet"))
+        (PosixPath('data/store'), 'chat')
+        >>> dataset_of_data_file(Path("runs/x/data/part-00000.parquet")) is None
+        True
+    """
+    if path.suffix != ".parquet":
+        return None
+    table = path.parent.parent if path.parent.name.startswith(STAGE_PREFIX) else path.parent
+    if table.name != "table":
+        return None
+    return table.parent.parent, table.parent.name
+
+
 @dataclass(frozen=True)
 class Staged:
     """Data files written under a table by :meth:`Store.stage` and not committed yet (invisible to readers).
