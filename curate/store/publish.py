@@ -282,7 +282,9 @@ class _Scan:
     def held(self) -> pl.DataFrame:
         """The eval/test rows' split keys, ids and splits (released here)."""
         parts, self._held = self._held, []
-        return pl.concat(parts) if parts else pl.DataFrame(schema={"__key": pl.String, "id": pl.String})
+        if not parts:
+            return pl.DataFrame(schema={"__key": pl.String, "id": pl.String, "split": pl.String})
+        return pl.concat(parts)
 
     def close(self) -> None:
         """Finish the spill file (it is complete once closed)."""
