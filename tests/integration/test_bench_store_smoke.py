@@ -22,7 +22,7 @@ def test_bench_store_smoke(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # six measured children; generous for a loaded machine
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
