@@ -426,7 +426,7 @@ class Store:
 
         The content hash, version, parent and time are filled in here. With ``skip_unchanged`` a
         frame whose content hash equals the latest version's publishes nothing. For data larger
-        than memory, see :meth:`commit` (what this calls, with batches read from files).
+        than memory, see :meth:`publish_batches`; both end in :meth:`commit`.
         """
         self.repair(name)
         digest = content_hash(df)
