@@ -10,9 +10,13 @@ the ``source`` provenance struct, and ``split`` from :func:`curate.store.splits.
   (batches of 16k rows read once: the data files are staged while the content hash is computed,
   then committed with the manifest; manifest copy); reading the file is timed;
 - publish_records: :func:`curate.store.publish.publish_records`, the path ``curate run`` and
-  annotation pulls publish through, from the same file without its ``split`` column: splits,
-  content hash, card statistics and staged data files in one pass, the split-leak check (5% eval
-  against 95% train, key columns read again), the commit, the dataset card (its plot included);
+  annotation pulls publish through, from the same rows without their ``split`` column (a second
+  cached file): splits, content hash, card statistics, spilled train keys and staged data files in
+  one pass, the split-leak check (5% eval against 95% train), the commit, the dataset card (its
+  plot included);
+- publish_records_frame: the same as a run published before publishing streamed (commit 4df4394):
+  the whole frame read (timed), splits, ``find_leaks`` over the frame, :meth:`Store.publish`, the
+  card from the frame; ``cpu_ratio`` compares the two;
 - publish_frame: the in-memory path for comparison: read the whole Parquet frame (not timed), then
   :meth:`curate.store.Store.publish` (content hash, Delta write, commit); both give the same content hash;
 - load: :func:`curate.store.load.load` of the train split as a ``datasets.Dataset`` (TRL columns);
@@ -117,6 +121,22 @@ def dataset(rows: int, seed: int, cache: Path = CACHE) -> Path:
     return path
 
 
+def records_file(data: Path) -> Path:
+    """``data`` without its ``split`` column (what a run hands to publish), cached beside it."""
+    import pyarrow.parquet as pq
+
+    path = data.with_name(data.stem + ".records.parquet")
+    if not path.exists():
+        src = pq.ParquetFile(data)
+        schema = src.schema_arrow.remove(src.schema_arrow.get_field_index("split"))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with pq.ParquetWriter(tmp, schema) as w:
+            for batch in src.iter_batches(batch_size=65_536):
+                w.write_batch(batch.drop_columns(["split"]))
+        tmp.replace(path)
+    return path
+
+
 # ---------------------------------------------------------------- children (one measured run each)
 
 
@@ -184,9 +204,7 @@ def child(op: str, args: list[str]) -> dict:
         from schemas.kinds import Kind
         from schemas.recipe import SplitSpec
 
-        src, root = args
-        records = Path(root).with_name(Path(root).name + "-records.parquet")  # the run's data: no split yet
-        pl.read_parquet(src).drop("split").write_parquet(records)
+        records, root = Path(args[0]), args[1]
         manifest = {"kind": "sft", "recipe": {"name": DATASET, "sha256": "0" * 64, "text": ""}, "inputs": []}
         rss_input = _vm_mb("VmRSS")
         t0, c0 = time.perf_counter(), time.process_time()
@@ -202,7 +220,6 @@ def child(op: str, args: list[str]) -> dict:
         else:
             res = _publish_run_in_memory(records, Store(root), manifest)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-        records.unlink()
         assert res["created"] and res["version"] == 1 and "card" in res
         return {
             "seconds": seconds,
@@ -319,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     launcher = Launcher()  # before the frame is ever in this process's memory
     try:
         data = dataset(args.rows, args.seed, args.cache_dir)
+        records_path = records_file(data)
         with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
             baseline = run_child(launcher, "baseline")
             publish, frame, records, records_frame, store = [], [], [], [], None
@@ -333,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                     if store is not None:
                         shutil.rmtree(store)  # keep disk use to one published copy
                     store = Path(tmp) / f"store{i}{op}"
-                    runs.append(run_child(launcher, op, str(data), str(store)))
+                    src = records_path if op.startswith("publish_records") else data
+                    runs.append(run_child(launcher, op, str(src), str(store)))
             assert store is not None
             assert {r["content_hash"] for r in publish + frame + records + records_frame} == {
                 publish[0]["content_hash"]

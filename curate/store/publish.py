@@ -236,6 +236,15 @@ def _copy_report(run_dir: Path, folder: Path) -> None:
     tmp.replace(folder / "run-report.md")
 
 
+def own_buffers(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` in buffers of its own: a filtered polars string column still points into the whole
+    batch's string data, so keeping a few rows of every batch would keep every batch (about 250 MB
+    of split keys per million SFT rows for 5% eval rows). Copies only ``df``'s rows."""
+    out = pl.from_arrow(df.to_arrow())
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
 class _Scan:
     """What one pass over the records gathers, batch by batch: splits, the content hash, the card's
     statistics, the eval/test rows' split keys (in memory: the small side) and the train rows' keys
@@ -260,7 +269,7 @@ class _Scan:
         self.stats.update(df)
         is_train = split == "train"
         both = pl.DataFrame([keys, df["id"], split])
-        self._held.append(both.filter(~is_train))
+        self._held.append(own_buffers(both.filter(~is_train)))
         self._write_train(both.filter(is_train).drop("split").to_arrow())
         return df
 
