@@ -236,6 +236,25 @@ def _copy_report(run_dir: Path, folder: Path) -> None:
     tmp.replace(folder / "run-report.md")
 
 
+SPILL_PREFIX = "curate-publish-"
+"""Temporary folders (``curate-publish-PID-*`` in the system temp dir) holding a publish's spilled train keys."""
+
+
+def _remove_stale_spills() -> None:
+    """Delete spill folders of publishes whose process is gone (killed before it could clean up)."""
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob(f"{SPILL_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SPILL_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive, owned by someone else
+            continue
+
+
 def own_buffers(df: pl.DataFrame) -> pl.DataFrame:
     """``df`` in buffers of its own: a filtered polars string column still points into the whole
     batch's string data, so keeping a few rows of every batch would keep every batch (about 250 MB
@@ -337,7 +356,8 @@ def publish_records(
     (manifest copies, cards); one pass assigns splits per batch (a row's split depends only on
     its key), gathers the content hash (32 bytes per row), the card's statistics and the eval/test
     keys, spills the train rows' keys to a temporary file (LZ4 Arrow, about a third of their
-    text) and writes the data files (staged, uncommitted: :meth:`Store.stage`) as it goes; the
+    text, in :data:`SPILL_PREFIX` folders of the system temp dir; the next publish removes those
+    of killed processes) and writes the data files (staged, uncommitted: :meth:`Store.stage`) as it goes; the
     spilled train keys then stream against the held-out keys (split leaks); then one Delta commit
     of the staged files on top of the parent version read at the start (a concurrent publish makes
     it fail, never stack), with the manifest and hash, and the card.
@@ -351,7 +371,8 @@ def publish_records(
     """
     repair_cards(store, name)  # a crash after an earlier commit may have left its card unwritten
     parent = store.latest(name)
-    with tempfile.TemporaryDirectory(prefix="curate-publish-") as spill:
+    _remove_stale_spills()
+    with tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-") as spill:
         scan = _Scan(kind, splits, Path(spill))
         staged: Staged | None = None
         same: Published | None = None

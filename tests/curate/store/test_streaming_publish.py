@@ -232,3 +232,26 @@ def test_a_publish_that_fails_before_its_commit_leaves_no_files(tmp_path: Path) 
         frame_batches(df), Kind.SFT, Store(tmp_path / "s"), "d", SplitSpec(), lambda _: {"kind": "sft"}
     )
     assert (res["version"], res["rows"]) == (1, df.height)
+
+
+def test_spill_folders_of_killed_publishes_are_removed(tmp_path: Path) -> None:
+    """The train keys spill to ``curate-publish-PID-*`` in the temp dir; a publish removes the folders
+    of processes that no longer exist (a SIGKILL skips cleanup) and leaves live ones alone."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from curate.store.publish import SPILL_PREFIX
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{int(gone.stdout)}-"))
+    (stale / "train-keys.arrows").write_bytes(b"x" * 100)
+    live = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getppid()}-"))
+    try:
+        df = _sft(300, seed=5)
+        publish_records(frame_batches(df), Kind.SFT, Store(tmp_path / "s"), "d", SplitSpec(), lambda _: {"kind": "sft"})
+        assert not stale.exists() and live.exists()
+        assert not list(Path(tempfile.gettempdir()).glob(f"{SPILL_PREFIX}{os.getpid()}-*"))  # its own: cleaned up
+    finally:
+        live.rmdir()
