@@ -6,15 +6,24 @@ assistant turn of ~150 words (word-aligned slices of the pseudo-English corpus o
 the ``source`` provenance struct, and ``split`` from :func:`curate.store.splits.assign_splits`
 (default spec: 5% eval). Then, each in a fresh interpreter with ``POLARS_MAX_THREADS=1``, K times:
 
-- publish: :meth:`curate.store.Store.publish_batches` from the Parquet file into an empty store, the
-  streaming path runs publish through (batches of 64k rows read twice: content hash, then the Delta
-  write and the commit with the manifest, manifest copy); reading the file is timed;
+- publish: :meth:`curate.store.Store.publish_batches` from the Parquet file into an empty store
+  (batches of 16k rows read once: the data files are staged while the content hash is computed,
+  then committed with the manifest; manifest copy); reading the file is timed;
+- publish_records: :func:`curate.store.publish.publish_records`, the path ``curate run`` and
+  annotation pulls publish through, from the same rows without their ``split`` column (a second
+  cached file): splits, content hash, card statistics, spilled train keys and staged data files in
+  one pass, the split-leak check (5% eval against 95% train), the commit, the dataset card (its
+  plot included);
+- publish_records_frame: the same as a run published before publishing streamed (commit 4df4394):
+  the whole frame read (timed), splits, ``find_leaks`` over the frame, :meth:`Store.publish`, the
+  card from the frame; ``cpu_ratio`` compares the two;
 - publish_frame: the in-memory path for comparison: read the whole Parquet frame (not timed), then
   :meth:`curate.store.Store.publish` (content hash, Delta write, commit); both give the same content hash;
 - load: :func:`curate.store.load.load` of the train split as a ``datasets.Dataset`` (TRL columns);
 - read_polars: :meth:`curate.store.Store.read` of the whole version as a polars frame.
 
-Seconds cover the operation only (imports and interpreter start-up are in ``process_wall_s``); peak
+Seconds cover the operation only (imports and interpreter start-up are in ``process_wall_s``);
+``cpu_seconds`` is the process CPU time (every thread) of the operation alone; peak
 RSS is the child's ``ru_maxrss`` via ``os.wait4``, from children started by a small launcher process
 so the parent's memory does not leak into the figure (see ``bench_dedup.py``). ``cpu_per_wall`` is
 the child's CPU time over its wall time: deltalake's Rust writer and reader run on their own thread
@@ -38,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -46,6 +56,9 @@ GEN_VERSION = 1  # bump when the generator changes, so cached files are not reus
 DATASET = "bench"
 sys.path.insert(0, str(HERE))
 from _launcher import Launcher  # noqa: E402  (benchmarks/ is not a package)
+
+if TYPE_CHECKING:
+    from curate.store import Store
 
 # ---------------------------------------------------------------- data
 
@@ -108,6 +121,22 @@ def dataset(rows: int, seed: int, cache: Path = CACHE) -> Path:
     return path
 
 
+def records_file(data: Path) -> Path:
+    """``data`` without its ``split`` column (what a run hands to publish), cached beside it."""
+    import pyarrow.parquet as pq
+
+    path = data.with_name(data.stem + ".records.parquet")
+    if not path.exists():
+        src = pq.ParquetFile(data)
+        schema = src.schema_arrow.remove(src.schema_arrow.get_field_index("split"))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with pq.ParquetWriter(tmp, schema) as w:
+            for batch in src.iter_batches(batch_size=65_536):
+                w.write_batch(batch.drop_columns(["split"]))
+        tmp.replace(path)
+    return path
+
+
 # ---------------------------------------------------------------- children (one measured run each)
 
 
@@ -122,6 +151,43 @@ def _vm_mb(field: str) -> float | None:
     return None
 
 
+def _publish_run_in_memory(records: Path, store: Store, manifest: dict) -> dict:
+    """What a run's publish did before it streamed (commit 4df4394's ``publish_run``), on today's
+    store: the whole frame read, splits, the split-leak check of ``find_leaks`` over the frame,
+    :meth:`Store.publish` (content hash, Delta write, commit), the card from the frame."""
+    import polars as pl
+
+    from curate.dedup.contamination import find_leaks
+    from curate.store.card import repair_cards, write_card
+    from curate.store.publish import _leak_stage
+    from curate.store.splits import assign_splits, split_key_fields
+    from schemas.fields import key_expr
+    from schemas.kinds import Kind
+    from schemas.recipe import SplitSpec
+
+    kind, spec = Kind.SFT, SplitSpec()
+    df = pl.read_parquet(records)
+    df = df.with_columns(assign_splits(df, kind, spec))
+    keys = df.select(key_expr(kind, split_key_fields(kind, spec)), "split", "id")
+    train = keys.filter(pl.col("split") == "train")
+    leaks: dict = {"threshold": spec.leak_threshold}
+    for side in ("eval", "test"):
+        held = keys.filter(pl.col("split") == side)
+        hit = find_leaks(held["__key"], train["__key"], _leak_stage(spec)).leaked if held.height else []
+        leaks[side] = {"rows": held.height, "near_duplicates_of_train": int(sum(hit)), "examples": []}
+    repair_cards(store, DATASET)
+    pub = store.publish(DATASET, df, manifest | {"split_leaks": leaks})
+    write_card(store, DATASET, pub.version, df, pub.manifest)
+    return {
+        "created": pub.created,
+        "version": pub.version,
+        "rows": df.height,
+        "content_hash": pub.manifest["content_hash"],
+        "card": True,
+        "split_leaks": {k: v["near_duplicates_of_train"] for k, v in leaks.items() if isinstance(v, dict)},
+    }
+
+
 def child(op: str, args: list[str]) -> dict:
     import polars as pl
 
@@ -133,13 +199,43 @@ def child(op: str, args: list[str]) -> dict:
         for module in ("datasets", "deltalake", "curate.store.load"):
             importlib.import_module(module)
         return {"seconds": 0.0, "rows": 0}
+    if op in ("publish_records", "publish_records_frame"):
+        from curate.store.publish import file_batches, publish_records
+        from schemas.kinds import Kind
+        from schemas.recipe import SplitSpec
+
+        records, root = Path(args[0]), args[1]
+        manifest = {"kind": "sft", "recipe": {"name": DATASET, "sha256": "0" * 64, "text": ""}, "inputs": []}
+        rss_input = _vm_mb("VmRSS")
+        t0, c0 = time.perf_counter(), time.process_time()
+        if op == "publish_records":
+            res = publish_records(
+                file_batches([records]),
+                Kind.SFT,
+                Store(root),
+                DATASET,
+                SplitSpec(),
+                lambda leaks: manifest | {"split_leaks": leaks},
+            )
+        else:
+            res = _publish_run_in_memory(records, Store(root), manifest)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert res["created"] and res["version"] == 1 and "card" in res
+        return {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "rows": res["rows"],
+            "rss_after_reading_input_mb": rss_input,
+            "content_hash": res["content_hash"],
+            "split_leaks": res["split_leaks"],
+        }
     if op in ("publish", "publish_frame"):
         src, root = args
         manifest = {"kind": "sft", "recipe": {"name": DATASET, "sha256": "0" * 64, "text": ""}, "inputs": []}
         if op == "publish_frame":  # the in-memory path: the whole frame read first (not timed)
             df = pl.read_parquet(src)
             rss_input = _vm_mb("VmRSS")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             pub = Store(root).publish(DATASET, df, manifest)
         else:  # the streaming path publish_run takes: batches read from the Parquet file (timed)
             from curate.store.publish import file_batches
@@ -150,14 +246,15 @@ def child(op: str, args: list[str]) -> dict:
                 return read(None)
 
             rss_input = _vm_mb("VmRSS")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             pub = Store(root).publish_batches(DATASET, batches, manifest)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert pub.created and pub.version == 1
         table = Path(root) / DATASET / "table"
-        files = [p for p in table.iterdir() if p.suffix == ".parquet"]
+        files = [p for p in table.rglob("*.parquet") if "_delta_log" not in p.parts]  # staged in write-*/
         return {
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "rows": pub.manifest["rows"],
             "rss_after_reading_input_mb": rss_input,
             "table_bytes": sum(p.stat().st_size for p in files),
@@ -170,16 +267,16 @@ def child(op: str, args: list[str]) -> dict:
 
         from curate.store.load import load
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ds = load(f"{DATASET}@latest", split="train", root=root)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert ds.column_names == ["messages"]
-        return {"seconds": seconds, "rows": ds.num_rows}
+        return {"seconds": seconds, "cpu_seconds": cpu, "rows": ds.num_rows}
     if op == "read_polars":
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         df = Store(root).read(f"{DATASET}@latest")
-        seconds = time.perf_counter() - t0
-        return {"seconds": seconds, "rows": df.height}
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return {"seconds": seconds, "cpu_seconds": cpu, "rows": df.height}
     raise SystemExit(f"unknown child {op}")
 
 
@@ -197,6 +294,8 @@ def run_child(launcher: Launcher, op: str, *args: str) -> dict:
         raise SystemExit(f"benchmark child {op} failed (exit {r['code']}):\n{text}")
     res = json.loads(text.strip().splitlines()[-1])
     res["seconds"] = round(res["seconds"], 4)
+    if "cpu_seconds" in res:
+        res["cpu_seconds"] = round(res["cpu_seconds"], 4)
     res["process_wall_s"] = round(r["wall"], 3)
     res["cpu_per_wall"] = round(r["cpu"] / r["wall"], 3)
     res["peak_rss_mb"] = round(r["maxrss"] / (1 << 20) if sys.platform == "darwin" else r["maxrss"] / 1024, 1)
@@ -211,6 +310,11 @@ def summarize(runs: list[dict]) -> dict:
     out: dict = {k: round(statistics.median(r[k] for r in runs), 4) for k in keys}
     out["runs"] = runs
     return out
+
+
+def _ratio(runs: list[dict], base: list[dict], key: str) -> float:
+    """Median of ``key`` over ``runs`` divided by its median over ``base``."""
+    return round(statistics.median(r[key] for r in runs) / statistics.median(r[key] for r in base), 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,17 +336,27 @@ def main(argv: list[str] | None = None) -> int:
     launcher = Launcher()  # before the frame is ever in this process's memory
     try:
         data = dataset(args.rows, args.seed, args.cache_dir)
+        records_path = records_file(data)
         with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
             baseline = run_child(launcher, "baseline")
-            publish, frame, store = [], [], None
+            publish, frame, records, records_frame, store = [], [], [], [], None
+            ops = (
+                (frame, "publish_frame"),
+                (publish, "publish"),
+                (records_frame, "publish_records_frame"),
+                (records, "publish_records"),
+            )
             for i in range(args.repeats):
-                for runs, op in ((frame, "publish_frame"), (publish, "publish")):
+                for runs, op in ops:
                     if store is not None:
                         shutil.rmtree(store)  # keep disk use to one published copy
                     store = Path(tmp) / f"store{i}{op}"
-                    runs.append(run_child(launcher, op, str(data), str(store)))
+                    src = records_path if op.startswith("publish_records") else data
+                    runs.append(run_child(launcher, op, str(src), str(store)))
             assert store is not None
-            assert {r["content_hash"] for r in publish + frame} == {publish[0]["content_hash"]}
+            assert {r["content_hash"] for r in publish + frame + records + records_frame} == {
+                publish[0]["content_hash"]
+            }
             load = [run_child(launcher, "load", str(store)) for _ in range(args.repeats)]
             read = [run_child(launcher, "read_polars", str(store)) for _ in range(args.repeats)]
     finally:
@@ -256,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
                 "input_parquet_bytes": data.stat().st_size,
                 "publish": summarize(publish),
                 "publish_frame": summarize(frame),
+                "publish_records": summarize(records),
+                "publish_records_frame": summarize(records_frame),
+                "cpu_ratio": {
+                    "publish_over_publish_frame": _ratio(publish, frame, "cpu_seconds"),
+                    "publish_records_over_publish_records_frame": _ratio(records, records_frame, "cpu_seconds"),
+                },
                 "load": summarize(load),
                 "read_polars": summarize(read),
                 "baseline_rss_mb": baseline["peak_rss_mb"],

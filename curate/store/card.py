@@ -148,7 +148,10 @@ def _add_examples(st: CardStats, df: pl.DataFrame) -> None:
         cut = ids.bottom_k(k).max()
         rows = df.filter((pl.col("split") == split) & (pl.col("id") <= cut))
         both = rows if seen is None else pl.concat([seen, rows], how="vertical_relaxed")
-        st.examples[split] = both.sort("id", maintain_order=True).head(k)
+        # copied out of the batch: a filtered frame's strings still point into the whole batch's data
+        kept = pl.from_arrow(both.sort("id", maintain_order=True).head(k).to_arrow())
+        assert isinstance(kept, pl.DataFrame)
+        st.examples[split] = kept
 
 
 def card_stats(data: pl.DataFrame | CardStats, kind: Kind) -> CardStats:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,18 @@ class Location:
             tmp.replace(path)
             return
         self.fs.pipe_file(self.join(rel), text.encode("utf-8"))
+
+    def remove(self, rel: str) -> None:
+        """Delete the file or folder ``rel`` (with everything below it); nothing when it does not exist."""
+        if self.local is not None:
+            path = self.local.joinpath(rel)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            return
+        with suppress(FileNotFoundError):
+            self.fs.rm(self.join(rel), recursive=True)
 
     def put_dir(self, folder: Path, rel: str, last: tuple[str, ...] = ()) -> None:
         """Copy local ``folder`` to ``rel`` (files named in ``last`` go last: what readers wait for)."""

@@ -34,7 +34,12 @@ def split_key_fields(kind: Kind, spec: SplitSpec) -> list[str]:
 
 def assign_splits(df: pl.DataFrame, kind: Kind, spec: SplitSpec) -> pl.Series:
     """``"train"``, ``"eval"`` or ``"test"`` per row of ``df`` (records of ``kind``)."""
-    keys = df.select(key_expr(kind, split_key_fields(kind, spec))).to_series()
+    return splits_of_keys(df.select(key_expr(kind, split_key_fields(kind, spec))).to_series(), spec)
+
+
+def splits_of_keys(keys: pl.Series, spec: SplitSpec) -> pl.Series:
+    """:func:`assign_splits` from the rows' split keys (``key_expr`` of :func:`split_key_fields`),
+    for a caller that needs the keys too."""
     norm = normalize_series(keys, Normalization())
     salted = (pl.lit(f"{spec.seed}\x1d") + pl.col("k")).nchash.xxhash64()
     bucket = norm.to_frame("k").select((salted % BUCKETS).alias("b")).to_series()

@@ -5,11 +5,13 @@ Layout under the store root::
     NAME/table/          Delta table: record columns + ``split``; commit N is version N + 1
     NAME/manifests/vN.json   the manifest of version N (a readable copy of what the commit carries)
 
-Publishing is one Delta commit: data files are written first and the commit file appears
-atomically at the end, so a crash at any point leaves the previous version intact and a
-half-written version invisible. The manifest travels inside the commit (``custom_metadata``),
-so data and manifest can never disagree; :meth:`Store.repair` rewrites JSON copies (and cards)
-that a crash between the commit and the copy left missing, and every publish runs it first.
+Publishing is one Delta commit: data files are written first (staged in ``NAME/table/write-*/``,
+see :meth:`Store.stage`) and the commit file appears atomically at the end, so a crash at any
+point leaves the previous version intact and a half-written version invisible. Staging lets the
+data be written in the same pass that computes its content hash, which the commit carries. The
+manifest travels inside the commit (``custom_metadata``), so data and manifest can never
+disagree; :meth:`Store.repair` rewrites JSON copies (and cards) that a crash between the commit
+and the copy left missing, and every publish runs it first.
 
 Example:
     >>> import tempfile, polars as pl
@@ -26,12 +28,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +47,9 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers .chash)
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from curate.store.location import Location
 from curate.store.refs import RefError, StoreError, parse_ref
@@ -55,6 +61,45 @@ ROW_GROUP_ROWS = 131_072
 it is flushed (its default, about 1M rows, held ~0.5 GB for SFT rows)."""
 TARGET_FILE_BYTES = 64 << 20
 """Target size of a table file: the writer keeps the file being written in memory until it is uploaded."""
+
+
+STAGE_PREFIX = "write-"
+"""Folder (below ``NAME/table/``) of one publish's data files, written before its commit."""
+_STAGE_LOG = "_delta_log/00000000000000000000.json"
+
+
+def dataset_of_data_file(path: Path) -> tuple[Path, str] | None:
+    """``(store root, dataset name)`` when local ``path`` is a data file of a store's table
+    (``ROOT/NAME/table/write-*/part-*.parquet``, or ``ROOT/NAME/table/part-*.parquet`` as versions
+    written before staging are), else None. Which version holds it: :meth:`Store.version_files`.
+
+    Example:
+        >>> dataset_of_data_file(Path("data/store/chat/table/write-0a1b/part-00000-x.snappy.parquet"))
+        (PosixPath('data/store'), 'chat')
+        >>> dataset_of_data_file(Path("runs/x/data/part-00000.parquet")) is None
+        True
+    """
+    if path.suffix != ".parquet":
+        return None
+    table = path.parent.parent if path.parent.name.startswith(STAGE_PREFIX) else path.parent
+    if table.name != "table":
+        return None
+    return table.parent.parent, table.parent.name
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Data files written under a table by :meth:`Store.stage` and not committed yet (invisible to readers).
+
+    ``folder``: their folder below ``NAME/table/``; ``adds``: one Delta add action per file (path
+    relative to the table, size, statistics), what :meth:`Store.commit_staged` commits; ``schema``:
+    the records' Arrow schema.
+    """
+
+    name: str
+    folder: str
+    adds: list[AddAction]
+    schema: pa.Schema
 
 
 @dataclass(frozen=True)
@@ -152,6 +197,28 @@ def content_hash_reference(df: pl.DataFrame) -> str:
         return hashlib.sha256(b"").hexdigest()
     rows = df.select(pl.struct(columns).struct.json_encode().chash.sha2_256().sort()).to_series()
     return hashlib.sha256("\n".join(rows.to_list()).encode()).hexdigest()
+
+
+def frames_reader(frames: Iterable[pl.DataFrame], schema: pa.Schema | None = None) -> pa.RecordBatchReader:
+    """polars ``frames`` as an Arrow stream (what the Delta writer consumes batch by batch).
+
+    Every frame is cast to ``schema`` (default: the first frame's, read ahead here), so frames whose
+    columns came out typed slightly differently (a column of nulls) still form one stream.
+    """
+    it = iter(frames)
+    if schema is None:
+        first = next(it, None)
+        if first is None:
+            raise ValueError("no frames to write (the schema comes from the first frame)")
+        schema = first.head(0).to_arrow().schema
+        it = itertools.chain([first], it)
+    fixed = schema
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        for df in it:
+            yield from df.to_arrow().cast(fixed).to_batches()
+
+    return pa.RecordBatchReader.from_batches(fixed, gen())
 
 
 COMMIT_ATTEMPTS = 3
@@ -359,7 +426,7 @@ class Store:
 
         The content hash, version, parent and time are filled in here. With ``skip_unchanged`` a
         frame whose content hash equals the latest version's publishes nothing. For data larger
-        than memory, see :meth:`commit` (what this calls, with batches read from files).
+        than memory, see :meth:`publish_batches`; both end in :meth:`commit`.
         """
         self.repair(name)
         digest = content_hash(df)
@@ -372,16 +439,31 @@ class Store:
         counts = dict(df["split"].value_counts().iter_rows()) if df.height else {}
         return self.commit(name, reader, manifest, digest, parent, df.height, counts)
 
+    def may_be_unchanged(self, name: str, parent: int | None, rows: int | None) -> bool:
+        """Whether records of ``rows`` rows (None: unknown) could equal version ``parent`` of ``name``.
+
+        False only when that is certain without reading them: no parent, or a parent of another row
+        count. A publish then writes its files while it hashes them (one pass) instead of hashing first.
+        """
+        if parent is None:
+            return False
+        return rows is None or self.manifest(f"{name}@{parent}").get("rows") == rows
+
     def publish_batches(
         self,
         name: str,
         batches: Callable[[], Iterator[pl.DataFrame]],
         manifest: dict[str, Any],
         skip_unchanged: bool = True,
+        rows: int | None = None,
     ) -> Published:
         """:meth:`publish` for data larger than memory: ``batches()`` yields the records (+ ``split``)
-        in frames and is called twice (content hash, then the Delta write); memory is one batch plus
-        32 bytes per row.
+        in frames; memory is one batch plus 32 bytes per row.
+
+        The frames are read once: their data files are staged (:meth:`stage`) while the content
+        hash is computed, then committed with it. When the content may equal the latest version's
+        (``skip_unchanged``, and the latest version has ``rows`` rows, or ``rows`` is not given), the
+        hash comes first and ``batches()`` is called a second time only if the content changed.
 
         Example:
             >>> import tempfile
@@ -395,26 +477,84 @@ class Store:
         parent = self.latest(name)
         hasher = ContentHasher()
         counts: dict[str, int] = {}
-        schema: pa.Schema | None = None
-        for df in batches():
-            hasher.update(df)
-            schema = schema or df.head(0).to_arrow().schema
-            for split, n in df["split"].value_counts().iter_rows():
-                counts[split] = counts.get(split, 0) + n
-        digest = hasher.hexdigest()
-        same = self.unchanged(name, parent, digest) if skip_unchanged else None
-        if same is not None:
-            return same
-        if schema is None:
-            raise ValueError(f"no records to publish as {name}")
-        fixed = schema
 
-        def gen() -> Iterator[pa.RecordBatch]:
-            for df in batches():
-                yield from df.to_arrow().cast(fixed).to_batches()
+        def scanned(frames: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+            for df in frames:
+                hasher.update(df)
+                for split, n in df["split"].value_counts().iter_rows():
+                    counts[split] = counts.get(split, 0) + n
+                yield df
 
-        reader = lambda: pa.RecordBatchReader.from_batches(fixed, gen())  # noqa: E731
-        return self.commit(name, reader, manifest, digest, parent, hasher.rows, counts)
+        if skip_unchanged and self.may_be_unchanged(name, parent, rows):
+            for _ in scanned(batches()):
+                pass
+            same = self.unchanged(name, parent, hasher.hexdigest())
+            if same is not None:
+                return same
+            if hasher.columns is None:
+                raise ValueError(f"no records to publish as {name}")
+            staged = self.stage(name, frames_reader(batches()))
+        else:
+            frames = scanned(batches())
+            first = next(frames, None)
+            if first is None:
+                raise ValueError(f"no records to publish as {name}")
+            staged = self.stage(name, frames_reader(itertools.chain([first], frames)))
+        return self.commit_staged(staged, manifest, hasher.hexdigest(), parent, hasher.rows, counts)
+
+    def stage(self, name: str, reader: pa.RecordBatchReader) -> Staged:
+        """Write ``reader``'s batches as the data files of a coming version of ``name``, uncommitted.
+
+        The files go to a fresh folder ``NAME/table/write-<uuid>/``, written by deltalake's writer
+        as a scratch table of their own (so they are exactly what a direct write would produce:
+        row groups, compression, statistics); :meth:`commit_staged` then commits them to the
+        dataset's table, which lets the commit carry what was learnt while writing (the content
+        hash). Until then no reader sees them; a crash leaves an unreferenced folder, like a
+        killed write. Disk/permission failures raise :class:`StoreError`.
+
+        Example:
+            >>> # staged = st.stage("demo", reader); st.commit_staged(staged, manifest, digest, parent, rows, counts)
+        """
+        self.check_usable()
+        folder = f"{STAGE_PREFIX}{uuid.uuid4().hex}"
+        rel = f"{name}/table/{folder}"
+        with _io_errors(self, name):
+            try:
+                write_deltalake(
+                    self.location.join(rel),
+                    reader,
+                    mode="error",
+                    # compression given explicitly: WriterProperties without it writes UNCOMPRESSED files
+                    # (the writer's own default, used before row groups were bounded, is SNAPPY)
+                    writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY"),
+                    target_file_size=TARGET_FILE_BYTES,
+                    storage_options=self._delta_opts,
+                )
+            except BaseException:
+                with suppress(Exception):
+                    self.location.remove(rel)
+                raise
+            log = self.location.read_text(f"{rel}/{_STAGE_LOG}")
+        adds = []
+        for line in log.splitlines():
+            add = json.loads(line).get("add") if line.strip() else None
+            if add is not None:
+                adds.append(
+                    AddAction(
+                        path=f"{folder}/{add['path']}",
+                        size=int(add["size"]),
+                        partition_values=add.get("partitionValues") or {},
+                        modification_time=int(add["modificationTime"]),
+                        data_change=True,
+                        stats=add.get("stats") or "",
+                    )
+                )
+        return Staged(name, folder, adds, reader.schema)
+
+    def discard(self, staged: Staged) -> None:
+        """Delete the files of a staged write that will not be committed (e.g. its content is unchanged)."""
+        with suppress(Exception):
+            self.location.remove(f"{staged.name}/table/{staged.folder}")
 
     def commit(
         self,
@@ -426,31 +566,48 @@ class Store:
         rows: int,
         rows_per_split: dict[str, int],
     ) -> Published:
-        """Stream ``reader``'s batches into one Delta commit: version ``parent + 1`` of ``name``.
+        """Stream ``reader``'s batches into one Delta commit: version ``parent + 1`` of ``name``
+        (:meth:`stage`, then :meth:`commit_staged`).
 
-        ``digest``, ``rows`` and ``rows_per_split`` describe the batches (computed by the caller in
-        an earlier pass, since the manifest travels in the commit and is fixed before writing).
-        Only the batches in flight are in memory. Returns the new version with its full manifest.
-
-        A lost race (another publish committed ``parent + 1`` first) is retried on top of the
-        winner, renumbered, when ``reader`` is a callable that makes a fresh reader (up to
-        :data:`COMMIT_ATTEMPTS` times); if the winner published the same content, that version is
-        returned (``created=False``). Otherwise :class:`PublishRaceError` says what happened.
-        Disk/permission failures raise :class:`StoreError`; the previous version stays intact.
+        ``digest``, ``rows`` and ``rows_per_split`` describe the batches (the manifest travels in
+        the commit). Only the batches in flight are in memory. ``reader`` may be a callable that
+        makes the reader. Returns the new version with its full manifest.
 
         Example:
             >>> # st.commit("demo", reader, {"kind": "text"}, digest, st.latest("demo"), n, {"train": n})
         """
+        staged = self.stage(name, reader() if callable(reader) else reader)
+        return self.commit_staged(staged, manifest, digest, parent, rows, rows_per_split)
+
+    def commit_staged(
+        self,
+        staged: Staged,
+        manifest: dict[str, Any],
+        digest: str,
+        parent: int | None,
+        rows: int,
+        rows_per_split: dict[str, int],
+    ) -> Published:
+        """Commit staged files as version ``parent + 1`` of their dataset, with ``manifest`` completed
+        by ``digest`` (the content hash), ``rows``, ``rows_per_split``, version, parent and time.
+
+        Against an existing table the commit is made on top of the ``parent`` version read before:
+        a lost race (another publish committed ``parent + 1`` first) is retried on top of the winner,
+        renumbered, up to :data:`COMMIT_ATTEMPTS` times, with the same files (nothing is rewritten);
+        if the winner published the same content, that version is returned (``created=False``).
+        Otherwise :class:`PublishRaceError` says what happened. Disk/permission failures raise
+        :class:`StoreError`; the previous version stays intact.
+        """
+        name = staged.name
         self.check_usable()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            batches = reader() if callable(reader) else reader
             try:
-                return self._commit_once(name, batches, manifest, digest, parent, rows, rows_per_split)
+                return self._commit_once(staged, manifest, digest, parent, rows, rows_per_split)
             except (DeltaError, _RaceLost) as e:
                 now = self.latest(name)
                 if now == parent and not isinstance(e, _RaceLost):
                     raise
-                if not callable(reader) or attempt == COMMIT_ATTEMPTS:
+                if attempt == COMMIT_ATTEMPTS:
                     raise PublishRaceError(
                         f"another publish committed {name}@{now} while this one was writing on top of "
                         f"{name}@{parent}; nothing of this publish is visible (the store is consistent): "
@@ -458,20 +615,21 @@ class Store:
                     ) from None
                 same = self.unchanged(name, now, digest)
                 if same is not None:
+                    self.discard(staged)
                     return same
                 parent = now
         raise AssertionError("unreachable")
 
     def _commit_once(
         self,
-        name: str,
-        reader: pa.RecordBatchReader,
+        staged: Staged,
         manifest: dict[str, Any],
         digest: str,
         parent: int | None,
         rows: int,
         rows_per_split: dict[str, int],
     ) -> Published:
+        name = staged.name
         version = (parent or 0) + 1
         full = {
             **manifest,
@@ -484,35 +642,39 @@ class Store:
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         text = json.dumps(checked(DatasetManifest, full), sort_keys=True, default=str)
+        props = CommitProperties(custom_metadata={MANIFEST_KEY: text})
+        schema = DeltaSchema.from_arrow(staged.schema)
         with _io_errors(self, name):
-            if self.location.local is not None:
-                self.location.local.joinpath(name).mkdir(parents=True, exist_ok=True)
             # Against an existing table, commit on top of the parent version we read: if another
             # publish committed meanwhile, Delta's conflict check refuses this commit instead of
-            # stacking a version whose manifest names the wrong number. A first version is a
-            # create ("error" if the table exists): two first publishes cannot both become version 1.
-            target = self._delta(name, parent) if parent is not None else self._table(name)
-            try:
-                write_deltalake(
-                    target,
-                    reader,
-                    mode="overwrite" if parent is not None else "error",
-                    schema_mode="overwrite" if parent is not None else None,
-                    # compression given explicitly: WriterProperties without it writes UNCOMPRESSED files
-                    # (the writer's own default, used before row groups were bounded, is SNAPPY)
-                    writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY"),
-                    target_file_size=TARGET_FILE_BYTES,
-                    commit_properties=CommitProperties(custom_metadata={MANIFEST_KEY: text}),
-                    storage_options=self._delta_opts if parent is None else None,
+            # stacking a version whose manifest names the wrong number. An overwrite removes the
+            # parent's files from the new version (they stay for time travel) and replaces the
+            # schema. A first version is a create ("error" if the table exists): two first
+            # publishes cannot both become version 1.
+            if parent is None:
+                try:
+                    create_table_with_add_actions(
+                        self._table(name),
+                        schema,
+                        staged.adds,
+                        mode="error",
+                        storage_options=self._delta_opts,
+                        commit_properties=props,
+                    )
+                except DeltaError as e:
+                    if "exists" in str(e).lower():
+                        raise _RaceLost(str(e)) from None
+                    raise
+            else:
+                self._delta(name, parent).create_write_transaction(
+                    staged.adds, "overwrite", schema, commit_properties=props
                 )
-            except DeltaError as e:
-                if parent is None and "exists" in str(e).lower():
-                    raise _RaceLost(str(e)) from None
-                raise
             committed = self.versions(name)[-1]
             if committed != version:  # not expected with the checks above; never report a wrong number
                 raise _RaceLost(f"expected to commit {name}@{version}, the store now ends at {committed}")
             self.write_manifest_copy(name, version, full)
+        with suppress(Exception):  # the scratch table's log: its files now belong to the dataset's table
+            self.location.remove(f"{name}/table/{staged.folder}/_delta_log")
         return Published(name, version, full, created=True)
 
     def batches(self, ref: str, columns: list[str] | None = None, batch_rows: int = 16_384) -> Iterator[pl.DataFrame]:

@@ -1,12 +1,14 @@
 """Crash safety: SIGKILL a publish (and a ``curate run``) at several points; nothing half-written becomes visible.
 
 Publishing version 2 of 300k SFT rows takes about a second, most of it in memory (content hash, Arrow
-conversion, Parquet encoding); the data file is then written under a temporary name (``...parquet#1``),
-renamed, and the Delta commit (``_delta_log/00000000000000000001.json``) follows within milliseconds,
-then ``manifests/v2.json``. Kills land by time (fractions of a measured publish) and by event (the
-parent polls the table folder every half millisecond and kills when the staged data file, the renamed
-data file or the commit appears). After each kill a fresh :class:`Store` must show version 1 intact and
-either no version 2 or the complete one. Run with ``-s`` to see where each kill landed.
+conversion, Parquet encoding); the data file is written into a staging folder of the table
+(``table/write-<uuid>/``) under a temporary name (``...parquet#1``), renamed, the staging folder's own
+scratch log lands (the files are complete, not committed), and the Delta commit
+(``_delta_log/00000000000000000001.json``) follows within milliseconds, then ``manifests/v2.json``.
+Kills land by time (fractions of a measured publish) and by event (the parent polls the table folder
+every half millisecond and kills when the temporary data file, the renamed data file, the scratch log
+or the commit appears). After each kill a fresh :class:`Store` must show version 1 intact and either no
+version 2 or the complete one. Run with ``-s`` to see where each kill landed.
 """
 
 from __future__ import annotations
@@ -62,7 +64,13 @@ def sft_frame(n: int, tag: str) -> pl.DataFrame:
 
 def _listing(store: Path) -> set[str]:
     table = store / "ds" / "table"
-    names = {f"table/{n}" for n in os.listdir(table)} | {f"log/{n}" for n in os.listdir(table / "_delta_log")}
+    names = {f"log/{n}" for n in os.listdir(table / "_delta_log")}
+    for folder, _, files in os.walk(table):  # data files sit in staging folders; tolerates vanishing entries
+        rel = Path(folder).relative_to(table).parts
+        if rel[:1] == ("_delta_log",):
+            continue
+        prefix = "scratch-log" if "_delta_log" in rel else "table"
+        names |= {f"{prefix}/{Path(*rel, n).as_posix()}" for n in files}
     manifests = store / "ds" / "manifests"
     return names | ({f"manifests/{n}" for n in os.listdir(manifests)} if manifests.exists() else set())
 
@@ -74,6 +82,8 @@ def _events(new: set[str]) -> set[str]:
         ev.add("staged")
     if any(n.startswith("table/") and n.endswith(".parquet") for n in new):
         ev.add("data")
+    if any(n.startswith("scratch-log/") and n.endswith(".json") for n in new):
+        ev.add("scratch")
     if f"log/{COMMIT_V2}" in new:
         ev.add("commit")
     if "manifests/v2.json" in new:
@@ -87,7 +97,7 @@ def _phase(new: set[str]) -> str:
         return "complete"
     if "commit" in ev:
         return "after commit, before manifest copy"
-    if ev & {"staged", "data"}:
+    if ev & {"staged", "data", "scratch"}:
         return "mid-write: data file(s) on disk, no commit"
     return "before any file was written"
 
@@ -185,7 +195,11 @@ def test_sigkill_during_publish_never_shows_a_half_version(frames: dict[str, Any
         (f"after {d} s", lambda s, d=d: publish_child(s, frames["data"], delay=d)) for d in delays
     ]
     # 3. kills by event: the staged data file appears (mid-write), the data file is complete, the commit landed
-    trials += [(f"when {e} appears", lambda s, e=e: publish_child(s, frames["data"], on=e)) for e in ("staged", "data")]
+    # (scratch: the staged files are complete, the commit not yet made)
+    trials += [
+        (f"when {e} appears", lambda s, e=e: publish_child(s, frames["data"], on=e))
+        for e in ("staged", "data", "scratch")
+    ]
     trials += [("when the commit appears", lambda s: publish_child(s, frames["data"], on="commit"))]
     mid_write_store = None
     for label, trial in trials:

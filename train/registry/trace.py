@@ -116,12 +116,14 @@ def _dataset(ref: str, store: str, depth: int, split: str | None = None) -> Node
 
 def _version_holding(uri: str) -> tuple[str, str] | None:
     """(store, NAME@N) of the published version whose Parquet file ``uri`` is, if it is one."""
-    path = Path(uri.removeprefix("file://"))
-    if path.suffix != ".parquet" or path.parent.name != "table":
-        return None
-    name, store = path.parent.parent.name, str(path.parent.parent.parent)
     from curate.store import RefError, Store, StoreError
+    from curate.store.store import dataset_of_data_file
 
+    path = Path(uri.removeprefix("file://"))
+    held = dataset_of_data_file(path)
+    if held is None:
+        return None
+    store, name = str(held[0]), held[1]
     try:
         st = Store(store)
         for v in sorted(st.versions(name), reverse=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import polars as pl
@@ -111,16 +112,41 @@ def test_a_lost_race_is_renumbered_on_top_of_the_winner(s3_bucket: str) -> None:
         assert fresh.manifest(f"race@{v}")["version"] == v
 
 
-def test_a_race_that_cannot_be_retried_says_so(tmp_path: Path) -> None:
-    from curate.store.store import PublishRaceError
-
+def test_a_single_use_reader_is_renumbered_too(tmp_path: Path) -> None:
+    """The data files are staged once and committed after, so a lost race is retried with the same
+    files: even a reader that cannot be read twice ends as the next version."""
     st = Store(tmp_path / "store")
     st.publish("race", sft(V1[:5]).with_columns(split=pl.lit("train")), {"kind": "sft"})
     df = sft(V1[5:9])
     table = df.with_columns(split=pl.lit("train")).to_arrow()
-    with pytest.raises(PublishRaceError, match=r"another publish committed race@1 .* run it again"):
-        st.commit("race", pa_reader(table), {"kind": "sft"}, content_hash(df), None, 4, {"train": 4})
-    assert Store(tmp_path / "store").versions("race") == [1]
+    pub = st.commit("race", pa_reader(table), {"kind": "sft"}, content_hash(df), None, 4, {"train": 4})
+    assert (pub.version, pub.manifest["parent_version"], pub.created) == (2, 1, True)
+    fresh = Store(tmp_path / "store")
+    assert fresh.versions("race") == [1, 2]
+    assert content_hash(fresh.read("race@2").drop("split")) == content_hash(df)
+
+
+def test_a_race_lost_every_time_says_so(tmp_path: Path) -> None:
+    """Another publisher commits just before each attempt of this one: after the last attempt it
+    gives up with a message, nothing of it visible, the rival's versions intact."""
+    from curate.store.store import COMMIT_ATTEMPTS, PublishRaceError
+
+    class Contested(Store):
+        def _commit_once(self, staged: Any, *args: Any) -> Any:
+            rival = Store(tmp_path / "store")
+            n = len(rival.versions("race"))
+            rival.publish("race", sft(V1[20 + n : 22 + n]).with_columns(split=pl.lit("train")), {"kind": "sft"})
+            return super()._commit_once(staged, *args)
+
+    Store(tmp_path / "store").publish("race", sft(V1[:5]).with_columns(split=pl.lit("train")), {"kind": "sft"})
+    df = sft(V1[5:9])
+    table = df.with_columns(split=pl.lit("train")).to_arrow()
+    st = Contested(tmp_path / "store")
+    with pytest.raises(PublishRaceError, match=r"another publish committed race@\d+ .* run it again"):
+        st.commit("race", pa_reader(table), {"kind": "sft"}, content_hash(df), 1, 4, {"train": 4})
+    fresh = Store(tmp_path / "store")
+    assert fresh.versions("race") == list(range(1, COMMIT_ATTEMPTS + 2))
+    assert content_hash(df) not in {fresh.manifest(f"race@{v}")["content_hash"] for v in fresh.versions("race")}
 
 
 def pa_reader(table: pa.Table) -> pa.RecordBatchReader:

@@ -149,3 +149,109 @@ def test_a_run_without_survivors_publishes_an_empty_version(tmp_path: Path) -> N
     assert (res["created"], res["rows"], res["rows_per_split"]) == (True, 0, {})
     assert res["content_hash"] == content_hash(pl.DataFrame())
     assert Store(tmp_path / "store").read("e@1").height == 0
+
+
+class _Counted:
+    """A record source that counts full reads (``columns=None``) and column reads."""
+
+    def __init__(self, df: pl.DataFrame, rows: int | None = None):
+        self.source, self.rows = frame_batches(df, batch_rows=400), rows
+        self.full = self.partial = 0
+
+    def __call__(self, columns: list[str] | None = None):
+        if columns is None:
+            self.full += 1
+        else:
+            self.partial += 1
+        return self.source(columns)
+
+
+def _staged_folders(store: Path, name: str) -> list[Path]:
+    return sorted(p for p in (store / name / "table").iterdir() if p.name.startswith("write-"))
+
+
+def test_publish_reads_the_records_once(tmp_path: Path) -> None:
+    """A first version, and one whose row count differs from the latest, is hashed and written in
+    one pass (the leak check reads spilled keys, not the records); the files sit in one staged
+    folder whose scratch log is gone; time travel and the content hash hold."""
+    spec = SplitSpec(eval=0.1, test=0.05)
+    v1, v2 = _sft(2000, seed=1), _sft(2500, seed=2)
+    pub = lambda src: publish_records(  # noqa: E731
+        src, Kind.SFT, Store(tmp_path / "s"), "d", spec, lambda leaks: {"kind": "sft", "split_leaks": leaks}
+    )
+    for version, df in ((1, v1), (2, v2)):
+        src = _Counted(df, rows=df.height)
+        res = pub(src)
+        assert (src.full, src.partial, res["version"], res["created"]) == (1, 0, version, True)
+        full = df.with_columns(assign_splits(df, Kind.SFT, spec))
+        assert res["content_hash"] == content_hash(full)
+        assert Store(tmp_path / "s").manifest(f"d@{version}")["split_leaks"] == split_leaks(
+            full, Kind.SFT, PublishSpec(store="-", splits=spec)
+        )
+    folders = _staged_folders(tmp_path / "s", "d")
+    assert len(folders) == 2 and not any((f / "_delta_log").exists() for f in folders)
+    assert all(list(f.glob("*.parquet")) for f in folders)
+    st = Store(tmp_path / "s")
+    assert content_hash(st.read("d@1")) == content_hash(v1.with_columns(assign_splits(v1, Kind.SFT, spec)))
+    assert st.read("d@2").height == v2.height and st.versions("d") == [1, 2]
+
+
+def test_a_version_that_may_be_unchanged_is_hashed_before_it_is_written(tmp_path: Path) -> None:
+    """Same row count as the latest version (or unknown): hash first. Unchanged content writes no
+    file at all; changed content of the same size is read a second time to be written."""
+    spec = SplitSpec(eval=0.1)
+    v1 = _sft(1500, seed=3)
+    pub = lambda src: publish_records(  # noqa: E731
+        src, Kind.SFT, Store(tmp_path / "s"), "d", spec, lambda leaks: {"kind": "sft", "split_leaks": leaks}
+    )
+    pub(_Counted(v1, rows=v1.height))
+    for rows in (v1.height, None):
+        src = _Counted(v1, rows=rows)
+        res = pub(src)
+        assert (res["created"], res["version"], src.full) == (False, 1, 1)
+    assert len(_staged_folders(tmp_path / "s", "d")) == 1
+    changed = v1.with_columns(pl.col("id").str.replace("^", "x"))
+    src = _Counted(changed, rows=changed.height)
+    res = pub(src)
+    assert (res["created"], res["version"], src.full) == (True, 2, 2)
+    assert Store(tmp_path / "s").read("d@2")["id"].str.starts_with("x").all()
+
+
+def test_a_publish_that_fails_before_its_commit_leaves_no_files(tmp_path: Path) -> None:
+    """The manifest cannot be built: nothing is committed and the staged files are deleted."""
+    df = _sft(800, seed=4)
+
+    def broken(leaks: dict) -> dict:
+        raise RuntimeError("manifest failed")
+
+    with pytest.raises(RuntimeError, match="manifest failed"):
+        publish_records(frame_batches(df), Kind.SFT, Store(tmp_path / "s"), "d", SplitSpec(), broken)
+    assert _staged_folders(tmp_path / "s", "d") == []
+    assert Store(tmp_path / "s").latest("d") is None
+    res = publish_records(
+        frame_batches(df), Kind.SFT, Store(tmp_path / "s"), "d", SplitSpec(), lambda _: {"kind": "sft"}
+    )
+    assert (res["version"], res["rows"]) == (1, df.height)
+
+
+def test_spill_folders_of_killed_publishes_are_removed(tmp_path: Path) -> None:
+    """The train keys spill to ``curate-publish-PID-*`` in the temp dir; a publish removes the folders
+    of processes that no longer exist (a SIGKILL skips cleanup) and leaves live ones alone."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from curate.store.publish import SPILL_PREFIX
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{int(gone.stdout)}-"))
+    (stale / "train-keys.arrows").write_bytes(b"x" * 100)
+    live = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getppid()}-"))
+    try:
+        df = _sft(300, seed=5)
+        publish_records(frame_batches(df), Kind.SFT, Store(tmp_path / "s"), "d", SplitSpec(), lambda _: {"kind": "sft"})
+        assert not stale.exists() and live.exists()
+        assert not list(Path(tempfile.gettempdir()).glob(f"{SPILL_PREFIX}{os.getpid()}-*"))  # its own: cleaned up
+    finally:
+        live.rmdir()
