@@ -166,21 +166,22 @@ class PrefectExecutor:
         t["seconds"] = round(t["seconds"] + time.perf_counter() - started, 3)
         t["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
+    def _options(self, step: Step, name: str, cache: type[StepCache] | type[BatchCache]) -> dict[str, Any]:
+        """Task options of ``step`` under ``name``: its retries, and its content-key cache (``cache``)."""
+        options: dict[str, Any] = {"name": name, "retries": step.retries}
+        if step.retry_delay_seconds:
+            options["retry_delay_seconds"] = list(step.retry_delay_seconds)
+        if step.key is not None:
+            policy = cache(step, self.records)
+            options |= {"cache_policy": policy, "persist_result": True, "result_storage": self.records}
+        else:  # nothing to reuse: skip Prefect's default of hashing every input (the plan, the refs)
+            options |= {"cache_policy": NO_CACHE, "persist_result": False}
+        return options
+
     def _task(self, step: Step) -> Any:
         t = self._tasks.get(step.name)
         if t is None:
-            options: dict[str, Any] = {"name": step.name, "retries": step.retries}
-            if step.retry_delay_seconds:
-                options["retry_delay_seconds"] = list(step.retry_delay_seconds)
-            if step.key is not None:
-                options |= {
-                    "cache_policy": StepCache(step, self.records),
-                    "persist_result": True,
-                    "result_storage": self.records,
-                }
-            else:  # nothing to reuse: skip Prefect's default of hashing every input (the plan, the refs)
-                options |= {"cache_policy": NO_CACHE, "persist_result": False}
-            t = self._tasks[step.name] = task(step.fn, **options)
+            t = self._tasks[step.name] = task(step.fn, **self._options(step, step.name, StepCache))
         return t
 
     def _batch_task(self, step: Step, width: int) -> Any:
@@ -188,14 +189,7 @@ class PrefectExecutor:
         assert step.batch is not None
         t = self._tasks.get(step.batch)
         if t is None:
-            options: dict[str, Any] = {"name": step.batch, "retries": step.retries}
-            if step.retry_delay_seconds:
-                options["retry_delay_seconds"] = list(step.retry_delay_seconds)
-            if step.key is not None:
-                cache = BatchCache(step, self.records)
-                options |= {"cache_policy": cache, "persist_result": True, "result_storage": self.records}
-            else:
-                options |= {"cache_policy": NO_CACHE, "persist_result": False}
+            options = self._options(step, step.batch, BatchCache)
             t = self._tasks[step.batch] = task(_batched(step.fn, width), **options)
         return t
 
