@@ -12,7 +12,12 @@ neighbour hurts all of them alike):
   ``PYTHONPATH`` (the child checks that ``curate`` really comes from there, not the editable install);
 - ``datasets``: what a user would write instead: ``datasets.load_dataset("json", data_files=...)``,
   ``.map(..., batched=True)`` turning each row into user/assistant messages, ``.to_parquet(...)``
-  (fresh cache folder per run; no ids, provenance, validation or accounting).
+  (fresh cache folder per run; no ids, provenance, validation or accounting);
+- ``floor``: a lower bound for any tool that writes our output format on one thread: Arrow's
+  streaming JSON reader on the three Alpaca columns straight into zstd Parquet, with no conversion,
+  ids, provenance, validation or accounting. ``floor_vs_datasets`` (``datasets``' time over the
+  floor's) is the most any such tool could beat ``datasets`` by; below 3 the ``>= 3x datasets`` goal
+  cannot be met without giving up zstd or the work the floor leaves out.
 
 Each run's throughput is the input rows divided by its in-process wall time (for ours: ingest,
 convert, validate, ids, Parquet write, the run folder; interpreter start-up and top-level imports
@@ -52,7 +57,7 @@ GOAL_ROWS_PER_S = 100_000
 GOAL_PEAK_RSS_MB = 1024
 GOAL_VS_DATASETS = 3.0
 BASELINE_COMMIT = "51a7c2c"  # the last commit before the flows refactor (shards + steps)
-VARIANTS = ("ours", "pre_refactor", "datasets")
+VARIANTS = ("ours", "pre_refactor", "datasets", "floor")
 GEN_VERSION = 3  # bump when the generator changes, so cached files are not reused
 
 # Common English words, most frequent first, plus a few non-ASCII ones (UTF-8 paths get exercised). No
@@ -245,6 +250,28 @@ def datasets_child(data: str, out: str) -> None:
     print(json.dumps({"seconds": seconds, "input_rows": n, "output_records": n, "quarantined": 0, "balanced": True}))
 
 
+def floor_child(data: str, out: str) -> None:
+    """The ``floor`` variant: parse and compress only (subprocess); see the module docstring."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    t0 = time.perf_counter()
+    schema = pa.schema([(c, pa.large_string()) for c in ("instruction", "input", "output")])
+    reader = pa_json.open_json(
+        data,
+        read_options=pa_json.ReadOptions(use_threads=False, block_size=32 << 20),
+        parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+    n = 0
+    with pq.ParquetWriter(Path(out) / "data.parquet", schema, compression="zstd", use_dictionary=False) as w:
+        for batch in reader:
+            w.write_batch(batch)
+            n += batch.num_rows
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "input_rows": n, "output_records": n, "quarantined": 0, "balanced": True}))
+
+
 def baseline_code(cache: Path, commit: str = BASELINE_COMMIT) -> tuple[Path | None, str]:
     """The packages of ``commit`` exported under ``cache`` (once); ``(None, why)`` when git cannot."""
     dest = cache / f"code-{commit}"
@@ -274,8 +301,8 @@ def run_once(
     """One measured run of ``variant`` in a fresh interpreter on one thread."""
     env = dict(os.environ, POLARS_MAX_THREADS="1", OMP_NUM_THREADS="1")
     me = str(Path(__file__).resolve())
-    if variant == "datasets":
-        cmd = [sys.executable, me, "--datasets-child", str(data), str(out)]
+    if variant in ("datasets", "floor"):
+        cmd = [sys.executable, me, f"--{variant}-child", str(data), str(out)]
     else:
         cmd = [sys.executable, me, "--child", str(recipe), str(out)]
         if profile:
@@ -290,7 +317,7 @@ def run_once(
     if r["code"] != 0:
         raise SystemExit(f"benchmark run {variant} failed (exit {r['code']}):\n{text}")
     res = json.loads(text.strip().splitlines()[-1])
-    if variant != "datasets":
+    if variant in ("ours", "pre_refactor"):
         want = base if variant == "pre_refactor" else REPO
         if Path(res["code"]) != Path(want).resolve():  # e.g. the editable install shadowing PYTHONPATH
             raise SystemExit(f"{variant} ran the code in {res['code']}, not {want}")
@@ -309,6 +336,17 @@ def run_once(
         "quarantined": res["quarantined"],
         "balanced": res["balanced"],
     }
+
+
+def floor_bound(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """How much faster than ``datasets`` the ``floor`` variant is (paired repeats, median), and so whether
+    ``GOAL_VS_DATASETS`` is reachable at all by a tool writing our format; empty unless both ran."""
+    ds = [r["seconds"] for r in runs if r["variant"] == "datasets"]
+    fl = [r["seconds"] for r in runs if r["variant"] == "floor"]
+    if not ds or not fl:
+        return {}
+    bound = statistics.median(d / f for d, f in zip(ds, fl, strict=True))
+    return {"floor_vs_datasets": round(bound, 3), "goal_vs_datasets_reachable": bound >= GOAL_VS_DATASETS}
 
 
 def _load() -> list[float]:
@@ -358,12 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", metavar="FILE", help="cProfile ours (the last repeat) and write pstats to FILE")
     ap.add_argument("--child", nargs=2, metavar=("RECIPE", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--datasets-child", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--floor-child", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(*args.child, profile=args.profile)
         return 0
     if args.datasets_child:
         datasets_child(*args.datasets_child)
+        return 0
+    if args.floor_child:
+        floor_child(*args.floor_child)
         return 0
     if args.rows < 1 or args.repeats < 1:
         ap.error("--rows and --repeats must be positive")
@@ -420,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
                 "meets_goal_vs_datasets": None
                 if vs_ds is None
                 else vs_ds["speedup_median"] >= GOAL_VS_DATASETS and vs_ds["peak_rss_ratio_median"] < 1,
+                **floor_bound(runs),
                 "threads": 1,
                 "load_average_before": load_before,
                 "load_average_after": _load(),

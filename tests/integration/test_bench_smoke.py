@@ -32,7 +32,7 @@ KEYS = {
 
 
 def test_bench_ingest_smoke(tmp_path: Path) -> None:
-    """Ours, the pre-refactor code and the datasets baseline each run once, interleaved."""
+    """Ours, the pre-refactor code, the datasets baseline and the parse-and-compress floor each run once."""
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--rows", "2000", "--repeats", "1", "--cache-dir", str(tmp_path)],
         cwd=ROOT,
@@ -49,12 +49,14 @@ def test_bench_ingest_smoke(tmp_path: Path) -> None:
     assert out["goal_rows_per_second"] == 100_000 and out["goal_peak_rss_mb"] == 1024
     assert isinstance(out["meets_goal"], bool)
     # the pre-refactor code is exported with git archive; a checkout without history skips it (noted)
-    expected = {"ours", "datasets"} | ({"pre_refactor"} if "pre_refactor" not in out["notes"] else set())
+    expected = {"ours", "datasets", "floor"} | ({"pre_refactor"} if "pre_refactor" not in out["notes"] else set())
     assert set(out["variants"]) == expected
     assert set(out["ratios"]) == expected - {"ours"}
     for ratio in out["ratios"].values():
         assert ratio["speedup_median"] > 0 and ratio["peak_rss_ratio_median"] > 0
     assert len(out["runs"]) == len(expected)
+    assert out["floor_vs_datasets"] > 0
+    assert out["goal_vs_datasets_reachable"] == (out["floor_vs_datasets"] >= 3)
     for run in out["runs"]:
         assert run["input_rows"] == run["output_records"] == 2000
         assert run["quarantined"] == 0 and run["balanced"]
