@@ -37,11 +37,9 @@ def _stripped(expr: pl.Expr) -> pl.Expr:
 def _encode(name: str, dtype: pl.DataType) -> pl.Expr:
     col = pl.col(name)
     if dtype == MESSAGES:
-        msg = (
-            pl.element().struct.field("role").fill_null("")
-            + _ROLE_SEP
-            + _stripped(pl.element().struct.field("content"))
-        )
+        # one concat_str, not `+`: each `+` writes a new string (a third of the id's cost at 1M rows)
+        role = pl.element().struct.field("role").fill_null("")
+        msg = pl.concat_str([role, pl.lit(_ROLE_SEP), _stripped(pl.element().struct.field("content"))])
         return col.list.eval(msg).list.join(_MSG_SEP).fill_null("")
     if dtype == pl.Boolean():
         return col.cast(pl.String).fill_null("")

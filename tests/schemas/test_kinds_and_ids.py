@@ -61,3 +61,20 @@ def test_nfc_normalizes_exactly_what_full_normalization_would() -> None:
     texts += ["plain ascii", "caf\u00e9 na\u00efve", None]  # type: ignore[list-item]
     got = nfc(pl.Series(texts, dtype=pl.String)).to_list()
     assert got == [None if t is None else unicodedata.normalize("NFC", t) for t in texts]
+
+
+def test_message_ids_are_pinned() -> None:
+    """Ids of message lists, nulls and empty lists included, pinned: a change in their encoding is noticed."""
+    rows = [
+        [{"role": "user", "content": " hi "}, {"role": "assistant", "content": "the\u0301re"}],
+        [{"role": None, "content": None}],
+        None,
+        [],
+    ]
+    ids = with_ids(pl.DataFrame({"messages": rows}, schema={"messages": MESSAGES}), Kind.SFT)["id"].to_list()
+    assert ids == [
+        "c333dc49adeb68f2e2cba663bcfbb0ea",
+        "47321ecc913ea92a305a0f9b98baf44a",
+        "8b1abc8dfeb65649bf836b3db9e9960e",
+        "8b1abc8dfeb65649bf836b3db9e9960e",
+    ]
