@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import orjson
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.engine.batch import SourceInfo, process_batch
@@ -174,7 +175,7 @@ class _PartFiles:
     :meth:`add` or :meth:`close`, as the same exception.
     """
 
-    def __init__(self, tmp: Path, final: Path, schema: Any, rows_per_file: int, behind: bool):
+    def __init__(self, tmp: Path, final: Path, schema: pa.Schema, rows_per_file: int, behind: bool) -> None:
         self.tmp, self.final, self.schema, self.rows_per_file = tmp, final, schema, rows_per_file
         self.parts: list[str] = []
         self._writer: pq.ParquetWriter | None = None
